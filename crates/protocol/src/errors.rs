@@ -1,0 +1,326 @@
+//! Error codes, the `ErrorShape` of `res` frames, and the connect detail codes (spec §4.1).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// Top-level `error.code` values (`ErrorCodes` in the reference).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    /// Deprecated, never produced by Pincer.
+    NotLinked,
+    NotPaired,
+    /// Deprecated, never produced by Pincer.
+    AgentTimeout,
+    InvalidRequest,
+    Forbidden,
+    ApprovalNotFound,
+    Unavailable,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::NotLinked => "NOT_LINKED",
+            ErrorCode::NotPaired => "NOT_PAIRED",
+            ErrorCode::AgentTimeout => "AGENT_TIMEOUT",
+            ErrorCode::InvalidRequest => "INVALID_REQUEST",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::ApprovalNotFound => "APPROVAL_NOT_FOUND",
+            ErrorCode::Unavailable => "UNAVAILABLE",
+        }
+    }
+}
+
+/// `ErrorShape`: `{code, message, details?, retryable?, retryAfterMs?}` (closed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ErrorShape {
+    pub code: ErrorCode,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retryable: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+impl ErrorShape {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorShape {
+            code,
+            message: message.into(),
+            details: None,
+            retryable: None,
+            retry_after_ms: None,
+        }
+    }
+
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unavailable, message)
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn retry_after(mut self, ms: u64) -> Self {
+        self.retryable = Some(true);
+        self.retry_after_ms = Some(ms);
+        self
+    }
+
+    /// `unknown method: <m>`.
+    pub fn unknown_method(method: &str) -> Self {
+        Self::invalid_request(format!("unknown method: {method}"))
+    }
+
+    /// `invalid <method> params: <ajv text>`.
+    pub fn invalid_params(method: &str, ajv: &str) -> Self {
+        Self::invalid_request(format!("invalid {method} params: {ajv}"))
+    }
+}
+
+/// `details.code` values of connect failures ([CED]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectDetailCode {
+    AuthRequired,
+    AuthUnauthorized,
+    AuthTokenMissing,
+    AuthTokenMismatch,
+    AuthTokenNotConfigured,
+    AuthPasswordMissing,
+    AuthPasswordMismatch,
+    AuthPasswordNotConfigured,
+    AuthBootstrapTokenInvalid,
+    AuthRateLimited,
+    AuthDeviceTokenMismatch,
+    AuthScopeMismatch,
+    AuthIdentityHeaderRequired,
+    AuthVerifiedUserRequired,
+    AuthenticatedProfileUnavailable,
+    ControlUiBuildMismatch,
+    ControlUiOriginNotAllowed,
+    ProtocolMismatch,
+    ControlUiDeviceIdentityRequired,
+    DeviceIdentityRequired,
+    DeviceAuthInvalid,
+    DeviceAuthDeviceIdMismatch,
+    DeviceAuthSignatureExpired,
+    DeviceAuthNonceRequired,
+    DeviceAuthNonceMismatch,
+    DeviceAuthSignatureInvalid,
+    DeviceAuthPublicKeyInvalid,
+    PairingRequired,
+    ClientVersionMismatch,
+}
+
+impl ConnectDetailCode {
+    pub fn as_str(self) -> &'static str {
+        use ConnectDetailCode::*;
+        match self {
+            AuthRequired => "AUTH_REQUIRED",
+            AuthUnauthorized => "AUTH_UNAUTHORIZED",
+            AuthTokenMissing => "AUTH_TOKEN_MISSING",
+            AuthTokenMismatch => "AUTH_TOKEN_MISMATCH",
+            AuthTokenNotConfigured => "AUTH_TOKEN_NOT_CONFIGURED",
+            AuthPasswordMissing => "AUTH_PASSWORD_MISSING",
+            AuthPasswordMismatch => "AUTH_PASSWORD_MISMATCH",
+            AuthPasswordNotConfigured => "AUTH_PASSWORD_NOT_CONFIGURED",
+            AuthBootstrapTokenInvalid => "AUTH_BOOTSTRAP_TOKEN_INVALID",
+            AuthRateLimited => "AUTH_RATE_LIMITED",
+            AuthDeviceTokenMismatch => "AUTH_DEVICE_TOKEN_MISMATCH",
+            AuthScopeMismatch => "AUTH_SCOPE_MISMATCH",
+            AuthIdentityHeaderRequired => "AUTH_IDENTITY_HEADER_REQUIRED",
+            AuthVerifiedUserRequired => "AUTH_VERIFIED_USER_REQUIRED",
+            AuthenticatedProfileUnavailable => "AUTHENTICATED_PROFILE_UNAVAILABLE",
+            ControlUiBuildMismatch => "CONTROL_UI_BUILD_MISMATCH",
+            ControlUiOriginNotAllowed => "CONTROL_UI_ORIGIN_NOT_ALLOWED",
+            ProtocolMismatch => "PROTOCOL_MISMATCH",
+            ControlUiDeviceIdentityRequired => "CONTROL_UI_DEVICE_IDENTITY_REQUIRED",
+            DeviceIdentityRequired => "DEVICE_IDENTITY_REQUIRED",
+            DeviceAuthInvalid => "DEVICE_AUTH_INVALID",
+            DeviceAuthDeviceIdMismatch => "DEVICE_AUTH_DEVICE_ID_MISMATCH",
+            DeviceAuthSignatureExpired => "DEVICE_AUTH_SIGNATURE_EXPIRED",
+            DeviceAuthNonceRequired => "DEVICE_AUTH_NONCE_REQUIRED",
+            DeviceAuthNonceMismatch => "DEVICE_AUTH_NONCE_MISMATCH",
+            DeviceAuthSignatureInvalid => "DEVICE_AUTH_SIGNATURE_INVALID",
+            DeviceAuthPublicKeyInvalid => "DEVICE_AUTH_PUBLIC_KEY_INVALID",
+            PairingRequired => "PAIRING_REQUIRED",
+            ClientVersionMismatch => "CLIENT_VERSION_MISMATCH",
+        }
+    }
+}
+
+/// Why shared-secret (or device-token) auth failed; maps to `details.authReason` and a detail code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthFailureReason {
+    TokenMissing,
+    TokenMismatch,
+    TokenMissingConfig,
+    PasswordMissing,
+    PasswordMismatch,
+    PasswordMissingConfig,
+    DeviceTokenMismatch,
+    RateLimited,
+}
+
+/// What the client should do next after an auth failure (`details.recommendedNextStep`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecommendedNextStep {
+    RetryWithDeviceToken,
+    UpdateAuthConfiguration,
+    UpdateAuthCredentials,
+    WaitThenRetry,
+    ReviewAuthConfiguration,
+}
+
+impl RecommendedNextStep {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecommendedNextStep::RetryWithDeviceToken => "retry_with_device_token",
+            RecommendedNextStep::UpdateAuthConfiguration => "update_auth_configuration",
+            RecommendedNextStep::UpdateAuthCredentials => "update_auth_credentials",
+            RecommendedNextStep::WaitThenRetry => "wait_then_retry",
+            RecommendedNextStep::ReviewAuthConfiguration => "review_auth_configuration",
+        }
+    }
+}
+
+impl AuthFailureReason {
+    /// The reference's internal reason string (`details.authReason`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthFailureReason::TokenMissing => "token_missing",
+            AuthFailureReason::TokenMismatch => "token_mismatch",
+            AuthFailureReason::TokenMissingConfig => "token_missing_config",
+            AuthFailureReason::PasswordMissing => "password_missing",
+            AuthFailureReason::PasswordMismatch => "password_mismatch",
+            AuthFailureReason::PasswordMissingConfig => "password_missing_config",
+            AuthFailureReason::DeviceTokenMismatch => "device_token_mismatch",
+            AuthFailureReason::RateLimited => "rate_limited",
+        }
+    }
+
+    pub fn detail_code(self) -> ConnectDetailCode {
+        match self {
+            AuthFailureReason::TokenMissing => ConnectDetailCode::AuthTokenMissing,
+            AuthFailureReason::TokenMismatch => ConnectDetailCode::AuthTokenMismatch,
+            AuthFailureReason::TokenMissingConfig => ConnectDetailCode::AuthTokenNotConfigured,
+            AuthFailureReason::PasswordMissing => ConnectDetailCode::AuthPasswordMissing,
+            AuthFailureReason::PasswordMismatch => ConnectDetailCode::AuthPasswordMismatch,
+            AuthFailureReason::PasswordMissingConfig => {
+                ConnectDetailCode::AuthPasswordNotConfigured
+            }
+            AuthFailureReason::DeviceTokenMismatch => ConnectDetailCode::AuthDeviceTokenMismatch,
+            AuthFailureReason::RateLimited => ConnectDetailCode::AuthRateLimited,
+        }
+    }
+
+    /// Whether the failure involved a secret that was present but wrong (these are delayed and counted).
+    pub fn is_mismatch(self) -> bool {
+        matches!(
+            self,
+            AuthFailureReason::TokenMismatch
+                | AuthFailureReason::PasswordMismatch
+                | AuthFailureReason::DeviceTokenMismatch
+        )
+    }
+
+    /// Human message, `unauthorized: …` as the reference words it.
+    pub fn message(self) -> &'static str {
+        match self {
+            AuthFailureReason::TokenMismatch => {
+                "unauthorized: gateway token mismatch (use this gateway's gateway.auth.token or pair the device)"
+            }
+            AuthFailureReason::TokenMissing => {
+                "unauthorized: gateway token missing (set gateway.auth.token or pass the token to the client)"
+            }
+            AuthFailureReason::TokenMissingConfig => {
+                "unauthorized: gateway token not configured on the gateway (set gateway.auth.token)"
+            }
+            AuthFailureReason::PasswordMismatch => {
+                "unauthorized: gateway password mismatch (use this gateway's gateway.auth.password)"
+            }
+            AuthFailureReason::PasswordMissing => {
+                "unauthorized: gateway password missing (pass the gateway password to the client)"
+            }
+            AuthFailureReason::PasswordMissingConfig => {
+                "unauthorized: gateway password not configured on the gateway (set gateway.auth.password)"
+            }
+            AuthFailureReason::DeviceTokenMismatch => {
+                "unauthorized: device token mismatch (rotate/reissue device token)"
+            }
+            AuthFailureReason::RateLimited => {
+                "unauthorized: too many failed authentication attempts (retry later)"
+            }
+        }
+    }
+
+    /// Build the full error shape. `can_retry_with_device_token` is true only for a token mismatch
+    /// from a client that presented a device identity but no `auth.deviceToken`.
+    pub fn to_error_shape(self, can_retry_with_device_token: bool) -> ErrorShape {
+        let can_retry = can_retry_with_device_token && self == AuthFailureReason::TokenMismatch;
+        let next = match self {
+            AuthFailureReason::RateLimited => RecommendedNextStep::WaitThenRetry,
+            AuthFailureReason::TokenMissingConfig | AuthFailureReason::PasswordMissingConfig => {
+                RecommendedNextStep::UpdateAuthConfiguration
+            }
+            _ if can_retry => RecommendedNextStep::RetryWithDeviceToken,
+            _ => RecommendedNextStep::UpdateAuthCredentials,
+        };
+        ErrorShape::invalid_request(self.message()).with_details(json!({
+            "code": self.detail_code().as_str(),
+            "authReason": self.as_str(),
+            "canRetryWithDeviceToken": can_retry,
+            "recommendedNextStep": next.as_str(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_shape_serialises_like_the_reference() {
+        let shape = ErrorShape::unknown_method("no.such.method");
+        assert_eq!(
+            serde_json::to_string(&shape).unwrap_or_default(),
+            r#"{"code":"INVALID_REQUEST","message":"unknown method: no.such.method"}"#
+        );
+    }
+
+    #[test]
+    fn token_mismatch_without_device_matches_golden() {
+        let shape = AuthFailureReason::TokenMismatch.to_error_shape(false);
+        let v = serde_json::to_value(&shape).unwrap_or_default();
+        assert_eq!(
+            v,
+            json!({"code":"INVALID_REQUEST","message":"unauthorized: gateway token mismatch (use this gateway's gateway.auth.token or pair the device)",
+                   "details":{"code":"AUTH_TOKEN_MISMATCH","authReason":"token_mismatch","canRetryWithDeviceToken":false,"recommendedNextStep":"update_auth_credentials"}})
+        );
+    }
+
+    #[test]
+    fn token_mismatch_with_device_recommends_device_token() {
+        let v = serde_json::to_value(AuthFailureReason::TokenMismatch.to_error_shape(true))
+            .unwrap_or_default();
+        assert_eq!(v["details"]["canRetryWithDeviceToken"], json!(true));
+        assert_eq!(
+            v["details"]["recommendedNextStep"],
+            json!("retry_with_device_token")
+        );
+        // Only token mismatches can be retried with a device token.
+        let v = serde_json::to_value(AuthFailureReason::PasswordMismatch.to_error_shape(true))
+            .unwrap_or_default();
+        assert_eq!(v["details"]["canRetryWithDeviceToken"], json!(false));
+        assert_eq!(v["details"]["code"], json!("AUTH_PASSWORD_MISMATCH"));
+    }
+}
