@@ -1,0 +1,36 @@
+//! Built-in agent tools for Pincer and the machinery that keeps them safe.
+//!
+//! * [`Tool`], [`ToolRegistry`], [`ToolContext`], [`ToolOutput`], [`ToolError`]: the tool API the
+//!   agent loop dispatches through (arguments are validated against the tool's JSON schema before
+//!   a tool runs).
+//! * [`host`]: traits for what only the gateway can do (approvals, sessions, channel messaging,
+//!   nodes, memory index).
+//! * [`policy`]: profiles, groups and allow/deny layers → the effective tool set and catalog.
+//! * [`confine`]: workspace path confinement used by every file tool and by exec's cwd.
+//! * [`exec`]: `exec`/`process`, exec security/ask decisions and approvals, bubblewrap sandbox.
+//! * [`web`]: `web_fetch` with an SSRF guard.
+//! * [`fs`], [`sessions`], [`memory`], [`message`], [`nodes`]: the remaining built-in tools.
+
+pub mod builtin;
+pub mod confine;
+pub mod context;
+pub mod error;
+pub mod exec;
+pub mod fs;
+pub mod host;
+pub mod memory;
+pub mod message;
+pub mod nodes;
+pub mod output;
+pub mod policy;
+pub mod registry;
+pub mod schema;
+pub mod sessions;
+pub mod web;
+
+mod util;
+
+pub use context::{SandboxMode, ToolContext, ToolContextBuilder};
+pub use error::ToolError;
+pub use output::{ContentBlock, ToolOutput};
+pub use registry::{Tool, ToolRegistry, ToolSpec};
