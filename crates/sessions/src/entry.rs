@@ -150,6 +150,42 @@ impl SessionEntry {
         }
     }
 
+    /// The entry of the next sessionId of the same key (`/new`, daily/idle rollover,
+    /// `sessions.reset`): user choices (label, display name, per-session overrides, chat
+    /// metadata, lineage, UI flags) carry over; run state (usage snapshot, status, timings,
+    /// context budget and other run-derived fields) starts empty.
+    pub fn rotated(&self, new_session_id: impl Into<String>, now_ms: i64) -> SessionEntry {
+        let mut next = SessionEntry::new(new_session_id, now_ms);
+        next.created_at = self.created_at.or(Some(now_ms));
+        next.created_via.clone_from(&self.created_via);
+        next.display_name.clone_from(&self.display_name);
+        next.label.clone_from(&self.label);
+        next.chat_type.clone_from(&self.chat_type);
+        next.channel.clone_from(&self.channel);
+        next.thinking_level.clone_from(&self.thinking_level);
+        next.verbose_level.clone_from(&self.verbose_level);
+        next.reasoning_level.clone_from(&self.reasoning_level);
+        next.elevated_level.clone_from(&self.elevated_level);
+        next.fast_mode.clone_from(&self.fast_mode);
+        next.provider_override.clone_from(&self.provider_override);
+        next.model_override.clone_from(&self.model_override);
+        next.model_override_source
+            .clone_from(&self.model_override_source);
+        next.group_activation.clone_from(&self.group_activation);
+        next.send_policy.clone_from(&self.send_policy);
+        next.queue_mode.clone_from(&self.queue_mode);
+        next.response_usage.clone_from(&self.response_usage);
+        next.spawned_by.clone_from(&self.spawned_by);
+        next.parent_session_key.clone_from(&self.parent_session_key);
+        next.spawn_depth = self.spawn_depth;
+        next.pinned_at = self.pinned_at;
+        next.usage_totals.clone_from(&self.usage_totals);
+        if let Some(delivery) = self.extra.get("delivery") {
+            next.extra.insert("delivery".to_string(), delivery.clone());
+        }
+        next
+    }
+
     /// Records a run's usage: the reference-compatible last-run snapshot fields plus the
     /// cumulative `usageTotals`.
     pub fn record_usage(&mut self, usage: &UsageReport, now_ms: i64) {
@@ -498,6 +534,27 @@ mod tests {
         let long = format!(r#"{{"label":"{}"}}"#, "x".repeat(101));
         let p: SessionPatch = serde_json::from_str(&long).unwrap();
         assert_eq!(p.validate(), Err(PatchError::LabelTooLong));
+    }
+
+    #[test]
+    fn rotation_keeps_choices_drops_run_state() {
+        let mut old: SessionEntry = serde_json::from_str(SAMPLE).unwrap();
+        old.label = Some("Inbox".into());
+        old.thinking_level = Some("high".into());
+        old.send_policy = Some("deny".into());
+        let next = old.rotated("new-id", 5);
+        assert_eq!(next.session_id, "new-id");
+        assert_eq!((next.updated_at, next.session_started_at), (5, Some(5)));
+        assert_eq!(next.created_at, old.created_at);
+        assert_eq!(next.label.as_deref(), Some("Inbox"));
+        assert_eq!(next.thinking_level.as_deref(), Some("high"));
+        assert_eq!(next.send_policy.as_deref(), Some("deny"));
+        assert_eq!(next.display_name, old.display_name);
+        assert_eq!(next.input_tokens, None);
+        assert_eq!(next.status, None);
+        assert_eq!(next.last_run_id, None);
+        assert!(next.extra.contains_key("delivery"));
+        assert!(!next.extra.contains_key("contextBudgetStatus"));
     }
 
     #[test]
