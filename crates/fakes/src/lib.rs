@@ -1,0 +1,2 @@
+//! Local fakes.
+pub mod http;

@@ -1,0 +1,240 @@
+//! One module per wire API. Each builds the HTTP request for a [`CompletionRequest`] and
+//! decodes the provider's stream frames into [`ProviderEvent`]s.
+
+pub(crate) mod anthropic_messages;
+pub(crate) mod ollama;
+pub(crate) mod openai_completions;
+pub(crate) mod openai_responses;
+
+use serde_json::Value;
+
+use crate::config::ApiKind;
+use crate::error::{classify_error_text, classify_http, ErrorKind};
+use crate::event::ProviderEvent;
+use crate::model::{CompletionRequest, ContentBlock};
+use crate::registry::ResolvedModel;
+use crate::sse::SseEvent;
+
+/// How the response body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    Sse,
+    Ndjson,
+}
+
+/// A ready-to-send request.
+pub(crate) struct WireRequest {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// A failure found in the stream or an error body, before provider/model are attached.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct WireError {
+    pub kind: ErrorKind,
+    pub error_type: Option<String>,
+    pub message: String,
+}
+
+impl WireError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, error_type: None, message: message.into() }
+    }
+
+    pub fn malformed(what: impl std::fmt::Display) -> Self {
+        Self::new(ErrorKind::Malformed, format!("malformed stream: {what}"))
+    }
+
+    /// An error the provider reported inside the stream, classified by type and message.
+    pub fn reported(error_type: Option<String>, message: String, default: ErrorKind) -> Self {
+        let kind = classify_error_text(error_type.as_deref(), &message).unwrap_or(default);
+        Self { kind, error_type, message }
+    }
+}
+
+/// Whether the decoder saw the provider's end-of-stream marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    Continue,
+    Finished,
+}
+
+/// Turns frames of one response into events.
+pub(crate) trait Decoder: Send {
+    /// One SSE event (SSE APIs).
+    fn on_sse(&mut self, _event: &SseEvent, _out: &mut Vec<ProviderEvent>) -> Result<Flow, WireError> {
+        Ok(Flow::Continue)
+    }
+    /// One NDJSON line (Ollama).
+    fn on_line(&mut self, _line: &str, _out: &mut Vec<ProviderEvent>) -> Result<Flow, WireError> {
+        Ok(Flow::Continue)
+    }
+    /// The body ended without the end marker. Decoders that can finish leniently do so
+    /// (returning `Ok(Flow::Finished)`); otherwise the stream was cut.
+    fn on_eof(&mut self, _out: &mut Vec<ProviderEvent>) -> Result<Flow, WireError> {
+        Err(WireError::new(ErrorKind::Network, "the stream ended before the provider finished the response"))
+    }
+}
+
+pub(crate) fn framing(api: &ApiKind) -> Framing {
+    if *api == ApiKind::Ollama {
+        Framing::Ndjson
+    } else {
+        Framing::Sse
+    }
+}
+
+/// Builds the HTTP request for `model`.
+pub(crate) fn build_request(model: &ResolvedModel, request: &CompletionRequest) -> Result<WireRequest, WireError> {
+    let (path, body) = match model.api {
+        ApiKind::OpenaiCompletions => ("/chat/completions", openai_completions::body(model, request)),
+        ApiKind::OpenaiResponses => ("/responses", openai_responses::body(model, request)),
+        ApiKind::AnthropicMessages => (anthropic_path(&model.base_url), anthropic_messages::body(model, request)),
+        ApiKind::Ollama => ("/api/chat", ollama::body(model, request)),
+        ApiKind::Unsupported(ref api) => {
+            return Err(WireError::new(ErrorKind::InvalidRequest, format!("unsupported api {api}")));
+        }
+    };
+    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+    let key = model.api_key.as_ref().map(|k| k.expose());
+    match (&model.api, key) {
+        (ApiKind::AnthropicMessages, key) => {
+            headers.push(("anthropic-version".to_owned(), "2023-06-01".to_owned()));
+            headers.push(("accept".to_owned(), "text/event-stream".to_owned()));
+            if let Some(key) = key {
+                if model.auth_header {
+                    headers.push(("authorization".to_owned(), format!("Bearer {key}")));
+                } else {
+                    headers.push(("x-api-key".to_owned(), key.to_owned()));
+                }
+            }
+        }
+        (ApiKind::Ollama, key) => {
+            headers.push(("accept".to_owned(), "application/x-ndjson".to_owned()));
+            if let Some(key) = key {
+                headers.push(("authorization".to_owned(), format!("Bearer {key}")));
+            }
+        }
+        (_, key) => {
+            headers.push(("accept".to_owned(), "text/event-stream".to_owned()));
+            if let Some(key) = key {
+                headers.push(("authorization".to_owned(), format!("Bearer {key}")));
+            }
+        }
+    }
+    for (name, value) in &model.headers {
+        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        headers.push((name.clone(), value.clone()));
+    }
+    let body = serde_json::to_vec(&body).map_err(|e| WireError::new(ErrorKind::InvalidRequest, e.to_string()))?;
+    Ok(WireRequest { url: format!("{}{}", model.base_url, path), headers, body })
+}
+
+/// Anthropic's base URL is the host (`https://api.anthropic.com`); tolerate a `/v1` suffix.
+fn anthropic_path(base_url: &str) -> &'static str {
+    if base_url.ends_with("/v1") {
+        "/messages"
+    } else {
+        "/v1/messages"
+    }
+}
+
+pub(crate) fn decoder(api: &ApiKind) -> Box<dyn Decoder> {
+    match api {
+        ApiKind::OpenaiCompletions | ApiKind::Unsupported(_) => Box::<openai_completions::CompletionsDecoder>::default(),
+        ApiKind::OpenaiResponses => Box::<openai_responses::ResponsesDecoder>::default(),
+        ApiKind::AnthropicMessages => Box::<anthropic_messages::MessagesDecoder>::default(),
+        ApiKind::Ollama => Box::<ollama::OllamaDecoder>::default(),
+    }
+}
+
+/// Classifies an HTTP error response from its status and body (every API's error body
+/// shape is tried: `{"error":{"type","code","message"}}`, `{"type":"error","error":{…}}`,
+/// `{"error":"…"}`).
+pub(crate) fn http_error(status: u16, body: &[u8]) -> WireError {
+    let text = String::from_utf8_lossy(body);
+    let (error_type, message) = match serde_json::from_slice::<Value>(body) {
+        Ok(v) => extract_error(&v).unwrap_or_else(|| (None, text.trim().to_owned())),
+        Err(_) => (None, text.trim().to_owned()),
+    };
+    let message = if message.is_empty() { format!("HTTP {status}") } else { message };
+    WireError { kind: classify_http(status, error_type.as_deref(), &message), error_type, message }
+}
+
+/// `(type or code, message)` of a JSON error object in any of the providers' shapes.
+pub(crate) fn extract_error(v: &Value) -> Option<(Option<String>, String)> {
+    let err = v.get("error")?;
+    if let Some(message) = err.as_str() {
+        return Some((None, message.to_owned()));
+    }
+    let message = err.get("message").and_then(Value::as_str).unwrap_or("").to_owned();
+    let error_type = ["type", "code"]
+        .iter()
+        .filter_map(|k| err.get(*k))
+        .find_map(|t| match t {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        });
+    Some((error_type, message))
+}
+
+/// Parses streamed tool arguments. Empty means no arguments; invalid JSON becomes `{}`
+/// (the raw text travels alongside, so the agent can tell the model what went wrong).
+pub(crate) fn parse_arguments(raw: &str) -> Value {
+    if raw.trim().is_empty() {
+        return Value::Object(Default::default());
+    }
+    match serde_json::from_str::<Value>(raw) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => Value::Object(Default::default()),
+    }
+}
+
+/// Text of text blocks, joined; images become a placeholder for text-only targets.
+pub(crate) fn blocks_text(blocks: &[ContentBlock]) -> String {
+    let mut out = String::new();
+    for b in blocks {
+        match b {
+            ContentBlock::Text { text, .. } => out.push_str(text),
+            ContentBlock::Image { .. } => out.push_str("[image]"),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Parses a JSON frame, mapping failure to a `malformed` error with a short preview.
+pub(crate) fn parse_json(data: &str) -> Result<Value, WireError> {
+    serde_json::from_str(data).map_err(|e| {
+        let preview: String = data.chars().take(120).collect();
+        WireError::malformed(format!("{e} in {preview:?}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_of_every_shape() {
+        let e = http_error(429, br#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#);
+        assert_eq!((e.kind, e.error_type.as_deref(), e.message.as_str()), (ErrorKind::RateLimit, Some("requests"), "Rate limit reached"));
+        let e = http_error(529, br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#);
+        assert_eq!((e.kind, e.error_type.as_deref()), (ErrorKind::Server, Some("overloaded_error")));
+        let e = http_error(404, br#"{"error":"model 'llama9' not found"}"#);
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::ModelNotFound, "model 'llama9' not found"));
+        let e = http_error(502, b"<html>Bad gateway</html>");
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::Server, "<html>Bad gateway</html>"));
+        assert_eq!(http_error(500, b"").message, "HTTP 500");
+    }
+
+    #[test]
+    fn arguments_parse_leniently() {
+        assert_eq!(parse_arguments(""), serde_json::json!({}));
+        assert_eq!(parse_arguments("{\"a\":1}"), serde_json::json!({"a":1}));
+        assert_eq!(parse_arguments("{\"a\":"), serde_json::json!({}));
+        assert_eq!(parse_arguments("[1]"), serde_json::json!({}));
+    }
+}
