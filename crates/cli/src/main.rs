@@ -1,1 +1,175 @@
-fn main() {}
+//! The `pincer` binary.
+
+mod client_cmd;
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use pincer_gateway::config::{default_port, default_state_dir, AuthSetting, BindMode, GatewayConfig, LogFormat, Timers};
+
+#[derive(Parser)]
+#[command(name = "pincer", version, about = "Pincer: an OpenClaw-compatible gateway (protocol v4)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (`pincer gateway` alone runs it too) or call it.
+    Gateway(GatewayCmd),
+    /// Ask the gateway for its health snapshot.
+    Health(client_cmd::ConnArgs),
+    /// Show a summary of the gateway's status.
+    Status(client_cmd::ConnArgs),
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct GatewayCmd {
+    #[command(subcommand)]
+    sub: Option<GatewaySub>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum GatewaySub {
+    /// Run the gateway in the foreground.
+    Run(RunArgs),
+    /// Perform one RPC and print the payload.
+    Call(client_cmd::CallArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BindArg {
+    Loopback,
+    Lan,
+    Auto,
+    Custom,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AuthArg {
+    None,
+    Token,
+    Password,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Human,
+    Json,
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    /// Port (0 = ephemeral). Default: PINCER_GATEWAY_PORT / OPENCLAW_GATEWAY_PORT / 18789.
+    #[arg(long)]
+    port: Option<u16>,
+    /// Bind mode.
+    #[arg(long, value_enum, default_value = "loopback")]
+    bind: BindArg,
+    /// Address for --bind custom.
+    #[arg(long)]
+    host: Option<String>,
+    /// Auth mode (default: token; password if only a password is given).
+    #[arg(long, value_enum)]
+    auth: Option<AuthArg>,
+    /// Shared token (else PINCER_GATEWAY_TOKEN / OPENCLAW_GATEWAY_TOKEN / <state>/gateway.token).
+    #[arg(long)]
+    token: Option<String>,
+    /// Shared password (else PINCER_GATEWAY_PASSWORD / OPENCLAW_GATEWAY_PASSWORD).
+    #[arg(long)]
+    password: Option<String>,
+    /// Log format on stderr (the log file is always JSON lines).
+    #[arg(long, value_enum, default_value = "human")]
+    log_format: LogFormatArg,
+    /// Debug-level logs.
+    #[arg(long)]
+    verbose: bool,
+}
+
+fn env_first(names: &[&str]) -> Option<String> {
+    names.iter().filter_map(|n| std::env::var(n).ok()).find(|v| !v.trim().is_empty())
+}
+
+fn gateway_config(args: &RunArgs) -> Result<GatewayConfig> {
+    let bind = match args.bind {
+        BindArg::Loopback => BindMode::Loopback,
+        BindArg::Lan => BindMode::Lan,
+        BindArg::Auto => BindMode::Auto,
+        BindArg::Custom => {
+            let host = args.host.as_deref().context("--bind custom needs --host <address>")?;
+            BindMode::Custom(host.parse().with_context(|| format!("--host {host:?} is not an IP address"))?)
+        }
+    };
+    let token = args.token.clone().or_else(|| env_first(&["PINCER_GATEWAY_TOKEN", "OPENCLAW_GATEWAY_TOKEN"]));
+    let password = args.password.clone().or_else(|| env_first(&["PINCER_GATEWAY_PASSWORD", "OPENCLAW_GATEWAY_PASSWORD"]));
+    let auth = match args.auth {
+        Some(AuthArg::None) => AuthSetting::None,
+        Some(AuthArg::Token) => AuthSetting::Token(token),
+        Some(AuthArg::Password) => match password {
+            Some(p) => AuthSetting::Password(p),
+            None => bail!("--auth password needs --password or PINCER_GATEWAY_PASSWORD"),
+        },
+        None => match (token, password) {
+            (None, Some(p)) => AuthSetting::Password(p),
+            (t, _) => AuthSetting::Token(t),
+        },
+    };
+    Ok(GatewayConfig {
+        state_dir: default_state_dir(),
+        bind,
+        port: args.port.unwrap_or_else(default_port),
+        auth,
+        timers: Timers::from_env(),
+        log_format: match args.log_format {
+            LogFormatArg::Human => LogFormat::Human,
+            LogFormatArg::Json => LogFormat::Json,
+        },
+        verbose: args.verbose,
+    })
+}
+
+fn worker_threads() -> usize {
+    std::env::var("PINCER_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+}
+
+fn run_gateway(args: &RunArgs) -> Result<()> {
+    let config = gateway_config(args)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads())
+        .thread_name("pincer-worker")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(pincer_gateway::run(config))?;
+    // Blocking helpers (log writer, file reads) must not hold the exit up.
+    rt.shutdown_timeout(std::time::Duration::from_millis(20));
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Gateway(GatewayCmd { sub: None, run }) | Command::Gateway(GatewayCmd { sub: Some(GatewaySub::Run(run)), .. }) => {
+            run_gateway(&run).map(|_| ExitCode::SUCCESS)
+        }
+        Command::Gateway(GatewayCmd { sub: Some(GatewaySub::Call(call)), .. }) => client_cmd::call(call),
+        Command::Health(conn) => client_cmd::health(conn),
+        Command::Status(conn) => client_cmd::status(conn),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

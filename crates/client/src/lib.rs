@@ -1,1 +1,403 @@
+//! Async OpenClaw protocol v4 client: challenge, connect (optionally with a signed device
+//! identity), RPC with timeouts, and the event stream. Used by the CLI, tests and tools.
+//!
+//! `ws://` only for now; `wss://` (TLS with fingerprint pinning) arrives with remote gateways.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use pincer_protocol::connect::{ClientId, ClientInfo, ClientMode, ConnectAuth, ConnectParams, DeviceProofParams};
+use pincer_protocol::device_auth::{build_payload_v3, DeviceKeypair};
+use pincer_protocol::errors::ErrorShape;
+use pincer_protocol::PROTOCOL_VERSION;
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+/// Client errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid gateway url {0:?}: expected ws://host:port")]
+    InvalidUrl(String),
+    #[error("wss:// is not supported by this client yet")]
+    TlsUnsupported,
+    #[error("cannot connect to {url}: {source}")]
+    Connect { url: String, source: std::io::Error },
+    #[error("websocket error: {0}")]
+    WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
+    #[error("timed out after {0:?} waiting for {1}")]
+    Timeout(Duration, &'static str),
+    #[error("{}: {}", .0.code.as_str(), .0.message)]
+    Rpc(ErrorShape),
+    #[error("connection closed{}", .0.as_ref().map(|(c, r)| format!(" ({c} {r})")).unwrap_or_default())]
+    Closed(Option<(u16, String)>),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+impl ClientError {
+    /// The gateway's error shape, when the failure is a protocol error answer.
+    pub fn rpc_error(&self) -> Option<&ErrorShape> {
+        match self {
+            ClientError::Rpc(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// How to connect.
+#[derive(Clone)]
+pub struct ClientOptions {
+    pub url: String,
+    pub token: Option<String>,
+    pub password: Option<String>,
+    pub client_id: ClientId,
+    pub client_mode: ClientMode,
+    pub client_version: String,
+    pub display_name: Option<String>,
+    pub role: String,
+    pub scopes: Vec<String>,
+    /// Sign the connect with this device identity (v3 payload).
+    pub device: Option<DeviceKeypair>,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("url", &self.url)
+            .field("client_id", &self.client_id)
+            .field("role", &self.role)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientOptions {
+    /// The CLI's defaults: `cli`/`cli`, operator with the CLI default scopes.
+    pub fn cli(url: impl Into<String>) -> Self {
+        ClientOptions {
+            url: url.into(),
+            token: None,
+            password: None,
+            client_id: ClientId::Cli,
+            client_mode: ClientMode::Cli,
+            client_version: env!("CARGO_PKG_VERSION").to_string(),
+            display_name: None,
+            role: "operator".into(),
+            scopes: pincer_protocol::scopes::CLI_DEFAULT_OPERATOR_SCOPES.iter().map(|s| s.to_string()).collect(),
+            device: None,
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A server event as received.
+#[derive(Debug, Clone)]
+pub struct EventMessage {
+    pub event: String,
+    pub payload: Value,
+    pub seq: Option<u64>,
+    pub state_version: Option<Value>,
+}
+
+type Pending = Arc<std::sync::Mutex<HashMap<String, (bool, oneshot::Sender<Result<Value, ErrorShape>>)>>>;
+type Sink = futures_util::stream::SplitSink<WebSocketStream<TcpStream>, Message>;
+
+/// A connected, authenticated client.
+pub struct GatewayClient {
+    sink: Arc<Mutex<Sink>>,
+    pending: Pending,
+    events: mpsc::Receiver<EventMessage>,
+    closed: Arc<std::sync::Mutex<Option<(u16, String)>>>,
+    hello: Value,
+    next_id: AtomicU64,
+    request_timeout: Duration,
+}
+
+fn host_port(url: &str) -> Result<String, ClientError> {
+    if url.starts_with("wss://") {
+        return Err(ClientError::TlsUnsupported);
+    }
+    let rest = url.strip_prefix("ws://").ok_or_else(|| ClientError::InvalidUrl(url.to_string()))?;
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.is_empty() {
+        return Err(ClientError::InvalidUrl(url.to_string()));
+    }
+    Ok(if authority.contains(':') { authority.to_string() } else { format!("{authority}:80") })
+}
+
+fn client_ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
+        .max_message_size(Some(pincer_protocol::limits::MAX_PAYLOAD_BYTES))
+        .max_frame_size(Some(pincer_protocol::limits::MAX_PAYLOAD_BYTES))
+}
+
+impl GatewayClient {
+    /// Open the socket, answer the challenge with `connect`, and wait for `hello-ok`.
+    pub async fn connect(opts: ClientOptions) -> Result<GatewayClient, ClientError> {
+        let deadline = opts.connect_timeout;
+        tokio::time::timeout(deadline, Self::connect_inner(opts))
+            .await
+            .map_err(|_| ClientError::Timeout(deadline, "hello-ok"))?
+    }
+
+    async fn connect_inner(opts: ClientOptions) -> Result<GatewayClient, ClientError> {
+        let addr = host_port(&opts.url)?;
+        let tcp = TcpStream::connect(&addr).await.map_err(|source| ClientError::Connect { url: opts.url.clone(), source })?;
+        let _ = tcp.set_nodelay(true);
+        let (mut ws, _) = tokio_tungstenite::client_async_with_config(opts.url.as_str(), tcp, Some(client_ws_config())).await?;
+        // 1. challenge
+        let challenge = loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(t.as_str()).map_err(|e| ClientError::Protocol(e.to_string()))?;
+                    if v["event"] == "connect.challenge" {
+                        break v["payload"].clone();
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(ClientError::Closed(frame.map(|f| (u16::from(f.code), f.reason.to_string()))))
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+                None => return Err(ClientError::Closed(None)),
+            }
+        };
+        let nonce = challenge["nonce"].as_str().unwrap_or_default().to_string();
+        let signed_at = challenge["ts"].as_u64().unwrap_or_default();
+        // 2. connect
+        let auth = ConnectAuth { token: opts.token.clone(), password: opts.password.clone(), ..Default::default() };
+        let platform = std::env::consts::OS.to_string();
+        let device = opts.device.as_ref().map(|kp| {
+            let payload = build_payload_v3(
+                &kp.device_id(),
+                opts.client_id.as_str(),
+                opts.client_mode.as_str(),
+                &opts.role,
+                &opts.scopes,
+                signed_at,
+                auth.signature_token(),
+                &nonce,
+                Some(&platform),
+                None,
+            );
+            DeviceProofParams { id: kp.device_id(), public_key: kp.public_key(), signature: kp.sign(&payload), signed_at, nonce: nonce.clone() }
+        });
+        let params = ConnectParams {
+            min_protocol: PROTOCOL_VERSION as u64,
+            max_protocol: PROTOCOL_VERSION as u64,
+            client: ClientInfo {
+                id: opts.client_id,
+                display_name: opts.display_name.clone(),
+                version: opts.client_version.clone(),
+                build_id: None,
+                platform,
+                device_family: None,
+                model_identifier: None,
+                time_zone: None,
+                mode: opts.client_mode,
+                instance_id: None,
+            },
+            caps: Some(vec![]),
+            commands: None,
+            computer_use: None,
+            worker_runs: None,
+            permissions: None,
+            path_env: None,
+            role: Some(opts.role.clone()),
+            scopes: Some(opts.scopes.clone()),
+            model_catalog: None,
+            device,
+            auth: (opts.token.is_some() || opts.password.is_some()).then_some(auth),
+            locale: None,
+            user_agent: Some(format!("pincer/{}", env!("CARGO_PKG_VERSION"))),
+        };
+        let connect_id = format!("c-{}", uuid::Uuid::new_v4());
+        let frame = json!({"type":"req","id":connect_id,"method":"connect","params":params});
+        ws.send(Message::Text(frame.to_string().into())).await?;
+        // 3. hello-ok (events before it are kept)
+        let mut early_events = Vec::new();
+        let hello = loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(t.as_str()).map_err(|e| ClientError::Protocol(e.to_string()))?;
+                    if v["type"] == "res" && v["id"] == connect_id.as_str() {
+                        if v["ok"] == true {
+                            break v["payload"].clone();
+                        }
+                        let err: ErrorShape = serde_json::from_value(v["error"].clone())
+                            .map_err(|e| ClientError::Protocol(format!("bad error shape: {e}")))?;
+                        return Err(ClientError::Rpc(err));
+                    }
+                    if v["type"] == "event" {
+                        early_events.push(v);
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(ClientError::Closed(frame.map(|f| (u16::from(f.code), f.reason.to_string()))))
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+                None => return Err(ClientError::Closed(None)),
+            }
+        };
+        let (sink, mut stream) = ws.split();
+        let pending: Pending = Arc::default();
+        let closed: Arc<std::sync::Mutex<Option<(u16, String)>>> = Arc::default();
+        let (tx, rx) = mpsc::channel(1024);
+        for v in early_events {
+            let _ = tx.try_send(to_event(&v));
+        }
+        let reader_pending = Arc::clone(&pending);
+        let reader_closed = Arc::clone(&closed);
+        tokio::spawn(async move {
+            while let Some(msg) = stream.next().await {
+                match msg {
+                    Ok(Message::Text(t)) => {
+                        let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else { continue };
+                        if v["type"] == "event" {
+                            let _ = tx.try_send(to_event(&v));
+                        } else if v["type"] == "res" {
+                            route_response(&reader_pending, &v);
+                        }
+                    }
+                    Ok(Message::Close(frame)) => {
+                        if let Ok(mut c) = reader_closed.lock() {
+                            *c = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                        }
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+            if let Ok(mut p) = reader_pending.lock() {
+                p.clear();
+            }
+        });
+        Ok(GatewayClient {
+            sink: Arc::new(Mutex::new(sink)),
+            pending,
+            events: rx,
+            closed,
+            hello,
+            next_id: AtomicU64::new(1),
+            request_timeout: opts.request_timeout,
+        })
+    }
+
+    /// The `hello-ok` payload.
+    pub fn hello(&self) -> &Value {
+        &self.hello
+    }
+
+    /// One RPC; returns the payload of the (first) `res`.
+    pub async fn request(&self, method: &str, params: Option<Value>) -> Result<Value, ClientError> {
+        self.request_inner(method, params, false, self.request_timeout).await
+    }
+
+    /// One RPC with an explicit timeout.
+    pub async fn request_with_timeout(&self, method: &str, params: Option<Value>, timeout: Duration) -> Result<Value, ClientError> {
+        self.request_inner(method, params, false, timeout).await
+    }
+
+    /// For methods that answer twice (`agent`): skip an `accepted` ack and return the final `res`.
+    pub async fn request_final(&self, method: &str, params: Option<Value>, timeout: Duration) -> Result<Value, ClientError> {
+        self.request_inner(method, params, true, timeout).await
+    }
+
+    async fn request_inner(&self, method: &str, params: Option<Value>, expect_final: bool, timeout: Duration) -> Result<Value, ClientError> {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = format!("r{n}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut p) = self.pending.lock() {
+            p.insert(id.clone(), (expect_final, tx));
+        }
+        let mut frame = json!({"type":"req","id":id,"method":method});
+        if let (Some(p), Some(obj)) = (params, frame.as_object_mut()) {
+            obj.insert("params".into(), p);
+        }
+        self.sink.lock().await.send(Message::Text(frame.to_string().into())).await?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(Ok(payload))) => Ok(payload),
+            Ok(Ok(Err(shape))) => Err(ClientError::Rpc(shape)),
+            Ok(Err(_)) => Err(ClientError::Closed(self.closed.lock().ok().and_then(|c| c.clone()))),
+            Err(_) => {
+                if let Ok(mut p) = self.pending.lock() {
+                    p.remove(&id);
+                }
+                Err(ClientError::Timeout(timeout, "response"))
+            }
+        }
+    }
+
+    /// The next server event (`None` once the connection is gone).
+    pub async fn next_event(&mut self) -> Option<EventMessage> {
+        self.events.recv().await
+    }
+
+    /// The close code/reason the server sent, if any.
+    pub fn close_info(&self) -> Option<(u16, String)> {
+        self.closed.lock().ok().and_then(|c| c.clone())
+    }
+
+    /// Close with 1000.
+    pub async fn close(self) {
+        let mut sink = self.sink.lock().await;
+        let _ = sink.send(Message::Close(None)).await;
+        let _ = sink.close().await;
+    }
+}
+
+fn to_event(v: &Value) -> EventMessage {
+    EventMessage {
+        event: v["event"].as_str().unwrap_or_default().to_string(),
+        payload: v.get("payload").cloned().unwrap_or(Value::Null),
+        seq: v.get("seq").and_then(Value::as_u64),
+        state_version: v.get("stateVersion").cloned(),
+    }
+}
+
+fn route_response(pending: &Pending, v: &Value) {
+    let Some(id) = v["id"].as_str() else { return };
+    let Ok(mut map) = pending.lock() else { return };
+    let is_ack = v["ok"] == true && v["payload"]["status"] == "accepted";
+    match map.get(id) {
+        Some((true, _)) if is_ack => return,
+        Some(_) => {}
+        None => return,
+    }
+    if let Some((_, tx)) = map.remove(id) {
+        let result = if v["ok"] == true {
+            Ok(v.get("payload").cloned().unwrap_or(Value::Null))
+        } else {
+            serde_json::from_value::<ErrorShape>(v["error"].clone())
+                .map_err(|e| ErrorShape::invalid_request(format!("malformed error from gateway: {e}")))
+                .and_then(Err)
+        };
+        let _ = tx.send(result);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(host_port("ws://127.0.0.1:18789").ok(), Some("127.0.0.1:18789".into()));
+        assert_eq!(host_port("ws://localhost:1/path").ok(), Some("localhost:1".into()));
+        assert!(matches!(host_port("wss://x:1"), Err(ClientError::TlsUnsupported)));
+        assert!(matches!(host_port("http://x"), Err(ClientError::InvalidUrl(_))));
+    }
+}

@@ -1,1 +1,27 @@
+//! The Pincer gateway server: transport, handshake and auth, dispatcher, event bus, connection
+//! registry, HTTP probes and the method handlers (one module per namespace under `methods/`).
+//!
+//! Entry point: [`server::run`] with a [`config::GatewayConfig`].
 
+pub mod auth;
+pub mod config;
+pub mod connection;
+pub mod dedupe;
+pub mod dispatch;
+pub mod events;
+pub mod handshake;
+pub mod health;
+pub mod http;
+pub mod identity;
+pub mod logging;
+pub mod methods;
+pub mod pairing;
+pub mod presence;
+pub mod registry;
+pub mod server;
+pub mod state;
+pub mod state_dir;
+pub mod util;
+
+pub use config::GatewayConfig;
+pub use server::run;

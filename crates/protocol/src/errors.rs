@@ -171,6 +171,18 @@ pub enum AuthFailureReason {
     RateLimited,
 }
 
+/// Which wording of the auth hints applies to a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthClientKind {
+    /// The CLI on this host.
+    CliLocal,
+    /// The CLI over the network.
+    CliRemote,
+    /// Control UI / WebChat.
+    Ui,
+    Other,
+}
+
 /// What the client should do next after an auth failure (`details.recommendedNextStep`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecommendedNextStep {
@@ -233,39 +245,47 @@ impl AuthFailureReason {
         )
     }
 
-    /// Human message, `unauthorized: …` as the reference words it.
-    pub fn message(self) -> &'static str {
+    /// Human message, `unauthorized: …`, worded for the kind of client as the reference does.
+    pub fn message(self, client: AuthClientKind) -> String {
+        let token_hint = match client {
+            AuthClientKind::CliLocal => "use this gateway's gateway.auth.token or pair the device",
+            AuthClientKind::CliRemote => "set gateway.remote.token to match gateway.auth.token",
+            AuthClientKind::Ui => "open the dashboard URL and paste the token in Control UI settings",
+            AuthClientKind::Other => "provide gateway auth token",
+        };
+        let missing_token_hint = match client {
+            AuthClientKind::Ui => "paste in Control UI settings or openclaw doctor --generate-gateway-token",
+            _ => token_hint,
+        };
+        let password_hint = match client {
+            AuthClientKind::CliLocal => "use this gateway's gateway.auth.password",
+            AuthClientKind::CliRemote => "set gateway.remote.password to match gateway.auth.password",
+            AuthClientKind::Ui => "enter the password in Control UI settings",
+            AuthClientKind::Other => "provide gateway auth password",
+        };
         match self {
-            AuthFailureReason::TokenMismatch => {
-                "unauthorized: gateway token mismatch (use this gateway's gateway.auth.token or pair the device)"
-            }
-            AuthFailureReason::TokenMissing => {
-                "unauthorized: gateway token missing (set gateway.auth.token or pass the token to the client)"
-            }
+            AuthFailureReason::TokenMismatch => format!("unauthorized: gateway token mismatch ({token_hint})"),
+            AuthFailureReason::TokenMissing => format!("unauthorized: gateway token missing ({missing_token_hint})"),
             AuthFailureReason::TokenMissingConfig => {
-                "unauthorized: gateway token not configured on the gateway (set gateway.auth.token)"
+                "unauthorized: gateway token not configured on gateway (set gateway.auth.token)".to_string()
             }
-            AuthFailureReason::PasswordMismatch => {
-                "unauthorized: gateway password mismatch (use this gateway's gateway.auth.password)"
-            }
-            AuthFailureReason::PasswordMissing => {
-                "unauthorized: gateway password missing (pass the gateway password to the client)"
-            }
+            AuthFailureReason::PasswordMismatch => format!("unauthorized: gateway password mismatch ({password_hint})"),
+            AuthFailureReason::PasswordMissing => format!("unauthorized: gateway password missing ({password_hint})"),
             AuthFailureReason::PasswordMissingConfig => {
-                "unauthorized: gateway password not configured on the gateway (set gateway.auth.password)"
+                "unauthorized: gateway password not configured on gateway (set gateway.auth.password)".to_string()
             }
             AuthFailureReason::DeviceTokenMismatch => {
-                "unauthorized: device token mismatch (rotate/reissue device token)"
+                "unauthorized: device token mismatch (rotate/reissue device token)".to_string()
             }
             AuthFailureReason::RateLimited => {
-                "unauthorized: too many failed authentication attempts (retry later)"
+                "unauthorized: too many failed authentication attempts (retry later)".to_string()
             }
         }
     }
 
     /// Build the full error shape. `can_retry_with_device_token` is true only for a token mismatch
     /// from a client that presented a device identity but no `auth.deviceToken`.
-    pub fn to_error_shape(self, can_retry_with_device_token: bool) -> ErrorShape {
+    pub fn to_error_shape(self, can_retry_with_device_token: bool, client: AuthClientKind) -> ErrorShape {
         let can_retry = can_retry_with_device_token && self == AuthFailureReason::TokenMismatch;
         let next = match self {
             AuthFailureReason::RateLimited => RecommendedNextStep::WaitThenRetry,
@@ -275,7 +295,7 @@ impl AuthFailureReason {
             _ if can_retry => RecommendedNextStep::RetryWithDeviceToken,
             _ => RecommendedNextStep::UpdateAuthCredentials,
         };
-        ErrorShape::invalid_request(self.message()).with_details(json!({
+        ErrorShape::invalid_request(self.message(client)).with_details(json!({
             "code": self.detail_code().as_str(),
             "authReason": self.as_str(),
             "canRetryWithDeviceToken": can_retry,
@@ -299,7 +319,7 @@ mod tests {
 
     #[test]
     fn token_mismatch_without_device_matches_golden() {
-        let shape = AuthFailureReason::TokenMismatch.to_error_shape(false);
+        let shape = AuthFailureReason::TokenMismatch.to_error_shape(false, AuthClientKind::CliLocal);
         let v = serde_json::to_value(&shape).unwrap_or_default();
         assert_eq!(
             v,
@@ -310,7 +330,7 @@ mod tests {
 
     #[test]
     fn token_mismatch_with_device_recommends_device_token() {
-        let v = serde_json::to_value(AuthFailureReason::TokenMismatch.to_error_shape(true))
+        let v = serde_json::to_value(AuthFailureReason::TokenMismatch.to_error_shape(true, AuthClientKind::CliLocal))
             .unwrap_or_default();
         assert_eq!(v["details"]["canRetryWithDeviceToken"], json!(true));
         assert_eq!(
@@ -318,7 +338,7 @@ mod tests {
             json!("retry_with_device_token")
         );
         // Only token mismatches can be retried with a device token.
-        let v = serde_json::to_value(AuthFailureReason::PasswordMismatch.to_error_shape(true))
+        let v = serde_json::to_value(AuthFailureReason::PasswordMismatch.to_error_shape(true, AuthClientKind::Other))
             .unwrap_or_default();
         assert_eq!(v["details"]["canRetryWithDeviceToken"], json!(false));
         assert_eq!(v["details"]["code"], json!("AUTH_PASSWORD_MISMATCH"));

@@ -1,0 +1,493 @@
+//! One WebSocket connection = one task. The task owns the socket and a tungstenite
+//! `WebSocketContext` driven over non-blocking `try_read`/`try_write`, and selects over:
+//! socket readable, socket writable (only while a flush is pending), its outbox (events and
+//! async replies), the shutdown signal, and one deadline (handshake, auth delay or close grace).
+//! Writes are batched: a read burst or an outbox drain feeds many frames, then flushes once.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pincer_protocol::close;
+use pincer_protocol::frames::{parse_request, response_err, EventEnvelope, FrameError};
+use pincer_protocol::errors::ErrorShape;
+use pincer_protocol::hello::ChallengePayload;
+use pincer_protocol::limits;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role as WsRole, WebSocketConfig, WebSocketContext};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::dispatch::{dispatch, DispatchState, Dispatched};
+use crate::handshake::{process_connect, Accepted, Rejection, SocketFacts};
+use crate::registry::{CloseRequest, ConnHandle};
+use crate::state::{GatewayState, PreauthSlot};
+use crate::util;
+
+/// Eagerly allocated read buffer per socket; small keeps idle connections cheap.
+const READ_BUFFER: usize = 4 * 1024;
+/// Frames are written to the socket once this much is buffered (or on flush).
+const WRITE_BUFFER: usize = 64 * 1024;
+/// Max bytes taken from the outbox per flush.
+const DRAIN_BATCH: usize = 256 * 1024;
+/// Messages processed per readable wake-up before giving writes a turn.
+const READ_BURST: usize = 64;
+
+fn ws_config(max_message: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(limits::MAX_BUFFERED_BYTES + WRITE_BUFFER + 1024 * 1024)
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message))
+}
+
+/// Non-blocking std IO over a tokio socket (tungstenite's sync API on top of readiness).
+struct SockIo<'a>(&'a TcpStream);
+
+impl Read for SockIo<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
+    }
+}
+
+impl Write for SockIo<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn would_block(e: &WsError) -> bool {
+    matches!(e, WsError::Io(io) if io.kind() == io::ErrorKind::WouldBlock)
+}
+
+type ConnectFuture = Pin<Box<dyn Future<Output = Result<Accepted, Rejection>> + Send>>;
+
+enum Phase {
+    /// Waiting for the first frame.
+    AwaitConnect,
+    /// `connect` is being evaluated; further frames queue (at most 15).
+    Connecting { pending: VecDeque<String> },
+    /// Refused; the answer goes out when the delay has passed.
+    Delaying { rejection: Rejection, pending: usize },
+    Open { handle: Arc<ConnHandle>, ds: DispatchState, presence_key: Option<String> },
+    /// Close frame sent; waiting briefly for the peer's.
+    Closing,
+}
+
+struct Conn {
+    state: Arc<GatewayState>,
+    tcp: TcpStream,
+    ws: WebSocketContext,
+    /// A flush hit `WouldBlock`: wait for writability, stop reading (backpressure).
+    write_blocked: bool,
+    /// The socket is finished (error, EOF, close handshake done).
+    done: bool,
+    phase: Phase,
+    deadline: Option<Instant>,
+    connect_fut: Option<ConnectFuture>,
+    facts: SocketFacts,
+    uid: u64,
+    preauth_slot: Option<PreauthSlot>,
+}
+
+impl Conn {
+    fn write(&mut self, msg: Message) {
+        if self.done {
+            return;
+        }
+        match self.ws.write(&mut SockIo(&self.tcp), msg) {
+            Ok(()) => {}
+            Err(e) if would_block(&e) => self.write_blocked = true,
+            Err(WsError::WriteBufferFull(_)) => {
+                self.begin_close(close::POLICY_VIOLATION, close::REASON_SLOW_CONSUMER);
+            }
+            Err(_) => self.done = true,
+        }
+    }
+
+    fn write_text(&mut self, text: String) {
+        self.write(Message::Text(text.into()));
+    }
+
+    fn flush(&mut self) {
+        if self.done {
+            return;
+        }
+        match self.ws.flush(&mut SockIo(&self.tcp)) {
+            Ok(()) => self.write_blocked = false,
+            Err(e) if would_block(&e) => self.write_blocked = true,
+            Err(_) => self.done = true,
+        }
+    }
+
+    /// Send a close frame and wait (bounded) for the peer's reply.
+    fn begin_close(&mut self, code: u16, reason: &str) {
+        if matches!(self.phase, Phase::Closing) || self.done {
+            return;
+        }
+        let frame = CloseFrame { code: CloseCode::from(code), reason: close::truncate_reason(reason).to_string().into() };
+        match self.ws.close(&mut SockIo(&self.tcp), Some(frame)) {
+            Ok(()) => {}
+            Err(e) if would_block(&e) => self.write_blocked = true,
+            Err(_) => self.done = true,
+        }
+        self.flush();
+        self.leave_open_phase();
+        self.phase = Phase::Closing;
+        self.deadline = Some(Instant::now() + Duration::from_millis(limits::CLOSE_GRACE_MS));
+        self.connect_fut = None;
+    }
+
+    fn leave_open_phase(&mut self) {
+        if let Phase::Open { handle, presence_key, .. } = std::mem::replace(&mut self.phase, Phase::Closing) {
+            self.state.registry.remove(handle.info.id);
+            if let Some(key) = presence_key {
+                self.state.presence_remove(&key);
+            }
+        }
+    }
+
+    fn send_challenge(&mut self) {
+        let payload = ChallengePayload { nonce: self.facts.challenge_nonce.clone(), ts: util::now_ms(), capabilities: vec![] };
+        let json = serde_json::to_string(&payload).unwrap_or_default();
+        self.write_text(EventEnvelope::new("connect.challenge", Some(&json), None).frame(None));
+        self.flush();
+    }
+
+    fn on_text(&mut self, text: String) {
+        match &mut self.phase {
+            Phase::AwaitConnect => match parse_request(&text) {
+                Err(FrameError::NotJson) => self.begin_close(close::NORMAL, ""),
+                Err(FrameError::Invalid { .. }) => {
+                    self.begin_close(close::POLICY_VIOLATION, close::REASON_INVALID_REQUEST_FRAME)
+                }
+                Ok(req) if req.method != "connect" => {
+                    let err = ErrorShape::invalid_request(close::REASON_FIRST_REQUEST_MUST_BE_CONNECT);
+                    self.write_text(response_err(&req.id, &err));
+                    self.begin_close(close::POLICY_VIOLATION, close::REASON_FIRST_REQUEST_MUST_BE_CONNECT);
+                }
+                Ok(req) => {
+                    let state = Arc::clone(&self.state);
+                    let facts = self.facts.clone();
+                    let uid = self.uid;
+                    let id = req.id.to_string();
+                    let params = req.params_str().map(str::to_string);
+                    self.connect_fut = Some(Box::pin(async move {
+                        process_connect(&state, &facts, uid, &id, params.as_deref()).await
+                    }));
+                    self.phase = Phase::Connecting { pending: VecDeque::new() };
+                }
+            },
+            Phase::Connecting { pending, .. } => {
+                pending.push_back(text);
+                if pending.len() > limits::MAX_PENDING_HANDSHAKE_FRAMES {
+                    self.begin_close(close::POLICY_VIOLATION, close::REASON_TOO_MANY_PENDING_FRAMES);
+                }
+            }
+            Phase::Delaying { pending, .. } => {
+                *pending += 1;
+                if *pending > limits::MAX_PENDING_HANDSHAKE_FRAMES {
+                    self.begin_close(close::POLICY_VIOLATION, close::REASON_TOO_MANY_PENDING_FRAMES);
+                }
+            }
+            Phase::Open { .. } => self.on_request(&text),
+            Phase::Closing => {}
+        }
+    }
+
+    fn on_request(&mut self, text: &str) {
+        let Phase::Open { handle, ds, .. } = &mut self.phase else { return };
+        match parse_request(text) {
+            Err(FrameError::NotJson) => tracing::debug!(conn = handle.info.id, "ignoring non-JSON frame"),
+            Err(FrameError::Invalid { id, message }) => {
+                let id = id.unwrap_or_else(|| "invalid".to_string());
+                let err = ErrorShape::invalid_request(format!("invalid request frame: {message}"));
+                self.write_text(response_err(&id, &err));
+            }
+            Ok(req) => match dispatch(&self.state, handle, ds, req) {
+                Dispatched::Frame(frame) => self.write_text(frame),
+                Dispatched::Spawned => {}
+                Dispatched::FrameThenClose(frame, code, reason) => {
+                    self.write_text(frame);
+                    self.begin_close(code, reason);
+                }
+            },
+        }
+    }
+
+    fn on_connect_result(&mut self, result: Result<Accepted, Rejection>) {
+        self.connect_fut = None;
+        let pending = match std::mem::replace(&mut self.phase, Phase::AwaitConnect) {
+            Phase::Connecting { pending, .. } => pending,
+            other => {
+                self.phase = other;
+                return;
+            }
+        };
+        match result {
+            Err(rejection) if !rejection.delay.is_zero() => {
+                self.deadline = Some(Instant::now() + rejection.delay);
+                self.phase = Phase::Delaying { pending: pending.len(), rejection };
+            }
+            Err(rejection) => self.reject(rejection),
+            Ok(accepted) => self.accept(accepted, pending),
+        }
+    }
+
+    fn reject(&mut self, rejection: Rejection) {
+        tracing::debug!(peer = %self.facts.peer, code = rejection.close_code, reason = %rejection.close_reason, "connect refused");
+        if let Some(frame) = rejection.frame {
+            self.write_text(frame);
+        }
+        self.begin_close(rejection.close_code, &rejection.close_reason);
+    }
+
+    fn accept(&mut self, accepted: Accepted, pending: VecDeque<String>) {
+        let Accepted { info, hello_frame, presence } = accepted;
+        self.ws.set_config(|c| {
+            c.max_message_size = Some(limits::MAX_PAYLOAD_BYTES);
+            c.max_frame_size = Some(limits::MAX_PAYLOAD_BYTES);
+        });
+        self.preauth_slot = None;
+        self.deadline = None;
+        let handle = Arc::new(ConnHandle::new(info, limits::MAX_BUFFERED_BYTES));
+        tracing::debug!(conn = handle.info.id, role = handle.info.role.as_str(), client = handle.info.client_id.as_str(), "connected");
+        self.write_text(hello_frame);
+        self.state.registry.insert(Arc::clone(&handle));
+        let presence_key = presence.map(|(key, entry)| {
+            self.state.presence_upsert(key.clone(), entry);
+            key
+        });
+        self.state.send_health_to(handle.info.id);
+        self.phase = Phase::Open { handle, ds: DispatchState::default(), presence_key };
+        for text in pending {
+            self.on_text(text);
+        }
+    }
+
+    /// Read what is available (bounded burst).
+    fn read_burst(&mut self) {
+        for _ in 0..READ_BURST {
+            if self.done || self.write_blocked {
+                return;
+            }
+            match self.ws.read(&mut SockIo(&self.tcp)) {
+                Ok(Message::Text(t)) => self.on_text(t.as_str().to_string()),
+                Ok(Message::Binary(b)) => match String::from_utf8(b.to_vec()) {
+                    Ok(t) => self.on_text(t),
+                    Err(_) => self.on_text(String::new()),
+                },
+                Ok(Message::Pong(_)) => {
+                    if let Phase::Open { handle, .. } = &self.phase {
+                        handle.pong_pending.store(false, std::sync::atomic::Ordering::Release);
+                    }
+                }
+                Ok(Message::Ping(_)) | Ok(Message::Frame(_)) => {}
+                Ok(Message::Close(_)) => {
+                    // tungstenite queued the close reply; flushing completes the handshake.
+                    self.leave_open_phase();
+                    self.phase = Phase::Closing;
+                    self.deadline = Some(Instant::now() + Duration::from_millis(limits::CLOSE_GRACE_MS));
+                }
+                Err(e) if would_block(&e) => return,
+                Err(WsError::Capacity(CapacityError::MessageTooLong { .. })) => {
+                    self.begin_close(close::MESSAGE_TOO_BIG, "");
+                    self.done = true;
+                    return;
+                }
+                Err(WsError::Utf8(_)) => {
+                    self.begin_close(1007, "");
+                    self.done = true;
+                    return;
+                }
+                Err(_) => {
+                    self.done = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Move queued outbox frames into the socket; honour close/ping requests.
+    fn drain_outbox(&mut self) {
+        let Phase::Open { handle, .. } = &self.phase else { return };
+        let handle = Arc::clone(handle);
+        match handle.pending_close() {
+            Some(CloseRequest::Terminate) => {
+                self.leave_open_phase();
+                self.done = true;
+                return;
+            }
+            Some(CloseRequest::Close(code, reason)) => {
+                // Deliver what was queued before the close (e.g. the shutdown event).
+                self.write_queued(&handle, usize::MAX);
+                self.begin_close(code, &reason);
+                return;
+            }
+            None => {}
+        }
+        if handle.ping_requested.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            self.write(Message::Ping(Default::default()));
+        }
+        if !self.write_blocked {
+            self.write_queued(&handle, DRAIN_BATCH);
+        }
+    }
+
+    fn write_queued(&mut self, handle: &Arc<ConnHandle>, max: usize) {
+        let mut batch = Vec::new();
+        handle.drain(&mut batch, max);
+        for item in batch {
+            self.write_text(item.render());
+        }
+        if !self.write_blocked && handle.has_queued() {
+            // More is queued than one batch: come back after this flush.
+            handle.wake();
+        }
+    }
+
+    fn on_deadline(&mut self) {
+        self.deadline = None;
+        match std::mem::replace(&mut self.phase, Phase::Closing) {
+            Phase::Delaying { rejection, .. } => {
+                self.phase = Phase::AwaitConnect;
+                self.reject(rejection);
+            }
+            Phase::Closing => self.done = true,
+            Phase::AwaitConnect | Phase::Connecting { .. } => {
+                self.phase = Phase::AwaitConnect;
+                self.connect_fut = None;
+                self.begin_close(close::NORMAL, "");
+            }
+            open @ Phase::Open { .. } => self.phase = open,
+        }
+    }
+
+    fn on_shutdown(&mut self) {
+        if matches!(self.phase, Phase::Open { .. }) {
+            self.drain_outbox();
+            if let Phase::Open { handle, .. } = &self.phase {
+                let handle = Arc::clone(handle);
+                self.write_queued(&handle, usize::MAX);
+            }
+        }
+        self.begin_close(close::SERVICE_RESTART, close::REASON_SERVICE_RESTART);
+    }
+}
+
+async fn connect_or_pending(fut: &mut Option<ConnectFuture>) -> Result<Accepted, Rejection> {
+    match fut {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_or_pending(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn outbox_or_pending(handle: Option<Arc<ConnHandle>>) {
+    match handle {
+        Some(h) => h.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The request-level facts captured at upgrade time.
+#[derive(Debug, Clone)]
+pub struct UpgradeFacts {
+    pub peer: SocketAddr,
+    pub direct_local: bool,
+    pub origin: Option<String>,
+    pub host: Option<String>,
+}
+
+/// Drive one upgraded socket to completion.
+pub async fn run(state: Arc<GatewayState>, tcp: TcpStream, already_read: Vec<u8>, up: UpgradeFacts, slot: PreauthSlot) {
+    state.socket_opened();
+    let mut shutdown: watch::Receiver<bool> = state.shutdown_tx.subscribe();
+    let uid = state.registry.next_id();
+    let facts = SocketFacts {
+        peer: up.peer,
+        direct_local: up.direct_local,
+        origin: up.origin,
+        host: up.host,
+        challenge_nonce: uuid::Uuid::new_v4().to_string(),
+    };
+    let ws = WebSocketContext::from_partially_read(already_read, WsRole::Server, Some(ws_config(limits::MAX_PREAUTH_PAYLOAD_BYTES)));
+    let mut conn = Conn {
+        deadline: Some(Instant::now() + state.timers.handshake_timeout),
+        state: Arc::clone(&state),
+        tcp,
+        ws,
+        write_blocked: false,
+        done: false,
+        phase: Phase::AwaitConnect,
+        connect_fut: None,
+        facts,
+        uid,
+        preauth_slot: Some(slot),
+    };
+    conn.send_challenge();
+    if *shutdown.borrow() {
+        conn.on_shutdown();
+    }
+    while !conn.done {
+        let handle = match &conn.phase {
+            Phase::Open { handle, .. } => Some(Arc::clone(handle)),
+            _ => None,
+        };
+        let can_read = !conn.write_blocked;
+        let want_write = conn.write_blocked;
+        let watching_shutdown = !matches!(conn.phase, Phase::Closing);
+        tokio::select! {
+            biased;
+            changed = shutdown.changed(), if watching_shutdown => {
+                if changed.is_err() || *shutdown.borrow() {
+                    conn.on_shutdown();
+                }
+            }
+            r = conn.tcp.writable(), if want_write => {
+                if r.is_err() {
+                    conn.done = true;
+                } else {
+                    conn.flush();
+                    if !conn.write_blocked {
+                        // Queued frames waited for this flush.
+                        conn.drain_outbox();
+                    }
+                }
+            }
+            result = connect_or_pending(&mut conn.connect_fut), if conn.connect_fut.is_some() => {
+                conn.on_connect_result(result);
+            }
+            r = conn.tcp.readable(), if can_read => {
+                if r.is_err() { conn.done = true; } else { conn.read_burst(); }
+            }
+            _ = outbox_or_pending(handle) => {
+                conn.drain_outbox();
+            }
+            _ = sleep_or_pending(conn.deadline) => {
+                conn.on_deadline();
+            }
+        }
+        conn.flush();
+    }
+    conn.leave_open_phase();
+    drop(conn);
+    state.socket_closed();
+}

@@ -1,0 +1,358 @@
+//! The connect pipeline (spec §2.3), in the reference's order so errors take the same
+//! precedence:
+//! params schema → worker claim → protocol range → role → origin → shared auth →
+//! missing-device policy → device proof → auth decision → pairing (step 9, [`crate::pairing`])
+//! → `hello-ok`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pincer_protocol::close;
+use pincer_protocol::connect::{ClientId, ClientMode, ConnectParams, Role};
+use pincer_protocol::device_auth::{self, DeviceProofContext};
+use pincer_protocol::errors::{AuthClientKind, AuthFailureReason, ConnectDetailCode, ErrorCode, ErrorShape};
+use pincer_protocol::frames::{response_err, response_ok};
+use pincer_protocol::hello::{HelloAuth, HelloOk, PresenceEntry, ServerInfo, Snapshot};
+use pincer_protocol::limits;
+use pincer_protocol::scopes::ScopeSet;
+use pincer_protocol::{MIN_NODE_PROTOCOL_VERSION, MIN_PROBE_PROTOCOL_VERSION, PROTOCOL_VERSION};
+use serde_json::{json, Value};
+
+use crate::auth::SharedAuth;
+use crate::pairing::{pairing_required_error, Locality, PairingDecision, PairingRequest};
+use crate::registry::ConnInfo;
+use crate::state::GatewayState;
+use crate::util;
+
+/// Facts about the socket the connect arrived on.
+#[derive(Debug, Clone)]
+pub struct SocketFacts {
+    pub peer: SocketAddr,
+    /// Loopback peer and no forwarding headers.
+    pub direct_local: bool,
+    pub origin: Option<String>,
+    pub host: Option<String>,
+    pub challenge_nonce: String,
+}
+
+/// A connect that passed every check.
+#[derive(Debug)]
+pub struct Accepted {
+    pub info: ConnInfo,
+    /// The complete `res` frame carrying `hello-ok`.
+    pub hello_frame: String,
+    /// Presence entry (key, entry) when this client is tracked.
+    pub presence: Option<(String, PresenceEntry)>,
+}
+
+/// A refused connect: optional `res`, then a close.
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    pub frame: Option<String>,
+    pub close_code: u16,
+    pub close_reason: String,
+    /// Answer only after this delay (wrong credentials).
+    pub delay: Duration,
+}
+
+impl Rejection {
+    fn with_error(id: &str, error: ErrorShape, close_code: u16) -> Rejection {
+        let reason = close::truncate_reason(&error.message).to_string();
+        Rejection { frame: Some(response_err(id, &error)), close_code, close_reason: reason, delay: Duration::ZERO }
+    }
+
+    fn policy(id: &str, error: ErrorShape) -> Rejection {
+        Self::with_error(id, error, close::POLICY_VIOLATION)
+    }
+}
+
+fn client_kind(params: &ConnectParams, direct_local: bool) -> AuthClientKind {
+    let is_cli = params.client.mode == ClientMode::Cli || params.client.id == ClientId::Cli;
+    let is_ui = matches!(params.client.id, ClientId::ControlUi | ClientId::WebchatUi | ClientId::Webchat)
+        || params.client.mode == ClientMode::Webchat;
+    match (is_cli, is_ui, direct_local) {
+        (true, _, true) => AuthClientKind::CliLocal,
+        (true, _, false) => AuthClientKind::CliRemote,
+        (false, true, _) => AuthClientKind::Ui,
+        _ => AuthClientKind::Other,
+    }
+}
+
+fn protocol_ok(params: &ConnectParams, role: Option<Role>) -> bool {
+    let (min, max) = (params.min_protocol, params.max_protocol);
+    let v = PROTOCOL_VERSION as u64;
+    if min <= v && max >= v {
+        return true;
+    }
+    let legacy_ok = |floor: u32| min <= v && max >= floor as u64 && min <= max;
+    let is_node = role == Some(Role::Node) && params.client.mode == ClientMode::Node;
+    (is_node && legacy_ok(MIN_NODE_PROTOCOL_VERSION))
+        || (params.client.mode == ClientMode::Probe && legacy_ok(MIN_PROBE_PROTOCOL_VERSION))
+}
+
+fn origin_host(origin: &str) -> Option<&str> {
+    let rest = origin.split_once("://").map(|(_, r)| r)?;
+    Some(rest.split('/').next().unwrap_or(rest))
+}
+
+/// Browser origin check: same host only (allowed-origins config arrives with the Control UI).
+fn origin_error(facts: &SocketFacts, params: &ConnectParams) -> Option<ErrorShape> {
+    let needs_origin = params.client.id == ClientId::ControlUi;
+    let reason = match (&facts.origin, &facts.host) {
+        (None, _) if needs_origin => "origin missing or invalid",
+        (None, _) => return None,
+        (Some(origin), Some(host)) if origin_host(origin).is_some_and(|h| h.eq_ignore_ascii_case(host)) => {
+            return None
+        }
+        (Some(_), _) => "origin not allowed",
+    };
+    Some(
+        ErrorShape::invalid_request(
+            "origin not allowed (open the Control UI from the gateway host or allow it in gateway.controlUi.allowedOrigins)",
+        )
+        .with_details(json!({"code": ConnectDetailCode::ControlUiOriginNotAllowed.as_str(), "reason": reason})),
+    )
+}
+
+fn device_identity_required() -> ErrorShape {
+    ErrorShape::new(ErrorCode::NotPaired, "device identity required")
+        .with_details(json!({"code": ConnectDetailCode::DeviceIdentityRequired.as_str()}))
+}
+
+fn auth_failure(id: &str, reason: AuthFailureReason, can_retry: bool, kind: AuthClientKind, delay: Duration) -> Rejection {
+    let mut r = Rejection::policy(id, reason.to_error_shape(can_retry, kind));
+    if reason.is_mismatch() {
+        r.delay = delay;
+    }
+    r
+}
+
+/// Run the pipeline for one `connect` request.
+pub async fn process_connect(
+    state: &Arc<GatewayState>,
+    facts: &SocketFacts,
+    conn_uid: u64,
+    req_id: &str,
+    params: Option<&str>,
+) -> Result<Accepted, Rejection> {
+    let value: Value = match params {
+        Some(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+        None => Value::Null,
+    };
+    let params = ConnectParams::from_value(&value)
+        .map_err(|msg| Rejection::policy(req_id, ErrorShape::invalid_request(format!("invalid connect params: {msg}"))))?;
+
+    if params.claims_worker() {
+        return Err(Rejection {
+            frame: None,
+            close_code: close::POLICY_VIOLATION,
+            close_reason: close::REASON_INVALID_HANDSHAKE.into(),
+            delay: Duration::ZERO,
+        });
+    }
+
+    let role = Role::parse(params.role_str());
+    if !protocol_ok(&params, role) {
+        let err = ErrorShape::invalid_request(close::REASON_PROTOCOL_MISMATCH).with_details(json!({
+            "code": ConnectDetailCode::ProtocolMismatch.as_str(),
+            "clientMinProtocol": params.min_protocol,
+            "clientMaxProtocol": params.max_protocol,
+            "expectedProtocol": PROTOCOL_VERSION,
+            "minimumProbeProtocol": MIN_PROBE_PROTOCOL_VERSION,
+        }));
+        return Err(Rejection::with_error(req_id, err, close::PROTOCOL_ERROR));
+    }
+    let Some(role) = role else {
+        return Err(Rejection::policy(req_id, ErrorShape::invalid_request(close::REASON_INVALID_ROLE)));
+    };
+
+    if let Some(err) = origin_error(facts, &params) {
+        return Err(Rejection::policy(req_id, err));
+    }
+
+    let kind = client_kind(&params, facts.direct_local);
+    let shared = state.auth.evaluate(params.auth.as_ref());
+    let has_device_token = params.auth.as_ref().is_some_and(|a| a.device_token.as_deref().is_some_and(|t| !t.is_empty()));
+    let one_failure = Duration::from_millis(limits::AUTH_FAILURE_DELAY_MS);
+    let locality = if facts.direct_local { Locality::DirectLocal } else { Locality::Remote };
+    let requested: Vec<String> = params.scopes_slice().to_vec();
+
+    let (granted, auth_method, device_id) = match &params.device {
+        None => {
+            // Step 6: missing device identity.
+            if matches!(params.client.id, ClientId::ControlUi | ClientId::Tui) {
+                let err = ErrorShape::invalid_request("control ui requires device identity (use HTTPS or localhost secure context)")
+                    .with_details(json!({"code": ConnectDetailCode::ControlUiDeviceIdentityRequired.as_str()}));
+                return Err(Rejection::policy(req_id, err));
+            }
+            match shared {
+                SharedAuth::Failed(reason) => return Err(auth_failure(req_id, reason, false, kind, one_failure)),
+                SharedAuth::Missing(_) => return Err(Rejection::policy(req_id, device_identity_required())),
+                SharedAuth::Ok | SharedAuth::NotRequired => {}
+            }
+            if role == Role::Node {
+                return Err(Rejection::policy(req_id, device_identity_required()));
+            }
+            let local_exception = facts.direct_local
+                && matches!(
+                    (params.client.id, params.client.mode),
+                    (ClientId::Cli, ClientMode::Cli) | (ClientId::GatewayClient, ClientMode::Backend)
+                );
+            let scopes = if local_exception { requested.clone() } else { Vec::new() };
+            (scopes, state.auth.method_str(), None)
+        }
+        Some(device) => {
+            // Step 7: device proof.
+            let empty_auth = Default::default();
+            let auth = params.auth.as_ref().unwrap_or(&empty_auth);
+            let ctx = DeviceProofContext {
+                client_id: params.client.id.as_str(),
+                client_mode: params.client.mode.as_str(),
+                role: role.as_str(),
+                scopes: &requested,
+                token: auth.signature_token(),
+                platform: Some(params.client.platform.as_str()),
+                device_family: params.client.device_family.as_deref(),
+                challenge_nonce: &facts.challenge_nonce,
+                now_ms: util::now_ms(),
+            };
+            let verified = device_auth::verify_device_proof(device, &ctx)
+                .map_err(|e| Rejection::policy(req_id, e.to_error_shape()))?;
+            // Step 8: auth decision.
+            let mut method = state.auth.method_str();
+            match shared {
+                SharedAuth::Failed(reason) => {
+                    return Err(auth_failure(req_id, reason, !has_device_token, kind, one_failure * 2));
+                }
+                SharedAuth::Missing(reason) => {
+                    let token = auth.device_token.as_deref().unwrap_or("");
+                    if has_device_token {
+                        if !state.pairing.verify_device_token(&verified.device_id, role, token).await {
+                            return Err(auth_failure(req_id, AuthFailureReason::DeviceTokenMismatch, false, kind, one_failure));
+                        }
+                        method = "device-token";
+                    } else {
+                        return Err(auth_failure(req_id, reason, false, kind, one_failure));
+                    }
+                }
+                SharedAuth::Ok | SharedAuth::NotRequired => {}
+            }
+            // Step 9: pairing.
+            let request = PairingRequest {
+                device: verified.clone(),
+                role,
+                requested_scopes: requested.clone(),
+                client_id: params.client.id.as_str().into(),
+                client_mode: params.client.mode.as_str().into(),
+                display_name: params.client.display_name.clone(),
+                platform: params.client.platform.clone(),
+                device_family: params.client.device_family.clone(),
+                locality,
+                remote_ip: facts.peer.ip().to_string(),
+                shared_auth_ok: true,
+            };
+            match state.pairing.authorize(request.clone()).await {
+                PairingDecision::Approved { scopes, .. } => (scopes, method, Some(verified.device_id)),
+                PairingDecision::Required { reason, request_id } => {
+                    let (err, close_reason) = pairing_required_error(reason, request_id.as_deref(), &request);
+                    let mut r = Rejection::policy(req_id, err);
+                    r.close_reason = close::truncate_reason(&close_reason).to_string();
+                    return Err(r);
+                }
+            }
+        }
+    };
+
+    // Step 11: hello-ok.
+    let scopes = if role == Role::Node { Vec::new() } else { granted };
+    let conn_id = uuid::Uuid::new_v4().to_string();
+    let is_admin = ScopeSet::new(scopes.iter()).is_admin();
+    let info = ConnInfo {
+        id: conn_uid,
+        conn_id: conn_id.clone(),
+        role,
+        scopes: ScopeSet::new(scopes.iter()),
+        client_id: params.client.id,
+        client_mode: params.client.mode,
+        device_id: device_id.clone(),
+        instance_id: params.client.instance_id.clone(),
+        ip: facts.peer.ip(),
+        caps: params.caps.clone().unwrap_or_default(),
+    };
+    let server = ServerInfo {
+        version: state.version.to_string(),
+        build_id: None,
+        boot_id: Some(state.boot_id.clone()),
+        conn_id,
+    };
+    let auth = HelloAuth {
+        method: Some(auth_method.to_string()),
+        device_token: None,
+        role: role.as_str().to_string(),
+        scopes: scopes.clone(),
+        issued_at_ms: None,
+    };
+    let presence_json = state.presence.json();
+    let health_json = state.health.json();
+    let state_dir = state.state_dir.display().to_string();
+    let config_path = state.state_dir.join("pincer.json").display().to_string();
+    let hello = HelloOk {
+        kind: "hello-ok",
+        protocol: PROTOCOL_VERSION,
+        server: &server,
+        features: &state.features_json,
+        snapshot: Snapshot {
+            presence: &presence_json,
+            health: &health_json,
+            state_version: state.versions.current(),
+            uptime_ms: state.uptime_ms(),
+            config_path: is_admin.then_some(config_path.as_str()),
+            state_dir: is_admin.then_some(state_dir.as_str()),
+            session_defaults: Some(&state.session_defaults),
+            auth_mode: Some(state.auth.mode_str()),
+        },
+        auth: &auth,
+        policy: &state.policy,
+    };
+    let hello_frame = response_ok(req_id, &hello);
+    let presence = (!params.client.mode.is_ephemeral()).then(|| {
+        let key = device_id
+            .clone()
+            .or_else(|| params.client.instance_id.clone())
+            .unwrap_or_else(|| format!("conn:{conn_uid}"));
+        let entry = PresenceEntry {
+            host: params.client.display_name.clone(),
+            client_id: Some(params.client.id.as_str().to_string()),
+            ip: Some(facts.peer.ip().to_string()),
+            version: Some(params.client.version.clone()),
+            platform: Some(params.client.platform.clone()),
+            device_family: params.client.device_family.clone(),
+            model_identifier: params.client.model_identifier.clone(),
+            time_zone: params.client.time_zone.clone(),
+            mode: Some(params.client.mode.as_str().to_string()),
+            reason: Some("connect".to_string()),
+            ts: util::now_ms(),
+            online_since: Some(util::now_ms()),
+            device_id: device_id.clone(),
+            roles: Some(vec![role.as_str().to_string()]),
+            scopes: Some(scopes.clone()),
+            instance_id: params.client.instance_id.clone(),
+            ..Default::default()
+        };
+        (key, entry)
+    });
+    Ok(Accepted { info, hello_frame, presence })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_hosts() {
+        assert_eq!(origin_host("http://127.0.0.1:18789"), Some("127.0.0.1:18789"));
+        assert_eq!(origin_host("https://a.example/x"), Some("a.example"));
+        assert_eq!(origin_host("null"), None);
+    }
+}

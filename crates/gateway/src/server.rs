@@ -1,0 +1,373 @@
+//! Start-up, the accept loop (HTTP + WebSocket upgrade on one port), the global timers, and
+//! graceful shutdown.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+use crate::auth::GatewayAuth;
+use crate::config::{AuthSetting, GatewayConfig};
+use crate::connection::{self, UpgradeFacts};
+use crate::events::PublishOpts;
+use crate::health::LoopSample;
+use crate::http::{self as http_routes, PeerAddr};
+use crate::identity::GatewayIdentity;
+use crate::logging;
+use crate::pairing::LocalOnlyAuthority;
+use crate::state::{GatewayState, StateParts};
+use crate::state_dir::{self, GatewayInfo, StateDirError, StateLock};
+use crate::util;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    StateDir(#[from] StateDirError),
+    #[error(
+        "refusing to bind {addr} without authentication: a non-loopback bind needs --auth token or --auth password (or use --bind loopback)"
+    )]
+    InsecureBind { addr: String },
+    #[error("{0}")]
+    InvalidAuth(String),
+    #[error("cannot listen on {addr}: {source}{hint}")]
+    Bind { addr: SocketAddr, source: std::io::Error, hint: &'static str },
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Paths of headers that mean "a proxy forwarded this" (they disqualify locality).
+const FORWARDING_HEADERS: [&str; 6] =
+    ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip", "x-forwarded-port"];
+
+fn resolve_auth(config: &GatewayConfig) -> Result<(GatewayAuth, Option<std::path::PathBuf>), StartError> {
+    match &config.auth {
+        AuthSetting::None => {
+            if !config.bind.is_loopback() {
+                return Err(StartError::InsecureBind { addr: format!("{}:{}", config.bind.ip(), config.port) });
+            }
+            Ok((GatewayAuth::None, None))
+        }
+        AuthSetting::Token(Some(t)) if t.trim().is_empty() => Err(StartError::InvalidAuth("the gateway token is empty".into())),
+        AuthSetting::Token(Some(t)) => Ok((GatewayAuth::Token(t.trim().to_string()), None)),
+        AuthSetting::Token(None) => {
+            let (token, _) = state_dir::load_or_create_token(&config.state_dir)?;
+            Ok((GatewayAuth::Token(token), Some(config.state_dir.join("gateway.token"))))
+        }
+        AuthSetting::Password(p) if p.is_empty() => Err(StartError::InvalidAuth("the gateway password is empty".into())),
+        AuthSetting::Password(p) => Ok((GatewayAuth::Password(p.clone()), None)),
+    }
+}
+
+/// A started gateway (used by `run`; tests may drive it directly).
+pub struct RunningGateway {
+    pub state: Arc<GatewayState>,
+    pub addr: SocketAddr,
+    _lock: StateLock,
+    token_file: Option<std::path::PathBuf>,
+}
+
+/// Everything up to and including `gateway.json`; returns once the port is bound.
+pub async fn start(config: &GatewayConfig) -> Result<RunningGateway, StartError> {
+    state_dir::ensure_private_dir(&config.state_dir)?;
+    let logs = logging::init(config.log_format, config.verbose, Some(config.state_dir.join("logs").join("pincer.log")));
+    let lock = StateLock::acquire(&config.state_dir)?;
+    let (auth, token_file) = resolve_auth(config)?;
+    let identity = GatewayIdentity::load_or_create(&config.state_dir, util::now_ms())?;
+    let state = GatewayState::new(StateParts {
+        state_dir: config.state_dir.clone(),
+        auth,
+        timers: config.timers,
+        logs,
+        identity,
+        pairing: Box::new(LocalOnlyAuthority),
+    });
+    let bind_addr = SocketAddr::new(config.bind.ip(), config.port);
+    let listener = TcpListener::bind(bind_addr).await.map_err(|source| {
+        let hint = if source.kind() == std::io::ErrorKind::AddrInUse {
+            " (another gateway or program already uses this port; pick another with --port)"
+        } else {
+            ""
+        };
+        StartError::Bind { addr: bind_addr, source, hint }
+    })?;
+    let addr = listener.local_addr().unwrap_or(bind_addr);
+    tokio::spawn(accept_loop(Arc::clone(&state), listener));
+    spawn_timers(&state);
+    let url_host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
+    let info = GatewayInfo {
+        pid: std::process::id(),
+        port: addr.port(),
+        url: format!("ws://{url_host}:{}", addr.port()),
+        boot_id: state.boot_id.clone(),
+        started_at_ms: state.started_at_ms,
+        auth_mode: state.auth.mode_str().to_string(),
+    };
+    state_dir::write_gateway_json(&config.state_dir, &info)?;
+    tracing::info!(url = %info.url, auth = info.auth_mode, pid = info.pid, "gateway listening");
+    Ok(RunningGateway { state, addr, _lock: lock, token_file })
+}
+
+impl RunningGateway {
+    /// The start-up banner: URL, where the token is, what to configure next.
+    pub fn banner(&self) -> String {
+        let s = &self.state;
+        let url = format!("ws://{}:{}", if self.addr.ip().is_unspecified() { "127.0.0.1".into() } else { self.addr.ip().to_string() }, self.addr.port());
+        let auth_line = match (&s.auth, &self.token_file) {
+            (GatewayAuth::Token(_), Some(path)) => format!("token auth; the token is in {}", path.display()),
+            (GatewayAuth::Token(_), None) => "token auth (token from --token / PINCER_GATEWAY_TOKEN)".to_string(),
+            (GatewayAuth::Password(_), _) => "password auth (from --password / PINCER_GATEWAY_PASSWORD)".to_string(),
+            (GatewayAuth::None, _) => "no auth (loopback only)".to_string(),
+        };
+        let config_path = s.state_dir.join("pincer.json");
+        format!(
+            "Pincer gateway {} listening on {url} (HTTP on the same port)\n  {auth_line}\n  state: {}  logs: {}\n  next: configure a model provider in {} (models.providers + agents.defaults.model.primary, OpenClaw schema), then check with `pincer status`\n",
+            s.version,
+            s.state_dir.display(),
+            s.logs.path().map(|p| p.display().to_string()).unwrap_or_else(|| "-".into()),
+            config_path.display(),
+        )
+    }
+
+    /// Broadcast `shutdown`, close every socket with 1012, remove `gateway.json`.
+    pub async fn shutdown(self, reason: &str) {
+        let state = &self.state;
+        state.bus.publish("shutdown", &serde_json::json!({"reason": reason}), PublishOpts::default());
+        state.shutdown_tx.send_replace(true);
+        let drained = async {
+            while state.open_sockets.load(Ordering::Acquire) > 0 {
+                let notified = state.sockets_drained.notified();
+                if state.open_sockets.load(Ordering::Acquire) == 0 {
+                    break;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(150), drained).await;
+        let _ = std::fs::remove_file(state_dir::gateway_json_path(&state.state_dir));
+        tracing::info!("gateway stopped");
+    }
+}
+
+/// `pincer gateway run`: start, print the banner, serve until SIGINT/SIGTERM, shut down.
+pub async fn run(config: GatewayConfig) -> Result<(), StartError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut sigterm = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
+    let gw = start(&config).await?;
+    print!("{}", gw.banner());
+    {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
+    tokio::select! {
+        _ = sigterm.recv() => {}
+        _ = sigint.recv() => {}
+    }
+    gw.shutdown("gateway stopping").await;
+    Ok(())
+}
+
+fn spawn_timers(state: &Arc<GatewayState>) {
+    // One global tick for every connection.
+    let s = Arc::clone(state);
+    tokio::spawn(async move {
+        let period = s.timers.tick_interval;
+        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            if s.is_shutting_down() {
+                return;
+            }
+            let payload = format!(r#"{{"ts":{}}}"#, util::now_ms());
+            s.bus.publish_raw("tick", Some(&payload), PublishOpts::droppable());
+        }
+    });
+    // One global WS ping; a ping still unanswered at the next round terminates the socket.
+    let s = Arc::clone(state);
+    tokio::spawn(async move {
+        let period = s.timers.ws_ping_interval;
+        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            if s.is_shutting_down() {
+                return;
+            }
+            s.registry.for_each(|h| {
+                if h.pong_pending.swap(true, Ordering::AcqRel) {
+                    h.request_close(crate::registry::CloseRequest::Terminate);
+                } else {
+                    h.ping_requested.store(true, Ordering::Release);
+                    h.wake();
+                }
+            });
+        }
+    });
+    // Health refresh (+ event-loop sample) and dedupe sweep.
+    let s = Arc::clone(state);
+    tokio::spawn(async move {
+        let period = s.timers.health_refresh;
+        let mut next = tokio::time::Instant::now() + period;
+        let mut last_cpu = util::cpu_ticks();
+        let mut last_at = std::time::Instant::now();
+        loop {
+            tokio::time::sleep_until(next).await;
+            if s.is_shutting_down() {
+                return;
+            }
+            let lag = tokio::time::Instant::now().saturating_duration_since(next);
+            let cpu = util::cpu_ticks();
+            let wall = last_at.elapsed().as_secs_f64().max(0.001);
+            let ratio = match (cpu, last_cpu) {
+                (Some(now), Some(before)) => (now.saturating_sub(before)) as f64 / 100.0 / wall,
+                _ => 0.0,
+            };
+            last_cpu = cpu;
+            last_at = std::time::Instant::now();
+            s.refresh_health(Some(LoopSample { interval: period, lag, cpu_core_ratio: ratio }));
+            s.dedupe.sweep(std::time::Instant::now());
+            next += period;
+            if next < tokio::time::Instant::now() {
+                next = tokio::time::Instant::now() + period;
+            }
+        }
+    });
+}
+
+async fn accept_loop(state: Arc<GatewayState>, listener: TcpListener) {
+    let mut shutdown = state.shutdown_tx.subscribe();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    tokio::spawn(serve_http(Arc::clone(&state), stream, peer));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn serve_http(state: Arc<GatewayState>, stream: TcpStream, peer: SocketAddr) {
+    let router = http_routes::router(Arc::clone(&state));
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let state = Arc::clone(&state);
+        let router = router.clone();
+        async move { Ok::<_, Infallible>(handle_request(state, router, peer, req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .max_buf_size(64 * 1024)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, %peer, "http connection ended with an error");
+    }
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    let upgrade = headers.get(header::UPGRADE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let connection = headers.get(header::CONNECTION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    upgrade.eq_ignore_ascii_case("websocket") && connection.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut resp = Response::new(Body::from(text));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp
+}
+
+async fn handle_request(
+    state: Arc<GatewayState>,
+    router: axum::Router,
+    peer: SocketAddr,
+    mut req: Request<Incoming>,
+) -> Response<Body> {
+    if is_websocket_upgrade(req.headers()) {
+        return upgrade(state, peer, &mut req);
+    }
+    if req.headers().contains_key(header::UPGRADE) {
+        return plain(StatusCode::BAD_REQUEST, "unsupported upgrade");
+    }
+    let mut req = req.map(Body::new);
+    req.extensions_mut().insert(PeerAddr(peer));
+    let mut svc = router;
+    match tower_service::Service::call(&mut svc, req).await {
+        Ok(resp) => resp,
+        Err(never) => match never {},
+    }
+}
+
+fn upgrade(state: Arc<GatewayState>, peer: SocketAddr, req: &mut Request<Incoming>) -> Response<Body> {
+    if req.uri().path().starts_with("/__openclaw__/worker") {
+        return plain(StatusCode::NOT_FOUND, "worker ingress is not enabled");
+    }
+    let headers = req.headers();
+    if headers.get(header::SEC_WEBSOCKET_VERSION).and_then(|v| v.to_str().ok()) != Some("13") {
+        let mut resp = plain(StatusCode::UPGRADE_REQUIRED, "unsupported websocket version");
+        resp.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        return resp;
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).map(|k| k.as_bytes().to_vec()) else {
+        return plain(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
+    };
+    if state.is_shutting_down() {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "gateway is shutting down");
+    }
+    let Some(slot) = state.try_preauth_slot(peer.ip()) else {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "Too many unauthenticated sockets");
+    };
+    let forwarded = FORWARDING_HEADERS.iter().any(|h| headers.contains_key(*h));
+    let facts = UpgradeFacts {
+        peer,
+        direct_local: peer.ip().is_loopback() && !forwarded,
+        origin: header_str(headers, header::ORIGIN),
+        host: header_str(headers, header::HOST),
+    };
+    let on_upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, %peer, "websocket upgrade failed");
+                return;
+            }
+        };
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => {
+                let tcp = parts.io.into_inner();
+                connection::run(state, tcp, parts.read_buf.to_vec(), facts, slot).await;
+            }
+            Err(_) => tracing::error!("websocket upgrade produced an unexpected stream type"),
+        }
+    });
+    let accept = derive_accept_key(&key);
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    resp
+}

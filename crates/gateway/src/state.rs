@@ -1,0 +1,232 @@
+//! `GatewayState`: everything shared by connections, timers and handlers.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use pincer_protocol::hello::{Policy, PresenceEntry, SessionDefaults};
+use pincer_protocol::limits;
+use serde_json::json;
+use serde_json::value::RawValue;
+use tokio::sync::{watch, Notify};
+
+use crate::auth::GatewayAuth;
+use crate::config::Timers;
+use crate::dedupe::DedupeCache;
+use crate::dispatch::MethodRegistry;
+use crate::events::{EventBus, PublishOpts};
+use crate::health::HealthCache;
+use crate::identity::GatewayIdentity;
+use crate::logging::LogStore;
+use crate::pairing::DeviceAuthority;
+use crate::presence::{PresenceTracker, StateVersions};
+use crate::registry::Registry;
+use crate::util;
+
+/// Events Pincer emits today (`hello-ok.features.events`); later issues add theirs here.
+pub const EMITTED_EVENTS: &[&str] = &["connect.challenge", "presence", "tick", "shutdown", "health"];
+
+/// A queued system event (`system-event`), consumed by the heartbeat in a later issue.
+#[derive(Debug, Clone)]
+pub struct SystemEvent {
+    pub text: String,
+    pub session_key: Option<String>,
+    pub ts: u64,
+}
+
+/// Max queued system events kept in memory.
+pub const MAX_SYSTEM_EVENTS: usize = 100;
+
+/// Unauthenticated sockets per IP.
+#[derive(Default)]
+pub struct PreauthBudget {
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// Releases one pre-auth slot on drop.
+pub struct PreauthSlot {
+    budget: Arc<GatewayState>,
+    ip: IpAddr,
+}
+
+impl Drop for PreauthSlot {
+    fn drop(&mut self) {
+        let mut counts = self.budget.preauth.counts.lock();
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+pub struct GatewayState {
+    pub version: &'static str,
+    pub boot_id: String,
+    pub started: Instant,
+    pub started_at_ms: u64,
+    pub state_dir: PathBuf,
+    pub auth: GatewayAuth,
+    pub timers: Timers,
+    pub registry: Arc<Registry>,
+    pub bus: EventBus,
+    pub presence: PresenceTracker,
+    pub versions: StateVersions,
+    pub health: HealthCache,
+    pub methods: MethodRegistry,
+    /// `hello-ok.features`, identical for every connection.
+    pub features_json: Box<RawValue>,
+    /// Stored outcomes of side-effecting calls, as `res` payload JSON.
+    pub dedupe: DedupeCache<String>,
+    pub logs: Arc<LogStore>,
+    pub identity: GatewayIdentity,
+    pub system_events: Mutex<VecDeque<SystemEvent>>,
+    pub preauth: PreauthBudget,
+    pub pairing: Box<dyn DeviceAuthority>,
+    pub session_defaults: SessionDefaults,
+    pub policy: Policy,
+    pub shutdown_tx: watch::Sender<bool>,
+    /// Open WebSocket connections (pre- and post-auth), for the shutdown drain.
+    pub open_sockets: AtomicUsize,
+    pub sockets_drained: Notify,
+}
+
+/// Inputs to build the state.
+pub struct StateParts {
+    pub state_dir: PathBuf,
+    pub auth: GatewayAuth,
+    pub timers: Timers,
+    pub logs: Arc<LogStore>,
+    pub identity: GatewayIdentity,
+    pub pairing: Box<dyn DeviceAuthority>,
+}
+
+impl GatewayState {
+    pub fn new(parts: StateParts) -> Arc<GatewayState> {
+        let version = env!("CARGO_PKG_VERSION");
+        let boot_id = uuid::Uuid::new_v4().to_string();
+        let registry = Arc::new(Registry::default());
+        let methods = crate::methods::registry();
+        let features = json!({
+            "methods": methods.advertised(),
+            "events": EMITTED_EVENTS,
+        });
+        let features_json = serde_json::value::to_raw_value(&features).unwrap_or_default();
+        let (shutdown_tx, _) = watch::channel(false);
+        let presence = PresenceTracker::new(PresenceTracker::self_entry(version, &boot_id));
+        let versions = StateVersions::default();
+        versions.presence.store(1, Ordering::Release);
+        versions.health.store(1, Ordering::Release);
+        Arc::new(GatewayState {
+            version,
+            started: Instant::now(),
+            started_at_ms: util::now_ms(),
+            health: HealthCache::new(&parts.state_dir),
+            state_dir: parts.state_dir,
+            auth: parts.auth,
+            timers: parts.timers,
+            bus: EventBus::new(Arc::clone(&registry)),
+            registry,
+            presence,
+            versions,
+            methods,
+            features_json,
+            dedupe: DedupeCache::with_defaults(),
+            logs: parts.logs,
+            identity: parts.identity,
+            system_events: Mutex::new(VecDeque::new()),
+            preauth: PreauthBudget::default(),
+            pairing: parts.pairing,
+            session_defaults: SessionDefaults {
+                default_agent_id: "main".into(),
+                model_configured: None,
+                ownership: None,
+                selection_required: None,
+                main_key: "main".into(),
+                main_session_key: "agent:main:main".into(),
+                scope: Some("per-sender".into()),
+            },
+            policy: Policy {
+                max_payload: limits::MAX_PAYLOAD_BYTES as u64,
+                max_buffered_bytes: limits::MAX_BUFFERED_BYTES as u64,
+                tick_interval_ms: parts.timers.tick_interval.as_millis() as u64,
+            },
+            shutdown_tx,
+            boot_id,
+            open_sockets: AtomicUsize::new(0),
+            sockets_drained: Notify::new(),
+        })
+    }
+
+    pub fn uptime_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown_tx.borrow()
+    }
+
+    /// Take a pre-auth slot for `ip`, or `None` when the per-IP budget is used up.
+    pub fn try_preauth_slot(self: &Arc<Self>, ip: IpAddr) -> Option<PreauthSlot> {
+        let mut counts = self.preauth.counts.lock();
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= limits::MAX_PREAUTH_CONNECTIONS_PER_IP {
+            return None;
+        }
+        *n += 1;
+        Some(PreauthSlot { budget: Arc::clone(self), ip })
+    }
+
+    /// Add or replace a presence entry and broadcast the change.
+    pub fn presence_upsert(&self, key: String, entry: PresenceEntry) {
+        self.presence.upsert(key, entry);
+        self.publish_presence();
+    }
+
+    /// Remove a presence entry and broadcast the change if it existed.
+    pub fn presence_remove(&self, key: &str) {
+        if self.presence.remove(key) {
+            self.publish_presence();
+        }
+    }
+
+    fn publish_presence(&self) {
+        self.versions.presence.fetch_add(1, Ordering::AcqRel);
+        let list = self.presence.json();
+        let payload = format!(r#"{{"presence":{}}}"#, list.get());
+        let opts = PublishOpts::droppable().with_state_version(self.versions.current());
+        self.bus.publish_raw("presence", Some(&payload), opts);
+    }
+
+    /// Recompute health; on a real change bump the version and broadcast `health`.
+    pub fn refresh_health(&self, sample: Option<crate::health::LoopSample>) -> bool {
+        let changed = self.health.refresh(sample);
+        if changed {
+            self.versions.health.fetch_add(1, Ordering::AcqRel);
+            let opts = PublishOpts { state_version: Some(self.versions.current()), ..Default::default() };
+            self.bus.publish_raw("health", Some(self.health.json().get()), opts);
+        }
+        changed
+    }
+
+    /// Send the current health to one connection (right after its hello).
+    pub fn send_health_to(&self, conn: u64) {
+        let opts = PublishOpts { state_version: Some(self.versions.current()), ..PublishOpts::to_conn(conn) };
+        self.bus.publish_raw("health", Some(self.health.json().get()), opts);
+    }
+
+    pub fn socket_opened(&self) {
+        self.open_sockets.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn socket_closed(&self) {
+        if self.open_sockets.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.sockets_drained.notify_waiters();
+        }
+    }
+}
