@@ -58,7 +58,11 @@ impl Workspace {
     }
 
     /// Allow another directory (config: extra roots / `workspaceOnly: false` style opt-ins).
-    pub fn with_extra_root(mut self, path: impl AsRef<Path>, writable: bool) -> Result<Self, ToolError> {
+    pub fn with_extra_root(
+        mut self,
+        path: impl AsRef<Path>,
+        writable: bool,
+    ) -> Result<Self, ToolError> {
         self.roots.push(make_root(path.as_ref(), writable)?);
         Ok(self)
     }
@@ -80,7 +84,9 @@ impl Workspace {
 
     /// Canonical workspace directory.
     pub fn root(&self) -> &Path {
-        self.roots.first().map_or(Path::new("/"), |r| r.canonical.as_path())
+        self.roots
+            .first()
+            .map_or(Path::new("/"), |r| r.canonical.as_path())
     }
 
     pub fn is_writable(&self, p: &ResolvedPath) -> bool {
@@ -225,7 +231,12 @@ impl Workspace {
     }
 
     /// No `openat2`: canonicalise, check, open with `O_NOFOLLOW` on the last component.
-    fn open_fallback(&self, p: &ResolvedPath, flags: OFlags, mode: Mode) -> Result<OwnedFd, ToolError> {
+    fn open_fallback(
+        &self,
+        p: &ResolvedPath,
+        flags: OFlags,
+        mode: Mode,
+    ) -> Result<OwnedFd, ToolError> {
         let target = canonicalize_existing_prefix(&p.abs);
         if self.locate_canonical(&target).is_none() {
             return Err(ToolError::PathDenied(format!(
@@ -241,11 +252,14 @@ impl Workspace {
 
     fn locate_canonical(&self, target: &Path) -> Option<ResolvedPath> {
         self.roots.iter().enumerate().find_map(|(i, r)| {
-            target.strip_prefix(&r.canonical).ok().map(|rel| ResolvedPath {
-                root: i,
-                rel: rel.to_path_buf(),
-                abs: target.to_path_buf(),
-            })
+            target
+                .strip_prefix(&r.canonical)
+                .ok()
+                .map(|rel| ResolvedPath {
+                    root: i,
+                    rel: rel.to_path_buf(),
+                    abs: target.to_path_buf(),
+                })
         })
     }
 
@@ -337,11 +351,18 @@ impl Workspace {
     }
 
     /// Write `data` to `p` (create or truncate), optionally creating parents.
-    pub fn write_file(&self, p: &ResolvedPath, data: &[u8], create_parents: bool) -> Result<(), ToolError> {
+    pub fn write_file(
+        &self,
+        p: &ResolvedPath,
+        data: &[u8],
+        create_parents: bool,
+    ) -> Result<(), ToolError> {
         use std::io::Write;
         self.require_writable(p)?;
         if p.rel.as_os_str().is_empty() {
-            return Err(ToolError::Failed("Cannot write to the workspace directory itself.".into()));
+            return Err(ToolError::Failed(
+                "Cannot write to the workspace directory itself.".into(),
+            ));
         }
         if create_parents {
             self.create_parents(p)?;
@@ -398,7 +419,8 @@ impl Workspace {
     /// Check that `p` is a directory inside the roots and return its canonical absolute path
     /// (exec's working directory).
     pub fn directory(&self, p: &ResolvedPath) -> Result<PathBuf, ToolError> {
-        let fd = self.open_at(p, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())
+        let fd = self
+            .open_at(p, OFlags::PATH | OFlags::DIRECTORY, Mode::empty())
             .map_err(|e| match e {
                 ToolError::NotFound(_) => ToolError::NotFound(format!(
                     "Working directory '{}' does not exist.",
@@ -420,7 +442,10 @@ impl Workspace {
 
 fn make_root(path: &Path, writable: bool) -> Result<Root, ToolError> {
     let canonical = std::fs::canonicalize(path).map_err(|e| {
-        ToolError::Unavailable(format!("Workspace root {} is not usable: {e}", path.display()))
+        ToolError::Unavailable(format!(
+            "Workspace root {} is not usable: {e}",
+            path.display()
+        ))
     })?;
     if !canonical.is_dir() {
         return Err(ToolError::Unavailable(format!(
@@ -531,8 +556,14 @@ mod tests {
         let ws = Workspace::new(dir.path()).unwrap();
         assert_eq!(ws.resolve("a/./b/../c").unwrap().rel, PathBuf::from("a/c"));
         assert!(matches!(ws.resolve("../x"), Err(ToolError::PathDenied(_))));
-        assert!(matches!(ws.resolve("a/../../x"), Err(ToolError::PathDenied(_))));
-        assert!(matches!(ws.resolve("/etc/passwd"), Err(ToolError::PathDenied(_))));
+        assert!(matches!(
+            ws.resolve("a/../../x"),
+            Err(ToolError::PathDenied(_))
+        ));
+        assert!(matches!(
+            ws.resolve("/etc/passwd"),
+            Err(ToolError::PathDenied(_))
+        ));
         assert!(matches!(ws.resolve(""), Err(ToolError::PathDenied(_))));
         let inside = format!("{}/sub/f.txt", ws.root().display());
         assert_eq!(ws.resolve(&inside).unwrap().rel, PathBuf::from("sub/f.txt"));

@@ -141,8 +141,12 @@ pub trait SessionsHost: Send + Sync {
 #[async_trait]
 pub trait MessagingHost: Send + Sync {
     /// Deliver one `message` tool action (`send` | `broadcast`); returns the delivery receipt(s).
-    async fn message(&self, requester: &Requester, action: &str, request: Value)
-        -> Result<Value, HostError>;
+    async fn message(
+        &self,
+        requester: &Requester,
+        action: &str,
+        request: Value,
+    ) -> Result<Value, HostError>;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -34,3 +34,4 @@ pub use context::{SandboxMode, ToolContext, ToolContextBuilder};
 pub use error::ToolError;
 pub use output::{ContentBlock, ToolOutput};
 pub use registry::{Tool, ToolRegistry, ToolSpec};
+pub use tokio_util::sync::CancellationToken;

@@ -29,7 +29,10 @@ pub const MEMORY_FILE_MAX_BYTES: u64 = 4 * 1024 * 1024;
 pub const GET_DEFAULT_LINES: usize = 200;
 
 fn hex_sha256(data: &[u8]) -> String {
-    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Split a Markdown file into chunks with 1-based inclusive line ranges. Breaks before headings,
@@ -62,7 +65,9 @@ pub fn chunk_markdown(path: &str, text: &str) -> Vec<MemoryChunk> {
         let blank = line.trim().is_empty();
         let size = buf.chars().count();
         if !buf.trim().is_empty()
-            && (is_heading || (blank && size >= CHUNK_TARGET_CHARS) || size + line.chars().count() > CHUNK_MAX_CHARS)
+            && (is_heading
+                || (blank && size >= CHUNK_TARGET_CHARS)
+                || size + line.chars().count() > CHUNK_MAX_CHARS)
         {
             flush(&mut buf, start, end, &chunk_heading);
         }
@@ -78,7 +83,9 @@ pub fn chunk_markdown(path: &str, text: &str) -> Vec<MemoryChunk> {
         }
         buf.push_str(line);
         buf.push('\n');
-        end = lineno;
+        if !blank {
+            end = lineno;
+        }
     }
     flush(&mut buf, start, end, &chunk_heading);
     chunks
@@ -125,7 +132,8 @@ pub async fn sync_memory_index(
     agent_id: &str,
     index: &dyn MemoryIndex,
 ) -> Result<usize, ToolError> {
-    let indexed: HashMap<String, String> = index.indexed_files(agent_id).await?.into_iter().collect();
+    let indexed: HashMap<String, String> =
+        index.indexed_files(agent_id).await?.into_iter().collect();
     let ws2 = Arc::clone(&ws);
     let files: Vec<(String, String, Vec<MemoryChunk>)> = blocking(move || {
         let mut out = Vec::new();
@@ -145,7 +153,9 @@ pub async fn sync_memory_index(
     let mut changed = 0;
     for (rel, hash, chunks) in &files {
         if indexed.get(rel) != Some(hash) {
-            index.replace_file(agent_id, rel, hash, chunks.clone()).await?;
+            index
+                .replace_file(agent_id, rel, hash, chunks.clone())
+                .await?;
             changed += 1;
         }
     }
@@ -162,10 +172,9 @@ builtin_tool!(MemorySearchTool, "memory_search");
 builtin_tool!(MemoryGetTool, "memory_get");
 
 fn memory_host(ctx: &ToolContext) -> Result<&Arc<dyn MemoryIndex>, ToolError> {
-    ctx.hosts
-        .memory
-        .as_ref()
-        .ok_or_else(|| ToolError::Unavailable("Memory search is not available in this context.".into()))
+    ctx.hosts.memory.as_ref().ok_or_else(|| {
+        ToolError::Unavailable("Memory search is not available in this context.".into())
+    })
 }
 
 #[async_trait]
@@ -259,7 +268,9 @@ impl Tool for MemoryGetTool {
         let lines = args
             .get("lines")
             .and_then(Value::as_u64)
-            .map_or(GET_DEFAULT_LINES, |n| usize::try_from(n).unwrap_or(GET_DEFAULT_LINES))
+            .map_or(GET_DEFAULT_LINES, |n| {
+                usize::try_from(n).unwrap_or(GET_DEFAULT_LINES)
+            })
             .clamp(1, 2000);
         let ws = crate::fs::workspace_for(ctx);
         let p = ws.resolve(&path)?;
@@ -274,7 +285,9 @@ impl Tool for MemoryGetTool {
             let bytes = match ws.read_file(&p, MEMORY_FILE_MAX_BYTES) {
                 Ok(b) => b,
                 Err(ToolError::NotFound(_)) => {
-                    return Ok(ToolOutput::json(json!({"status": "not_found", "path": rel})));
+                    return Ok(ToolOutput::json(
+                        json!({"status": "not_found", "path": rel}),
+                    ));
                 }
                 Err(e) => return Err(e),
             };
@@ -318,7 +331,9 @@ mod tests {
     #[test]
     fn long_paragraphs_are_split() {
         let line = "x".repeat(100);
-        let text = std::iter::repeat_n(line.as_str(), 60).collect::<Vec<_>>().join("\n");
+        let text = std::iter::repeat_n(line.as_str(), 60)
+            .collect::<Vec<_>>()
+            .join("\n");
         let chunks = chunk_markdown("memory/a.md", &text);
         assert!(chunks.len() >= 3);
         assert!(chunks.iter().all(|c| c.text.len() <= CHUNK_MAX_CHARS));

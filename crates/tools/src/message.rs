@@ -42,10 +42,11 @@ impl Tool for MessageTool {
             || m.get("attachments")
                 .and_then(Value::as_array)
                 .is_some_and(|a| !a.is_empty());
-        let targets = m
-            .get("targets")
-            .and_then(Value::as_array)
-            .map_or(0, |t| t.iter().filter(|v| v.as_str().is_some_and(|s| !s.trim().is_empty())).count());
+        let targets = m.get("targets").and_then(Value::as_array).map_or(0, |t| {
+            t.iter()
+                .filter(|v| v.as_str().is_some_and(|s| !s.trim().is_empty()))
+                .count()
+        });
         match action.as_str() {
             "send" => {
                 if !has_payload {
@@ -63,23 +64,36 @@ impl Tool for MessageTool {
             }
             "broadcast" => {
                 if !has_payload {
-                    return Err(ToolError::invalid("message", "action=broadcast needs message or media"));
+                    return Err(ToolError::invalid(
+                        "message",
+                        "action=broadcast needs message or media",
+                    ));
                 }
                 if targets == 0 && !has_str(&m, "target") {
-                    return Err(ToolError::invalid("message", "action=broadcast needs targets"));
+                    return Err(ToolError::invalid(
+                        "message",
+                        "action=broadcast needs targets",
+                    ));
                 }
             }
             other => {
-                return Err(ToolError::invalid("message", format!("unsupported action '{other}'")));
+                return Err(ToolError::invalid(
+                    "message",
+                    format!("unsupported action '{other}'"),
+                ));
             }
         }
         if let Some(buffer) = m.get("buffer").and_then(Value::as_str) {
-            let data = buffer
-                .split_once(";base64,")
-                .map_or(buffer, |(_, d)| d);
+            let data = buffer.split_once(";base64,").map_or(buffer, |(_, d)| d);
             use base64::Engine as _;
-            if base64::engine::general_purpose::STANDARD.decode(data.trim()).is_err() {
-                return Err(ToolError::invalid("message", "buffer is not valid base64 / data URL"));
+            if base64::engine::general_purpose::STANDARD
+                .decode(data.trim())
+                .is_err()
+            {
+                return Err(ToolError::invalid(
+                    "message",
+                    "buffer is not valid base64 / data URL",
+                ));
             }
         }
         if m.get("dryRun").and_then(Value::as_bool) == Some(true) {
@@ -92,7 +106,9 @@ impl Tool for MessageTool {
         let host = ctx.hosts.messaging.as_ref().ok_or_else(|| {
             ToolError::Unavailable("Channel messaging is not available in this context.".into())
         })?;
-        let result = host.message(&ctx.requester(), &action, Value::Object(m)).await?;
+        let result = host
+            .message(&ctx.requester(), &action, Value::Object(m))
+            .await?;
         Ok(ToolOutput::json(result))
     }
 }

@@ -23,35 +23,79 @@ fn command_for(action: &str) -> Option<(&'static str, &'static [(&'static str, &
     Some(match action {
         "notify" => (
             "system.notify",
-            &[("title", "title"), ("body", "body"), ("sound", "sound"), ("priority", "priority"), ("delivery", "delivery")],
+            &[
+                ("title", "title"),
+                ("body", "body"),
+                ("sound", "sound"),
+                ("priority", "priority"),
+                ("delivery", "delivery"),
+            ],
         ),
         "camera_snap" => (
             "camera.snap",
-            &[("facing", "facing"), ("maxWidth", "maxWidth"), ("quality", "quality"), ("delayMs", "delayMs"), ("deviceId", "deviceId")],
+            &[
+                ("facing", "facing"),
+                ("maxWidth", "maxWidth"),
+                ("quality", "quality"),
+                ("delayMs", "delayMs"),
+                ("deviceId", "deviceId"),
+            ],
         ),
         "camera_list" => ("camera.list", &[]),
         "camera_clip" => (
             "camera.clip",
-            &[("facing", "facing"), ("duration", "duration"), ("durationMs", "durationMs"), ("includeAudio", "includeAudio"), ("deviceId", "deviceId")],
+            &[
+                ("facing", "facing"),
+                ("duration", "duration"),
+                ("durationMs", "durationMs"),
+                ("includeAudio", "includeAudio"),
+                ("deviceId", "deviceId"),
+            ],
         ),
         "camera_ptz" => (
             "camera.ptz",
-            &[("deviceId", "deviceId"), ("ptzOperation", "operation"), ("panDegrees", "panDegrees"), ("tiltDegrees", "tiltDegrees"), ("zoomPercent", "zoomPercent")],
+            &[
+                ("deviceId", "deviceId"),
+                ("ptzOperation", "operation"),
+                ("panDegrees", "panDegrees"),
+                ("tiltDegrees", "tiltDegrees"),
+                ("zoomPercent", "zoomPercent"),
+            ],
         ),
-        "photos_latest" => ("photos.latest", &[("limit", "limit"), ("maxWidth", "maxWidth")]),
+        "photos_latest" => (
+            "photos.latest",
+            &[("limit", "limit"), ("maxWidth", "maxWidth")],
+        ),
         "screen_record" => (
             "screen.record",
-            &[("duration", "duration"), ("durationMs", "durationMs"), ("fps", "fps"), ("screenIndex", "screenIndex"), ("includeAudio", "includeAudio")],
+            &[
+                ("duration", "duration"),
+                ("durationMs", "durationMs"),
+                ("fps", "fps"),
+                ("screenIndex", "screenIndex"),
+                ("includeAudio", "includeAudio"),
+            ],
         ),
-        "screen_snapshot" => ("screen.snapshot", &[("screenIndex", "screenIndex"), ("maxWidth", "maxWidth")]),
+        "screen_snapshot" => (
+            "screen.snapshot",
+            &[("screenIndex", "screenIndex"), ("maxWidth", "maxWidth")],
+        ),
         "location_get" => (
             "location.get",
-            &[("maxAgeMs", "maxAgeMs"), ("locationTimeoutMs", "timeoutMs"), ("desiredAccuracy", "desiredAccuracy")],
+            &[
+                ("maxAgeMs", "maxAgeMs"),
+                ("locationTimeoutMs", "timeoutMs"),
+                ("desiredAccuracy", "desiredAccuracy"),
+            ],
         ),
         "notifications_list" => ("notifications.list", &[("limit", "limit")]),
         "notifications_action" => (
             "notifications.action",
-            &[("notificationKey", "key"), ("notificationAction", "action"), ("notificationReplyText", "replyText")],
+            &[
+                ("notificationKey", "key"),
+                ("notificationAction", "action"),
+                ("notificationReplyText", "replyText"),
+            ],
         ),
         "device_status" => ("device.status", &[]),
         "device_info" => ("device.info", &[]),
@@ -81,11 +125,9 @@ impl Tool for NodesTool {
             return Err(ToolError::invalid("nodes", "arguments must be an object"));
         };
         let action = str_arg(&m, "action").unwrap_or_default();
-        let host = ctx
-            .hosts
-            .nodes
-            .as_ref()
-            .ok_or_else(|| ToolError::Unavailable("Nodes are not available in this context.".into()))?;
+        let host = ctx.hosts.nodes.as_ref().ok_or_else(|| {
+            ToolError::Unavailable("Nodes are not available in this context.".into())
+        })?;
         let need_node = || {
             str_arg(&m, "node").ok_or_else(|| {
                 ToolError::invalid(
@@ -111,19 +153,25 @@ impl Tool for NodesTool {
             }
             "invoke" => {
                 let node = need_node()?;
-                let command = str_arg(&m, "invokeCommand")
-                    .ok_or_else(|| ToolError::invalid("nodes", "action=invoke needs invokeCommand"))?;
+                let command = str_arg(&m, "invokeCommand").ok_or_else(|| {
+                    ToolError::invalid("nodes", "action=invoke needs invokeCommand")
+                })?;
                 let params = match str_arg(&m, "invokeParamsJson") {
                     Some(raw) => serde_json::from_str::<Value>(&raw).map_err(|e| {
-                        ToolError::invalid("nodes", format!("invokeParamsJson is not valid JSON: {e}"))
+                        ToolError::invalid(
+                            "nodes",
+                            format!("invokeParamsJson is not valid JSON: {e}"),
+                        )
                     })?,
                     None => json!({}),
                 };
-                host.invoke(&node, &command, params, timeout("invokeTimeoutMs")).await?
+                host.invoke(&node, &command, params, timeout("invokeTimeoutMs"))
+                    .await?
             }
             other => {
-                let (command, keys) = command_for(other)
-                    .ok_or_else(|| ToolError::invalid("nodes", format!("unknown action '{other}'")))?;
+                let (command, keys) = command_for(other).ok_or_else(|| {
+                    ToolError::invalid("nodes", format!("unknown action '{other}'"))
+                })?;
                 let node = need_node()?;
                 if other == "camera_ptz" && str_arg(&m, "deviceId").is_none() {
                     return Err(ToolError::invalid(
@@ -132,7 +180,8 @@ impl Tool for NodesTool {
                     ));
                 }
                 if other == "notifications_action"
-                    && (str_arg(&m, "notificationKey").is_none() || str_arg(&m, "notificationAction").is_none())
+                    && (str_arg(&m, "notificationKey").is_none()
+                        || str_arg(&m, "notificationAction").is_none())
                 {
                     return Err(ToolError::invalid(
                         "nodes",
@@ -148,7 +197,8 @@ impl Tool for NodesTool {
                         params.insert((*to).to_owned(), v.clone());
                     }
                 }
-                host.invoke(&node, command, Value::Object(params), timeout("timeoutMs")).await?
+                host.invoke(&node, command, Value::Object(params), timeout("timeoutMs"))
+                    .await?
             }
         };
         Ok(ToolOutput::json(result))

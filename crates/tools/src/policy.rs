@@ -85,17 +85,74 @@ impl ToolProfile {
 
 /// Every core tool id the reference knows (catalog and `group:openclaw`).
 pub const CORE_TOOLS: &[&str] = &[
-    "agents_list", "agents_wait", "apply_patch", "ask_user", "automations", "browser", "canvas",
-    "code_execution", "computer", "conversations_list", "conversations_send", "conversations_turn",
-    "create_goal", "dashboard", "dir_fetch", "dir_list", "dismiss_task", "edit", "exec",
-    "file_fetch", "file_write", "gateway", "get_goal", "github_identity_status", "heartbeat_respond",
-    "image_generate", "intent", "ls", "memory_get", "memory_search", "message", "mobile_ui",
-    "music_generate", "node_inference", "nodes", "openclaw", "pdf", "plugins", "portal",
-    "process", "progress_card", "read", "screen", "secrets", "session_status", "sessions",
-    "sessions_history", "sessions_list", "sessions_search", "sessions_send", "sessions_spawn",
-    "sessions_yield", "show_widget", "skill_workshop", "subagents", "suggest_task", "talk_voice",
-    "terminal", "theme", "transcripts", "tts", "update_goal", "video_generate", "view_image",
-    "web_fetch", "web_search", "write", "x_search",
+    "agents_list",
+    "agents_wait",
+    "apply_patch",
+    "ask_user",
+    "automations",
+    "browser",
+    "canvas",
+    "code_execution",
+    "computer",
+    "conversations_list",
+    "conversations_send",
+    "conversations_turn",
+    "create_goal",
+    "dashboard",
+    "dir_fetch",
+    "dir_list",
+    "dismiss_task",
+    "edit",
+    "exec",
+    "file_fetch",
+    "file_write",
+    "gateway",
+    "get_goal",
+    "github_identity_status",
+    "heartbeat_respond",
+    "image_generate",
+    "intent",
+    "ls",
+    "memory_get",
+    "memory_search",
+    "message",
+    "mobile_ui",
+    "music_generate",
+    "node_inference",
+    "nodes",
+    "openclaw",
+    "pdf",
+    "plugins",
+    "portal",
+    "process",
+    "progress_card",
+    "read",
+    "screen",
+    "secrets",
+    "session_status",
+    "sessions",
+    "sessions_history",
+    "sessions_list",
+    "sessions_search",
+    "sessions_send",
+    "sessions_spawn",
+    "sessions_yield",
+    "show_widget",
+    "skill_workshop",
+    "subagents",
+    "suggest_task",
+    "talk_voice",
+    "terminal",
+    "theme",
+    "transcripts",
+    "tts",
+    "update_goal",
+    "video_generate",
+    "view_image",
+    "web_fetch",
+    "web_search",
+    "write",
+    "x_search",
 ];
 
 /// Members of a `group:*` name (without the prefix); `None` for unknown groups.
@@ -132,7 +189,13 @@ pub fn group_members(group: &str) -> Option<&'static [&'static str]> {
             "canvas",
             "show_widget",
         ],
-        "automation" => &["heartbeat_respond", "automations", "gateway", "plugins", "openclaw"],
+        "automation" => &[
+            "heartbeat_respond",
+            "automations",
+            "gateway",
+            "plugins",
+            "openclaw",
+        ],
         "messaging" => &["message"],
         "nodes" => &["nodes", "computer"],
         "agents" => &[
@@ -173,8 +236,15 @@ pub const GROUPS: &[&str] = &[
     "group:plugins",
 ];
 
-const OPENCLAW_GROUP_EXCLUDES: &[&str] =
-    &["read", "write", "edit", "apply_patch", "exec", "process", "canvas"];
+const OPENCLAW_GROUP_EXCLUDES: &[&str] = &[
+    "read",
+    "write",
+    "edit",
+    "apply_patch",
+    "exec",
+    "process",
+    "canvas",
+];
 
 /// Sandbox gate defaults (used when `tools.sandbox.tools.allow`/`deny` are not configured).
 pub const SANDBOX_DEFAULT_ALLOW: &[&str] = &[
@@ -412,7 +482,11 @@ fn layer_from(label: String, policy: &ToolPolicy) -> Layer {
     Layer { label, allow, deny }
 }
 
-fn profile_layer(label: &str, profile: Option<ToolProfile>, also: Option<&Vec<String>>) -> Option<Layer> {
+fn profile_layer(
+    label: &str,
+    profile: Option<ToolProfile>,
+    also: Option<&Vec<String>>,
+) -> Option<Layer> {
     let entries = profile?.entries()?;
     let name = match profile? {
         ToolProfile::Minimal => "minimal",
@@ -498,9 +572,10 @@ pub fn resolve_effective_tools<'a>(
     agent: Option<&ToolsPolicyConfig>,
     req: &PolicyRequest<'_>,
 ) -> EffectiveTools {
-    let agent_label = req
-        .agent_id
-        .map_or_else(|| "agent tools".to_owned(), |id| format!("agents.entries.{id}.tools"));
+    let agent_label = req.agent_id.map_or_else(
+        || "agent tools".to_owned(),
+        |id| format!("agents.entries.{id}.tools"),
+    );
     let mut layers: Vec<Layer> = Vec::new();
 
     let profile = agent.and_then(|a| a.profile).or(global.profile);
@@ -510,7 +585,8 @@ pub fn resolve_effective_tools<'a>(
     layers.extend(profile_layer("tools.profile", profile, profile_also));
 
     let global_provider = provider_entry(&global.by_provider, req.provider, req.model);
-    let agent_provider = agent.and_then(|a| provider_entry(&a.by_provider, req.provider, req.model));
+    let agent_provider =
+        agent.and_then(|a| provider_entry(&a.by_provider, req.provider, req.model));
     let provider_profile = agent_provider
         .and_then(|(_, p)| p.profile)
         .or_else(|| global_provider.and_then(|(_, p)| p.profile));
@@ -531,7 +607,10 @@ pub fn resolve_effective_tools<'a>(
         layers.push(layer_from(agent_label.clone(), &a.policy));
     }
     if let Some((key, p)) = agent_provider {
-        layers.push(layer_from(format!("{agent_label}.byProvider.{key}"), &p.policy));
+        layers.push(layer_from(
+            format!("{agent_label}.byProvider.{key}"),
+            &p.policy,
+        ));
     }
     if let Some(g) = req.group {
         layers.push(layer_from("group tools".into(), g));

@@ -144,9 +144,11 @@ impl Validator {
         };
         match obj.get("type") {
             Some(Value::String(t)) => v.types.extend(JsonType::parse(t)),
-            Some(Value::Array(ts)) => v
-                .types
-                .extend(ts.iter().filter_map(Value::as_str).filter_map(JsonType::parse)),
+            Some(Value::Array(ts)) => v.types.extend(
+                ts.iter()
+                    .filter_map(Value::as_str)
+                    .filter_map(JsonType::parse),
+            ),
             _ => {}
         }
         if let Some(Value::Array(req)) = obj.get("required") {
@@ -336,7 +338,11 @@ impl Validator {
         }
         if let Some(re) = &self.pattern {
             if !re.is_match(s) {
-                return Err(format!("{}must match the pattern {}", at(path), re.as_str()));
+                return Err(format!(
+                    "{}must match the pattern {}",
+                    at(path),
+                    re.as_str()
+                ));
             }
         }
         Ok(())
@@ -395,12 +401,17 @@ fn describe(value: &Value) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use serde_json::json;
 
     #[test]
     fn reports_missing_required_and_wrong_types() {
-        let v = Validator::compile(&builtin_spec("edit").map(|s| s.parameters).unwrap_or_default());
+        let v = Validator::compile(
+            &builtin_spec("edit")
+                .map(|s| s.parameters)
+                .unwrap_or_default(),
+        );
         assert_eq!(
             v.validate(&json!({"edits": []})).unwrap_err(),
             "missing required property \"path\""
@@ -419,7 +430,9 @@ mod tests {
     #[test]
     fn enforces_enum_bounds_and_additional_properties() {
         let v = Validator::compile(
-            &builtin_spec("memory_get").map(|s| s.parameters).unwrap_or_default(),
+            &builtin_spec("memory_get")
+                .map(|s| s.parameters)
+                .unwrap_or_default(),
         );
         assert!(v.validate(&json!({"path": "MEMORY.md", "from": 1})).is_ok());
         assert!(v
@@ -443,15 +456,27 @@ mod tests {
     #[test]
     fn any_of_and_const() {
         let v = Validator::compile(
-            &builtin_spec("sessions_send").map(|s| s.parameters).unwrap_or_default(),
+            &builtin_spec("sessions_send")
+                .map(|s| s.parameters)
+                .unwrap_or_default(),
         );
-        assert!(v.validate(&json!({"message": "hi", "mode": "steer"})).is_ok());
+        assert!(v
+            .validate(&json!({"message": "hi", "mode": "steer"}))
+            .is_ok());
         assert!(v
             .validate(&json!({"message": "hi", "mode": "bogus"}))
             .unwrap_err()
             .contains("mode: does not match any allowed form"));
-        let read = Validator::compile(&builtin_spec("read").map(|s| s.parameters).unwrap_or_default());
-        assert!(read.validate(&json!({"path": "a", "optional": true})).is_ok());
-        assert!(read.validate(&json!({"path": "a", "optional": false})).is_err());
+        let read = Validator::compile(
+            &builtin_spec("read")
+                .map(|s| s.parameters)
+                .unwrap_or_default(),
+        );
+        assert!(read
+            .validate(&json!({"path": "a", "optional": true}))
+            .is_ok());
+        assert!(read
+            .validate(&json!({"path": "a", "optional": false}))
+            .is_err());
     }
 }

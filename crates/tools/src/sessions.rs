@@ -70,7 +70,10 @@ impl Tool for SessionsListTool {
     }
     async fn invoke(&self, args: Value, ctx: &ToolContext) -> Result<ToolOutput, ToolError> {
         let mut m = obj(args);
-        let requested = m.get("limit").and_then(Value::as_u64).unwrap_or(LIST_DEFAULT_LIMIT);
+        let requested = m
+            .get("limit")
+            .and_then(Value::as_u64)
+            .unwrap_or(LIST_DEFAULT_LIMIT);
         let applied = requested.clamp(1, LIST_MAX_LIMIT);
         m.insert("limit".into(), json!(applied));
         let mut result = host(ctx)?.list(&ctx.requester(), Value::Object(m)).await?;
@@ -94,13 +97,16 @@ impl Tool for SessionsHistoryTool {
                 "sessionId requires messageId; omit both for the latest tail",
             ));
         }
-        let key = nonblank(&m, "sessionKey")
-            .ok_or_else(|| ToolError::invalid("sessions_history", "sessionKey must not be blank"))?;
+        let key = nonblank(&m, "sessionKey").ok_or_else(|| {
+            ToolError::invalid("sessions_history", "sessionKey must not be blank")
+        })?;
         let mut m = m;
         if key == "current" {
             m.insert("sessionKey".into(), json!(ctx.session_key.as_ref()));
         }
-        let result = host(ctx)?.history(&ctx.requester(), Value::Object(m)).await?;
+        let result = host(ctx)?
+            .history(&ctx.requester(), Value::Object(m))
+            .await?;
         Ok(ToolOutput::json(result))
     }
 }
@@ -113,7 +119,10 @@ impl Tool for SessionsSendTool {
     async fn invoke(&self, args: Value, ctx: &ToolContext) -> Result<ToolOutput, ToolError> {
         let mut m = obj(args);
         if nonblank(&m, "message").is_none() {
-            return Err(ToolError::invalid("sessions_send", "message must not be blank"));
+            return Err(ToolError::invalid(
+                "sessions_send",
+                "message must not be blank",
+            ));
         }
         let key = nonblank(&m, "sessionKey");
         if key.is_none() && nonblank(&m, "label").is_none() && nonblank(&m, "agentId").is_none() {
@@ -134,7 +143,10 @@ impl Tool for SessionsSendTool {
         }
         if m.get("mode").and_then(Value::as_str) == Some("resume") {
             if m.get("watch").and_then(Value::as_bool) == Some(true) {
-                return Err(ToolError::invalid("sessions_send", "mode=resume rejects watch=true"));
+                return Err(ToolError::invalid(
+                    "sessions_send",
+                    "mode=resume rejects watch=true",
+                ));
             }
             if m.get("timeoutSeconds").and_then(Value::as_u64).unwrap_or(0) > 0 {
                 return Err(ToolError::invalid(
@@ -178,8 +190,7 @@ impl Tool for SessionsSpawnTool {
                 }
             }
         }
-        if m
-            .get("attachments")
+        if m.get("attachments")
             .and_then(Value::as_array)
             .is_some_and(|a| !a.is_empty())
         {

@@ -48,7 +48,11 @@ fn glob_inner(p: &[char], t: &[char], star_crosses_slash: bool) -> bool {
             let crosses = star_crosses_slash || double;
             pi += if double { 2 } else { 1 };
             // `**/` also matches zero directories.
-            if double && pi < p.len() && p[pi] == '/' && glob_inner(&p[pi + 1..], &t[ti..], star_crosses_slash) {
+            if double
+                && pi < p.len()
+                && p[pi] == '/'
+                && glob_inner(&p[pi + 1..], &t[ti..], star_crosses_slash)
+            {
                 return true;
             }
             star = Some((pi, ti, crosses));
@@ -72,31 +76,6 @@ fn glob_inner(p: &[char], t: &[char], star_crosses_slash: bool) -> bool {
         pi += 1;
     }
     pi == p.len()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("*", "anything/at/all", true));
-        assert!(glob_match("web_*", "web_fetch", true));
-        assert!(!glob_match("web_*", "webfetch", true));
-        assert!(glob_match("/usr/bin/*", "/usr/bin/rg", false));
-        assert!(!glob_match("/usr/*", "/usr/bin/rg", false));
-        assert!(glob_match("/usr/**", "/usr/bin/rg", false));
-        assert!(glob_match("/opt/**/bin/rg", "/opt/bin/rg", false));
-        assert!(glob_match("/opt/**/bin/rg", "/opt/a/b/bin/rg", false));
-        assert!(glob_match("r?", "rg", false));
-        assert!(!glob_match("rg", "rgx", false));
-    }
-
-    #[test]
-    fn truncation_respects_char_boundaries() {
-        assert_eq!(tail_bytes("héllo", 4), "llo");
-        assert_eq!(truncate_chars("héllo", 2), ("hé", true));
-    }
 }
 
 /// Deserialize validated arguments into the tool's argument struct.
@@ -127,5 +106,30 @@ pub(crate) fn num_to_usize(n: f64) -> usize {
         v
     } else {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*", "anything/at/all", true));
+        assert!(glob_match("web_*", "web_fetch", true));
+        assert!(!glob_match("web_*", "webfetch", true));
+        assert!(glob_match("/usr/bin/*", "/usr/bin/rg", false));
+        assert!(!glob_match("/usr/*", "/usr/bin/rg", false));
+        assert!(glob_match("/usr/**", "/usr/bin/rg", false));
+        assert!(glob_match("/opt/**/bin/rg", "/opt/bin/rg", false));
+        assert!(glob_match("/opt/**/bin/rg", "/opt/a/b/bin/rg", false));
+        assert!(glob_match("r?", "rg", false));
+        assert!(!glob_match("rg", "rgx", false));
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        assert_eq!(tail_bytes("héllo", 4), "llo");
+        assert_eq!(truncate_chars("héllo", 2), ("hé", true));
     }
 }

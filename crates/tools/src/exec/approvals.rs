@@ -153,7 +153,11 @@ impl Default for ApprovalsFile {
 pub trait ApprovalsStore: Send + Sync {
     async fn load(&self) -> Result<ApprovalsFile, HostError>;
     /// Append an allowlist entry for `agent_id` (allow-always).
-    async fn add_allowlist_entry(&self, agent_id: &str, entry: AllowlistEntry) -> Result<(), HostError>;
+    async fn add_allowlist_entry(
+        &self,
+        agent_id: &str,
+        entry: AllowlistEntry,
+    ) -> Result<(), HostError>;
     /// Record a use of entry `entry_id`.
     async fn touch_entry(
         &self,
@@ -186,12 +190,20 @@ impl ApprovalsStore for MemoryApprovalsStore {
     async fn load(&self) -> Result<ApprovalsFile, HostError> {
         Ok(self.snapshot())
     }
-    async fn add_allowlist_entry(&self, agent_id: &str, entry: AllowlistEntry) -> Result<(), HostError> {
+    async fn add_allowlist_entry(
+        &self,
+        agent_id: &str,
+        entry: AllowlistEntry,
+    ) -> Result<(), HostError> {
         let mut f = self
             .file
             .lock()
             .map_err(|_| HostError::Failed("approvals store poisoned".into()))?;
-        f.agents.entry(agent_id.to_owned()).or_default().allowlist.push(entry);
+        f.agents
+            .entry(agent_id.to_owned())
+            .or_default()
+            .allowlist
+            .push(entry);
         Ok(())
     }
     async fn touch_entry(
@@ -534,7 +546,9 @@ pub fn decide(security: ExecSecurity, ask: ExecAsk, allowlisted: bool) -> ExecDe
         (ExecSecurity::Deny, _) => ExecDecision::Deny(
             "exec is disabled by policy (security=deny); the command did not run.".into(),
         ),
-        (_, ExecAsk::Always) => ExecDecision::Ask("approval required for every command (ask=always)".into()),
+        (_, ExecAsk::Always) => {
+            ExecDecision::Ask("approval required for every command (ask=always)".into())
+        }
         (_, ExecAsk::OnMiss) if !allowlisted => {
             ExecDecision::Ask("command is not in the exec allowlist (ask=on-miss)".into())
         }
@@ -578,7 +592,10 @@ pub fn allow_always_entries(analysis: &CommandAnalysis, cwd: &Path) -> Vec<Allow
             source: Some("allow-always".into()),
             cwd: Some(cwd.to_string_lossy().into_owned()),
             last_used_at: None,
-            last_resolved_path: seg.resolved.as_ref().map(|p| p.to_string_lossy().into_owned()),
+            last_resolved_path: seg
+                .resolved
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
         })
         .collect()
 }

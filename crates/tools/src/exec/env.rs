@@ -87,7 +87,10 @@ where
 {
     for key in overrides.keys() {
         if key.is_empty() || key.contains('=') || key.contains('\0') {
-            return Err(ToolError::invalid("exec", format!("invalid environment variable name '{key}'")));
+            return Err(ToolError::invalid(
+                "exec",
+                format!("invalid environment variable name '{key}'"),
+            ));
         }
         if is_forbidden_override(key) {
             return Err(ToolError::Denied(format!(
@@ -107,7 +110,10 @@ where
         })
         .collect();
     if !path_prepend.is_empty() {
-        let current = env.get("PATH").cloned().unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+        let current = env
+            .get("PATH")
+            .cloned()
+            .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
         let mut parts: Vec<String> = path_prepend.to_vec();
         parts.push(current);
         env.insert("PATH".into(), parts.join(":"));
@@ -146,7 +152,10 @@ mod tests {
         let inherited = vec![("HOME".to_owned(), "/h".to_owned())];
         let mut o = BTreeMap::new();
         o.insert("PATH".to_owned(), "/evil".to_owned());
-        assert!(matches!(build_env(inherited.clone(), &[], &[], &o), Err(ToolError::Denied(_))));
+        assert!(matches!(
+            build_env(inherited.clone(), &[], &[], &o),
+            Err(ToolError::Denied(_))
+        ));
         let mut o = BTreeMap::new();
         o.insert("LD_PRELOAD".to_owned(), "x.so".to_owned());
         assert!(build_env(inherited.clone(), &[], &[], &o).is_err());

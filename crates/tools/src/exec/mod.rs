@@ -55,6 +55,8 @@ pub struct ExecConfig {
     pub elevated_allowed: bool,
     /// Shell used for commands.
     pub shell: PathBuf,
+    /// Environment the command starts from (before scrubbing); `None` = the gateway's own.
+    pub base_env: Option<Vec<(String, String)>>,
 }
 
 impl Default for ExecConfig {
@@ -73,11 +75,15 @@ impl Default for ExecConfig {
             max_output_chars: 30_000,
             buffer_bytes: process::DEFAULT_BUFFER_BYTES,
             approval_timeout: Duration::from_secs(30 * 60),
-            safe_bins: approvals::DEFAULT_SAFE_BINS.iter().map(|s| (*s).to_owned()).collect(),
+            safe_bins: approvals::DEFAULT_SAFE_BINS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
             path_prepend: Vec::new(),
             env_keep: Vec::new(),
             elevated_allowed: false,
             shell,
+            base_env: None,
         }
     }
 }
@@ -170,15 +176,25 @@ async fn authorize(
         })?,
         None => ApprovalsFile::default(),
     };
-    let (security, ask, doc_fallback) =
-        effective_policy(cfg.security, cfg.ask, &file, &ctx.agent_id, call_ask, ctx.channel_origin);
+    let (security, ask, doc_fallback) = effective_policy(
+        cfg.security,
+        cfg.ask,
+        &file,
+        &ctx.agent_id,
+        call_ask,
+        ctx.channel_origin,
+    );
     let has_doc_fallback = file
         .agents
         .get(&*ctx.agent_id)
         .and_then(|a| a.policy.ask_fallback)
         .or(file.defaults.ask_fallback)
         .is_some();
-    let fallback = if has_doc_fallback { doc_fallback } else { cfg.ask_fallback };
+    let fallback = if has_doc_fallback {
+        doc_fallback
+    } else {
+        cfg.ask_fallback
+    };
     let analysis = analyze_command(command, cwd, path_var);
     let entries = file
         .agents
@@ -189,8 +205,18 @@ async fn authorize(
     let allowlisted = matched.is_some();
     let verdict = match decide(security, ask, allowlisted) {
         ExecDecision::Ask(reason) => {
-            ask_human(command, cwd, security, ask, reason, allowlisted, fallback, analysis.as_ref(), ctx)
-                .await?
+            ask_human(
+                command,
+                cwd,
+                security,
+                ask,
+                reason,
+                allowlisted,
+                fallback,
+                analysis.as_ref(),
+                ctx,
+            )
+            .await?
         }
         other => other,
     };
@@ -307,7 +333,11 @@ fn completed_output(job: &Job, max_chars: usize, duration_ms: u64) -> ToolOutput
             snap.total_bytes
         ));
     }
-    text.push_str(if shown.is_empty() { "(no output)" } else { shown });
+    text.push_str(if shown.is_empty() {
+        "(no output)"
+    } else {
+        shown
+    });
     let exit = snap.exit.unwrap_or(process::ExitInfo {
         code: None,
         signal: None,
@@ -345,7 +375,10 @@ impl Tool for ExecTool {
         let call_ask = match a.ask.as_deref() {
             None => None,
             Some(s) => Some(ExecAsk::parse(s).ok_or_else(|| {
-                ToolError::invalid("exec", format!("ask must be off, on-miss or always (got '{s}')"))
+                ToolError::invalid(
+                    "exec",
+                    format!("ask must be off, on-miss or always (got '{s}')"),
+                )
             })?),
         };
         let cfg = &ctx.config.exec;
@@ -354,7 +387,10 @@ impl Tool for ExecTool {
         let cwd = match a.workdir.as_deref() {
             None | Some("") => ws.root().to_path_buf(),
             Some(w) if w.trim().is_empty() => {
-                return Err(ToolError::invalid("exec", "workdir must not be whitespace-only"))
+                return Err(ToolError::invalid(
+                    "exec",
+                    "workdir must not be whitespace-only",
+                ))
             }
             Some(w) => {
                 let ws2 = Arc::clone(&ws);
@@ -366,8 +402,12 @@ impl Tool for ExecTool {
                 .await?
             }
         };
+        let inherited: Vec<(String, String)> = match &cfg.base_env {
+            Some(base) => base.clone(),
+            None => std::env::vars().collect(),
+        };
         let env = env::build_env(
-            std::env::vars(),
+            inherited,
             &cfg.env_keep,
             &cfg.path_prepend,
             &a.env.clone().unwrap_or_default(),

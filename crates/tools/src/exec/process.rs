@@ -92,6 +92,13 @@ struct JobState {
 }
 
 type Stdin = Box<dyn AsyncWrite + Send + Unpin>;
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
+type Spawned = (
+    tokio::process::Child,
+    Option<Stdin>,
+    Option<u32>,
+    Vec<Reader>,
+);
 
 /// One running (or finished) command.
 pub struct Job {
@@ -133,7 +140,9 @@ pub struct JobSnapshot {
 impl Job {
     fn lock(&self) -> std::sync::MutexGuard<'_, JobState> {
         // A poisoned lock only means a reader task panicked mid-push; the data is still usable.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn bump(&self) {
@@ -208,7 +217,10 @@ impl Job {
         let mut rx = self.subscribe();
         let deadline = tokio::time::Instant::now() + grace;
         while !self.is_finished() {
-            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
                 break;
             }
         }
@@ -223,7 +235,10 @@ impl Job {
             if self.is_finished() {
                 return true;
             }
-            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
                 return self.is_finished();
             }
         }
@@ -285,7 +300,7 @@ pub fn spawn_job(spec: SpawnSpec) -> Result<Arc<Job>, ToolError> {
         ToolError::Failed(format!("Failed to start {}: {e}", spec.program.display()))
     };
     let mut readers: Vec<tokio::task::JoinHandle<()>> = Vec::new();
-    let (mut child, stdin, pid, out_readers): (tokio::process::Child, Option<Stdin>, Option<u32>, Vec<Box<dyn AsyncRead + Send + Unpin>>) = if spec.pty {
+    let (mut child, stdin, pid, out_readers): Spawned = if spec.pty {
         let (pty, pts) = pty_process::open().map_err(|e| spawn_err(&e))?;
         let _ = pty.resize(pty_process::Size::new(40, 120));
         let cmd = pty_process::Command::new(&spec.program)
@@ -297,7 +312,12 @@ pub fn spawn_job(spec: SpawnSpec) -> Result<Arc<Job>, ToolError> {
         let child = cmd.spawn(pts).map_err(|e| spawn_err(&e))?;
         let pid = child.id();
         let (r, w) = pty.into_split();
-        (child, Some(Box::new(w) as Stdin), pid, vec![Box::new(r) as Box<dyn AsyncRead + Send + Unpin>])
+        (
+            child,
+            Some(Box::new(w) as Stdin),
+            pid,
+            vec![Box::new(r) as Reader],
+        )
     } else {
         let mut cmd = tokio::process::Command::new(&spec.program);
         cmd.args(&spec.args)
@@ -312,7 +332,7 @@ pub fn spawn_job(spec: SpawnSpec) -> Result<Arc<Job>, ToolError> {
         let mut child = cmd.spawn().map_err(|e| spawn_err(&e))?;
         let pid = child.id();
         let stdin = child.stdin.take().map(|s| Box::new(s) as Stdin);
-        let mut rs: Vec<Box<dyn AsyncRead + Send + Unpin>> = Vec::new();
+        let mut rs: Vec<Reader> = Vec::new();
         if let Some(o) = child.stdout.take() {
             rs.push(Box::new(o));
         }
@@ -421,7 +441,9 @@ impl ProcessRegistry {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Job>>> {
-        self.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Track a job. When full, the oldest finished job is dropped; if every job is still running
@@ -452,7 +474,10 @@ impl ProcessRegistry {
     }
 
     pub fn get(&self, agent_id: &str, id: &str) -> Option<Arc<Job>> {
-        self.lock().get(id).filter(|j| j.agent_id == agent_id).cloned()
+        self.lock()
+            .get(id)
+            .filter(|j| j.agent_id == agent_id)
+            .cloned()
     }
 
     pub fn list(&self, agent_id: &str) -> Vec<Arc<Job>> {
@@ -567,7 +592,10 @@ fn key_bytes(key: &str) -> Option<Vec<u8>> {
     }
     // C-x → control character.
     let lower = k.to_ascii_lowercase();
-    if let Some(c) = lower.strip_prefix("c-").or_else(|| lower.strip_prefix("ctrl-")) {
+    if let Some(c) = lower
+        .strip_prefix("c-")
+        .or_else(|| lower.strip_prefix("ctrl-"))
+    {
         let ch = c.chars().next()?;
         if c.chars().count() == 1 && ch.is_ascii_alphabetic() {
             return Some(vec![(ch as u8) & 0x1f]);
@@ -597,7 +625,12 @@ impl Tool for ProcessTool {
             .session_id
             .as_deref()
             .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| ToolError::invalid("process", "sessionId is required for every action except list"))?;
+            .ok_or_else(|| {
+                ToolError::invalid(
+                    "process",
+                    "sessionId is required for every action except list",
+                )
+            })?;
         let job = registry.get(&ctx.agent_id, id).ok_or_else(|| {
             ToolError::NotFound(format!(
                 "No background exec session '{id}' for this agent. Use process action=list."
@@ -654,13 +687,20 @@ impl Tool for ProcessTool {
                 summary["lines"] = json!(end - start);
                 summary["totalLines"] = json!(lines.len());
                 summary["truncated"] = json!(cut);
-                Ok(ToolOutput::text(if text.is_empty() { "(no output)".to_owned() } else { text.to_owned() })
-                    .with_details(summary))
+                Ok(ToolOutput::text(if text.is_empty() {
+                    "(no output)".to_owned()
+                } else {
+                    text.to_owned()
+                })
+                .with_details(summary))
             }
             "write" => {
                 let data = a.data.unwrap_or_default();
-                job.write_stdin(data.as_bytes(), a.eof.unwrap_or(false)).await?;
-                Ok(ToolOutput::json(json!({"status": "ok", "sessionId": job.id, "bytes": data.len()})))
+                job.write_stdin(data.as_bytes(), a.eof.unwrap_or(false))
+                    .await?;
+                Ok(ToolOutput::json(
+                    json!({"status": "ok", "sessionId": job.id, "bytes": data.len()}),
+                ))
             }
             "send-keys" => {
                 let mut bytes = Vec::new();
@@ -680,14 +720,21 @@ impl Tool for ProcessTool {
                     })?);
                 }
                 if bytes.is_empty() {
-                    return Err(ToolError::invalid("process", "send-keys needs keys, hex or literal"));
+                    return Err(ToolError::invalid(
+                        "process",
+                        "send-keys needs keys, hex or literal",
+                    ));
                 }
                 job.write_stdin(&bytes, false).await?;
-                Ok(ToolOutput::json(json!({"status": "ok", "sessionId": job.id, "bytes": bytes.len()})))
+                Ok(ToolOutput::json(
+                    json!({"status": "ok", "sessionId": job.id, "bytes": bytes.len()}),
+                ))
             }
             "submit" => {
                 job.write_stdin(b"\r", false).await?;
-                Ok(ToolOutput::json(json!({"status": "ok", "sessionId": job.id})))
+                Ok(ToolOutput::json(
+                    json!({"status": "ok", "sessionId": job.id}),
+                ))
             }
             "paste" => {
                 let text = a.text.unwrap_or_default();
@@ -697,7 +744,9 @@ impl Tool for ProcessTool {
                     text
                 };
                 job.write_stdin(data.as_bytes(), false).await?;
-                Ok(ToolOutput::json(json!({"status": "ok", "sessionId": job.id})))
+                Ok(ToolOutput::json(
+                    json!({"status": "ok", "sessionId": job.id}),
+                ))
             }
             "kill" => {
                 let was_running = !job.is_finished();
@@ -709,16 +758,23 @@ impl Tool for ProcessTool {
             }
             "clear" => {
                 job.clear_output();
-                Ok(ToolOutput::json(json!({"status": "ok", "sessionId": job.id, "cleared": true})))
+                Ok(ToolOutput::json(
+                    json!({"status": "ok", "sessionId": job.id, "cleared": true}),
+                ))
             }
             "remove" => {
                 if !job.is_finished() {
                     job.kill(Duration::from_secs(2)).await;
                 }
                 registry.remove(&job.id);
-                Ok(ToolOutput::json(json!({"status": "ok", "sessionId": job.id, "removed": true})))
+                Ok(ToolOutput::json(
+                    json!({"status": "ok", "sessionId": job.id, "removed": true}),
+                ))
             }
-            other => Err(ToolError::invalid("process", format!("unknown action '{other}'"))),
+            other => Err(ToolError::invalid(
+                "process",
+                format!("unknown action '{other}'"),
+            )),
         }
     }
 }

@@ -68,8 +68,10 @@ pub struct Sandbox {
     bwrap: PathBuf,
 }
 
-fn probe_cache() -> &'static Mutex<Vec<(PathBuf, Result<(), SandboxError>)>> {
-    static CACHE: OnceLock<Mutex<Vec<(PathBuf, Result<(), SandboxError>)>>> = OnceLock::new();
+type ProbeCache = Mutex<Vec<(PathBuf, Result<(), SandboxError>)>>;
+
+fn probe_cache() -> &'static ProbeCache {
+    static CACHE: OnceLock<ProbeCache> = OnceLock::new();
     CACHE.get_or_init(|| Mutex::new(Vec::new()))
 }
 
@@ -191,7 +193,9 @@ impl Sandbox {
         ] {
             push(&["--ro-bind-try", etc, etc]);
         }
-        push(&["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/var/tmp"]);
+        push(&[
+            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/var/tmp",
+        ]);
         for extra in &self.config.extra_ro_binds {
             let e = extra.to_string_lossy().into_owned();
             push(&["--ro-bind-try", &e, &e]);

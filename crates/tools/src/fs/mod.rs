@@ -178,7 +178,11 @@ fn read_text(
             }
             continue;
         }
-        let lines_out = if first_out == 0 { 0 } else { last_out - first_out + 1 };
+        let lines_out = if first_out == 0 {
+            0
+        } else {
+            last_out - first_out + 1
+        };
         if lines_out >= limit || out.len() + text.len() + 1 > READ_MAX_BYTES {
             stop_note = Some(String::new());
             continue;
@@ -229,7 +233,10 @@ impl Tool for ReadTool {
         let ws = workspace_for(ctx);
         let p = ws.resolve(&a.path)?;
         let offset = a.offset.map_or(1, num_to_usize).max(1);
-        let limit = a.limit.map_or(READ_MAX_LINES, num_to_usize).clamp(1, READ_MAX_LINES);
+        let limit = a
+            .limit
+            .map_or(READ_MAX_LINES, num_to_usize)
+            .clamp(1, READ_MAX_LINES);
         let cursor = a.cursor.map_or(0, num_to_usize);
         let optional = a.optional.unwrap_or(false);
         let user_path = a.path.clone();
@@ -297,7 +304,9 @@ pub struct WriteTool {
 
 impl Default for WriteTool {
     fn default() -> Self {
-        Self { spec: spec("write") }
+        Self {
+            spec: spec("write"),
+        }
     }
 }
 
@@ -365,10 +374,15 @@ pub fn apply_edits(original: &str, edits: &[EditOp]) -> Result<(String, usize), 
     let mut spans: Vec<(usize, usize, String)> = Vec::with_capacity(edits.len());
     for (i, e) in edits.iter().enumerate() {
         if e.old_text.is_empty() {
-            return Err(format!("edits[{i}].oldText is empty; it must quote existing text."));
+            return Err(format!(
+                "edits[{i}].oldText is empty; it must quote existing text."
+            ));
         }
         let (needle, replacement) = if !original.contains(&e.old_text) && crlf {
-            (e.old_text.replace('\n', "\r\n"), e.new_text.replace('\n', "\r\n"))
+            (
+                e.old_text.replace('\n', "\r\n"),
+                e.new_text.replace('\n', "\r\n"),
+            )
         } else {
             (e.old_text.clone(), e.new_text.clone())
         };
@@ -415,7 +429,10 @@ impl Tool for EditTool {
     async fn invoke(&self, args: Value, ctx: &ToolContext) -> Result<ToolOutput, ToolError> {
         let a: EditArgs = parse_args("edit", args)?;
         if a.edits.is_empty() {
-            return Err(ToolError::invalid("edit", "edits must contain at least one edit"));
+            return Err(ToolError::invalid(
+                "edit",
+                "edits must contain at least one edit",
+            ));
         }
         let ws = workspace_for(ctx);
         let p = ws.resolve(&a.path)?;
@@ -466,9 +483,19 @@ struct PatchArgs {
 }
 
 enum Planned {
-    Write { path: ResolvedPath, contents: String, tag: char },
-    Delete { path: ResolvedPath },
-    Move { from: ResolvedPath, to: ResolvedPath, contents: String },
+    Write {
+        path: ResolvedPath,
+        contents: String,
+        tag: char,
+    },
+    Delete {
+        path: ResolvedPath,
+    },
+    Move {
+        from: ResolvedPath,
+        to: ResolvedPath,
+        contents: String,
+    },
 }
 
 fn plan_patch(ws: &Workspace, ops: Vec<patch::PatchOp>) -> Result<Vec<Planned>, ToolError> {
@@ -556,8 +583,7 @@ impl Tool for ApplyPatchTool {
 
     async fn invoke(&self, args: Value, ctx: &ToolContext) -> Result<ToolOutput, ToolError> {
         let a: PatchArgs = parse_args("apply_patch", args)?;
-        let ops = patch::parse_patch(&a.input)
-            .map_err(|m| ToolError::invalid("apply_patch", m))?;
+        let ops = patch::parse_patch(&a.input).map_err(|m| ToolError::invalid("apply_patch", m))?;
         let ws = workspace_for(ctx);
         blocking(move || {
             // Everything is checked and computed before the first write, so a bad hunk leaves

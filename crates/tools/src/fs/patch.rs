@@ -89,7 +89,9 @@ pub fn parse_patch(input: &str) -> Result<Vec<PatchOp>, String> {
                 if l.trim_end() == EOF_MARK {
                     match chunks.last_mut() {
                         Some(c) => c.eof = true,
-                        None => return Err(format!("Line {}: '{EOF_MARK}' without a hunk.", i + 2)),
+                        None => {
+                            return Err(format!("Line {}: '{EOF_MARK}' without a hunk.", i + 2))
+                        }
                     }
                     i += 1;
                     continue;
@@ -310,14 +312,19 @@ mod tests {
             new_lines: vec!["e".into()],
             eof: true,
         }];
-        assert_eq!(apply_chunks(orig, &append, "f").unwrap(), "a\nb\nc\nb\nd\ne\n");
+        assert_eq!(
+            apply_chunks(orig, &append, "f").unwrap(),
+            "a\nb\nc\nb\nd\ne\n"
+        );
         let missing = vec![Chunk {
             context: None,
             old_lines: vec!["zzz".into()],
             new_lines: vec![],
             eof: false,
         }];
-        assert!(apply_chunks(orig, &missing, "f").unwrap_err().contains("zzz"));
+        assert!(apply_chunks(orig, &missing, "f")
+            .unwrap_err()
+            .contains("zzz"));
         // Whitespace-tolerant match.
         let ws = vec![Chunk {
             context: None,

@@ -9,9 +9,39 @@ const SKIP: &[&str] = &[
     "select", "button", "form",
 ];
 const BLOCK: &[&str] = &[
-    "p", "div", "section", "article", "main", "header", "footer", "aside", "nav", "ul", "ol",
-    "table", "tr", "blockquote", "figure", "figcaption", "dl", "dt", "dd", "address", "details",
-    "summary", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "hr", "li", "body", "html",
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "header",
+    "footer",
+    "aside",
+    "nav",
+    "ul",
+    "ol",
+    "table",
+    "tr",
+    "blockquote",
+    "figure",
+    "figcaption",
+    "dl",
+    "dt",
+    "dd",
+    "address",
+    "details",
+    "summary",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "pre",
+    "hr",
+    "li",
+    "body",
+    "html",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,25 +58,27 @@ struct Writer {
 
 impl Writer {
     fn text(&mut self, s: &str) {
-        for word in s.split_whitespace() {
-            if self.pending_space && !self.out.is_empty() && !self.out.ends_with(['\n', ' ']) {
+        if s.starts_with(char::is_whitespace) {
+            self.pending_space = true;
+        }
+        for (i, word) in s.split_whitespace().enumerate() {
+            if (i > 0 || self.pending_space)
+                && !self.out.is_empty()
+                && !self.out.ends_with(['\n', ' '])
+            {
                 self.out.push(' ');
             }
             self.out.push_str(word);
-            self.pending_space = true;
+            self.pending_space = false;
         }
         if s.ends_with(char::is_whitespace) {
             self.pending_space = true;
-        } else if !s.is_empty() && !s.starts_with(char::is_whitespace) && s.trim().is_empty() {
-            self.pending_space = false;
         }
     }
-    fn starts_with_space(&mut self, s: &str) {
-        if s.starts_with(char::is_whitespace) {
-            self.pending_space = true;
-        } else {
-            self.pending_space = false;
-        }
+    /// A closing marker (`**`, `](url)`) attaches to the preceding text; a pending space moves
+    /// after it.
+    fn raw_close(&mut self, s: &str) {
+        self.out.push_str(s);
     }
     fn raw(&mut self, s: &str) {
         if self.pending_space && !self.out.is_empty() && !self.out.ends_with(['\n', ' ']) {
@@ -83,7 +115,8 @@ pub fn decode_entities(s: &str) -> String {
         let end = after.find(';').filter(|e| *e <= 10);
         let decoded = end.and_then(|e| {
             let name = &after[..e];
-            let ch = if let Some(num) = name.strip_prefix("#x").or_else(|| name.strip_prefix("#X")) {
+            let ch = if let Some(num) = name.strip_prefix("#x").or_else(|| name.strip_prefix("#X"))
+            {
                 u32::from_str_radix(num, 16).ok().and_then(char::from_u32)
             } else if let Some(num) = name.strip_prefix('#') {
                 num.parse::<u32>().ok().and_then(char::from_u32)
@@ -146,7 +179,10 @@ fn attr(tag_body: &str, name: &str) -> Option<String> {
         } else if let Some(q) = value.strip_prefix('\'') {
             q.split('\'').next().unwrap_or_default()
         } else {
-            value.split(|c: char| c.is_whitespace() || c == '>').next().unwrap_or_default()
+            value
+                .split(|c: char| c.is_whitespace() || c == '>')
+                .next()
+                .unwrap_or_default()
         };
         return Some(decode_entities(v));
     }
@@ -169,10 +205,24 @@ pub fn convert(html: &str, markdown: bool, base: Option<&url::Url>) -> Extracted
     let mut rest = html;
     while !rest.is_empty() {
         let Some(lt) = rest.find('<') else {
-            emit_text(&mut w, rest, pre > 0, skip_depth.is_empty(), in_title, &mut title);
+            emit_text(
+                &mut w,
+                rest,
+                pre > 0,
+                skip_depth.is_empty(),
+                in_title,
+                &mut title,
+            );
             break;
         };
-        emit_text(&mut w, &rest[..lt], pre > 0, skip_depth.is_empty(), in_title, &mut title);
+        emit_text(
+            &mut w,
+            &rest[..lt],
+            pre > 0,
+            skip_depth.is_empty(),
+            in_title,
+            &mut title,
+        );
         rest = &rest[lt..];
         if let Some(after) = rest.strip_prefix("<!--") {
             rest = after.find("-->").map_or("", |e| &after[e + 3..]);
@@ -213,7 +263,9 @@ pub fn convert(html: &str, markdown: bool, base: Option<&url::Url>) -> Extracted
         if !skip_depth.is_empty() {
             continue;
         }
-        handle_tag(&mut w, &name, body, closing, &mut links, &mut lists, &mut pre, base);
+        handle_tag(
+            &mut w, &name, body, closing, &mut links, &mut lists, &mut pre, base,
+        );
     }
     let mut text = String::new();
     let mut blank_run = 0;
@@ -236,7 +288,14 @@ pub fn convert(html: &str, markdown: bool, base: Option<&url::Url>) -> Extracted
     }
 }
 
-fn emit_text(w: &mut Writer, s: &str, pre: bool, visible: bool, in_title: bool, title: &mut Option<String>) {
+fn emit_text(
+    w: &mut Writer,
+    s: &str,
+    pre: bool,
+    visible: bool,
+    in_title: bool,
+    title: &mut Option<String>,
+) {
     if s.is_empty() {
         return;
     }
@@ -257,7 +316,6 @@ fn emit_text(w: &mut Writer, s: &str, pre: bool, visible: bool, in_title: bool, 
             }
             return;
         }
-        w.starts_with_space(&decoded);
         w.text(&decoded);
     }
 }
@@ -315,21 +373,21 @@ fn handle_tag(
             }
         }
         "pre" => {
-            w.newlines(2);
             if closing {
                 *pre = pre.saturating_sub(1);
                 if md {
                     w.newlines(1);
-                    w.raw("```");
+                    w.raw_close("```");
                 }
+                w.newlines(2);
             } else {
+                w.newlines(2);
                 *pre += 1;
                 if md {
                     w.raw("```");
                     w.newlines(1);
                 }
             }
-            w.newlines(if closing { 2 } else { 1 });
         }
         "blockquote" => {
             w.newlines(2);
@@ -340,12 +398,19 @@ fn handle_tag(
         "a" => {
             if closing {
                 if let Some(Some(href)) = links.pop() {
-                    w.raw(&format!("]({href})"));
+                    w.raw_close(&format!("]({href})"));
                 }
             } else {
                 let href = attr(body, "href")
-                    .filter(|h| !h.is_empty() && !h.starts_with('#') && !h.to_ascii_lowercase().starts_with("javascript:"))
-                    .map(|h| base.and_then(|b| b.join(&h).ok()).map_or(h, |u| u.to_string()));
+                    .filter(|h| {
+                        !h.is_empty()
+                            && !h.starts_with('#')
+                            && !h.to_ascii_lowercase().starts_with("javascript:")
+                    })
+                    .map(|h| {
+                        base.and_then(|b| b.join(&h).ok())
+                            .map_or(h, |u| u.to_string())
+                    });
                 if md && href.is_some() {
                     w.raw("[");
                     links.push(href);
@@ -354,19 +419,34 @@ fn handle_tag(
                 }
             }
         }
-        "strong" | "b" if md => w.raw("**"),
-        "em" | "i" if md => w.raw("*"),
-        "code" if md && *pre == 0 => w.raw("`"),
+        "strong" | "b" if md => {
+            if closing {
+                w.raw_close("**");
+            } else {
+                w.raw("**");
+            }
+        }
+        "em" | "i" if md => {
+            if closing {
+                w.raw_close("*");
+            } else {
+                w.raw("*");
+            }
+        }
+        "code" if md && *pre == 0 => {
+            if closing {
+                w.raw_close("`");
+            } else {
+                w.raw("`");
+            }
+        }
         "img" if md && !closing => {
             if let Some(alt) = attr(body, "alt").filter(|a| !a.trim().is_empty()) {
                 w.raw(&format!("![{}]", alt.trim()));
             }
         }
-        "td" | "th" => {
-            if !closing {
-                w.raw(if md { "| " } else { " " });
-            }
-        }
+        "td" | "th" if !closing => w.raw(if md { "| " } else { " " }),
+        "td" | "th" => {}
         _ if BLOCK.contains(&name) => w.newlines(2),
         _ => {}
     }
@@ -386,7 +466,12 @@ mod tests {
         let e = convert(html, true, base.as_ref());
         assert_eq!(e.title.as_deref(), Some("The & Title"));
         assert!(e.text.contains("# Hello"), "{}", e.text);
-        assert!(e.text.contains("Some **bold** and [a link](https://example.com/x)."), "{}", e.text);
+        assert!(
+            e.text
+                .contains("Some **bold** and [a link](https://example.com/x)."),
+            "{}",
+            e.text
+        );
         assert!(e.text.contains("- one\n- two"), "{}", e.text);
         assert!(e.text.contains("```\nlet x = 1;\n  y\n```"), "{}", e.text);
         assert!(e.text.contains("5 < 6 ☺"));

@@ -45,8 +45,12 @@ impl Default for WebFetchConfig {
             max_response_bytes: 750_000,
             timeout: Duration::from_secs(30),
             max_redirects: 3,
-            user_agent: concat!("Mozilla/5.0 (compatible; pincer/", env!("CARGO_PKG_VERSION"), ")")
-                .to_owned(),
+            user_agent: concat!(
+                "Mozilla/5.0 (compatible; pincer/",
+                env!("CARGO_PKG_VERSION"),
+                ")"
+            )
+            .to_owned(),
             ssrf: SsrfPolicy::default(),
         }
     }
@@ -131,7 +135,9 @@ fn check_url(url: &url::Url, policy: &SsrfPolicy) -> Result<bool, ToolError> {
         )));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(ToolError::Blocked("URLs with embedded credentials are not fetched.".into()));
+        return Err(ToolError::Blocked(
+            "URLs with embedded credentials are not fetched.".into(),
+        ));
     }
     let host = url
         .host_str()
@@ -151,7 +157,9 @@ impl Tool for WebFetchTool {
         let a: FetchArgs = parse_args("web_fetch", args)?;
         let cfg = &self.config;
         if !cfg.enabled {
-            return Err(ToolError::Unavailable("web_fetch is disabled (tools.web.fetch.enabled).".into()));
+            return Err(ToolError::Unavailable(
+                "web_fetch is disabled (tools.web.fetch.enabled).".into(),
+            ));
         }
         let markdown = a.extract_mode.as_deref() != Some("text");
         let max_chars = a
@@ -169,22 +177,32 @@ impl Tool for WebFetchTool {
             let client = if trusted { trusted_client } else { guarded };
             let send = client
                 .get(url.clone())
-                .header(reqwest::header::ACCEPT, "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.8")
+                .header(
+                    reqwest::header::ACCEPT,
+                    "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.8",
+                )
                 .header(reqwest::header::ACCEPT_LANGUAGE, "en-US,en;q=0.9")
                 .send();
             let resp = tokio::time::timeout_at(deadline, send)
                 .await
-                .map_err(|_| ToolError::Timeout(format!("Fetching {url} timed out after {}s.", cfg.timeout.as_secs())))?
+                .map_err(|_| {
+                    ToolError::Timeout(format!(
+                        "Fetching {url} timed out after {}s.",
+                        cfg.timeout.as_secs()
+                    ))
+                })?
                 .map_err(|e| map_reqwest_error(&e, url.as_str()))?;
             if resp.status().is_redirection() {
                 let location = resp
                     .headers()
                     .get(reqwest::header::LOCATION)
                     .and_then(|v| v.to_str().ok())
-                    .ok_or_else(|| ToolError::Failed(format!("{url} redirected without a Location header.")))?;
-                let next = url
-                    .join(location)
-                    .map_err(|e| ToolError::Failed(format!("Bad redirect target '{location}': {e}")))?;
+                    .ok_or_else(|| {
+                        ToolError::Failed(format!("{url} redirected without a Location header."))
+                    })?;
+                let next = url.join(location).map_err(|e| {
+                    ToolError::Failed(format!("Bad redirect target '{location}': {e}"))
+                })?;
                 hops += 1;
                 if hops > cfg.max_redirects {
                     return Err(ToolError::Failed(format!(
@@ -209,7 +227,12 @@ impl Tool for WebFetchTool {
         loop {
             let chunk = tokio::time::timeout_at(deadline, response.chunk())
                 .await
-                .map_err(|_| ToolError::Timeout(format!("Reading {url} timed out after {}s.", cfg.timeout.as_secs())))?
+                .map_err(|_| {
+                    ToolError::Timeout(format!(
+                        "Reading {url} timed out after {}s.",
+                        cfg.timeout.as_secs()
+                    ))
+                })?
                 .map_err(|e| map_reqwest_error(&e, url.as_str()))?;
             let Some(chunk) = chunk else { break };
             let room = cfg.max_response_bytes.saturating_sub(body.len());

@@ -106,12 +106,20 @@ fn v6_class(ip: Ipv6Addr, policy: &SsrfPolicy) -> Option<&'static str> {
         return Some("documentation address");
     }
     // IPv4-compatible (::a.b.c.d), NAT64 (64:ff9b::/96) and 6to4 (2002::/16) embed a v4 address.
-    let embedded = if s[..6] == [0, 0, 0, 0, 0, 0] {
-        Some(Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8))
-    } else if s[0] == 0x0064 && s[1] == 0xFF9B {
-        Some(Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8))
+    let embedded = if s[..6] == [0, 0, 0, 0, 0, 0] || (s[0] == 0x0064 && s[1] == 0xFF9B) {
+        Some(Ipv4Addr::new(
+            (s[6] >> 8) as u8,
+            s[6] as u8,
+            (s[7] >> 8) as u8,
+            s[7] as u8,
+        ))
     } else if s[0] == 0x2002 {
-        Some(Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8))
+        Some(Ipv4Addr::new(
+            (s[1] >> 8) as u8,
+            s[1] as u8,
+            (s[2] >> 8) as u8,
+            s[2] as u8,
+        ))
     } else {
         None
     };
@@ -136,12 +144,16 @@ pub fn blocked_reason(ip: IpAddr, policy: &SsrfPolicy) -> Option<&'static str> {
 }
 
 fn host_matches(list: &[String], host: &str) -> bool {
-    list.iter().any(|h| h.trim_end_matches('.').eq_ignore_ascii_case(host))
+    list.iter()
+        .any(|h| h.trim_end_matches('.').eq_ignore_ascii_case(host))
 }
 
 /// Is the (host, port) explicitly trusted (allowed hostnames / endpoints)?
 pub fn is_trusted(policy: &SsrfPolicy, host: &str, port: u16) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.');
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.');
     if host_matches(&policy.allowed_hostnames, host) {
         return true;
     }
@@ -157,7 +169,10 @@ pub fn is_trusted(policy: &SsrfPolicy, host: &str, port: u16) -> bool {
 
 /// Checks that need no DNS: blocked names, internal-looking names, IP literals.
 pub fn check_host(policy: &SsrfPolicy, host: &str, port: u16) -> Result<(), SsrfBlocked> {
-    let bare = host.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.');
+    let bare = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.');
     let target = format!("{host}:{port}");
     if host_matches(&policy.blocked_hostnames, bare) {
         return Err(SsrfBlocked {
@@ -193,7 +208,11 @@ pub fn check_host(policy: &SsrfPolicy, host: &str, port: u16) -> Result<(), Ssrf
 }
 
 /// Check resolved addresses (all must be allowed: a mix means DNS games).
-pub fn check_resolved(policy: &SsrfPolicy, host: &str, addrs: &[SocketAddr]) -> Result<(), SsrfBlocked> {
+pub fn check_resolved(
+    policy: &SsrfPolicy,
+    host: &str,
+    addrs: &[SocketAddr],
+) -> Result<(), SsrfBlocked> {
     if addrs.is_empty() {
         return Err(SsrfBlocked {
             target: host.into(),
@@ -252,14 +271,35 @@ mod tests {
     #[test]
     fn classifies_addresses() {
         for b in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
-            "0.0.0.0", "224.0.0.1", "255.255.255.255", "::1", "::", "fe80::1", "fc00::1",
-            "fd12::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "64:ff9b::a00:1",
-            "2002:a00:1::", "198.18.0.1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fe80::1",
+            "fc00::1",
+            "fd12::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+            "2002:a00:1::",
+            "198.18.0.1",
         ] {
             assert!(blocked(b), "{b} should be blocked");
         }
-        for ok in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111", "8.8.8.8"] {
+        for ok in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "8.8.8.8",
+        ] {
             assert!(!blocked(ok), "{ok} should be allowed");
         }
         let p = SsrfPolicy {
