@@ -3,7 +3,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
 const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
 
 /// Parses an HTTP-date. The weekday name is not cross-checked (senders get it wrong).
@@ -13,7 +15,12 @@ pub fn parse_http_date(value: &str) -> Option<SystemTime> {
         let parts: Vec<&str> = rest.split_whitespace().collect();
         match parts.as_slice() {
             // IMF-fixdate: "06 Nov 1994 08:49:37 GMT"
-            [day, month, year, time, "GMT"] => (year.parse::<i64>().ok()?, month_index(month)?, day.parse::<u32>().ok()?, *time),
+            [day, month, year, time, "GMT"] => (
+                year.parse::<i64>().ok()?,
+                month_index(month)?,
+                day.parse::<u32>().ok()?,
+                *time,
+            ),
             // RFC 850: "06-Nov-94 08:49:37 GMT"
             [date, time, "GMT"] => {
                 let mut it = date.split('-');
@@ -34,7 +41,12 @@ pub fn parse_http_date(value: &str) -> Option<SystemTime> {
         // asctime: "Sun Nov  6 08:49:37 1994"
         let parts: Vec<&str> = value.split_whitespace().collect();
         match parts.as_slice() {
-            [_wday, month, day, time, year] => (year.parse::<i64>().ok()?, month_index(month)?, day.parse::<u32>().ok()?, *time),
+            [_wday, month, day, time, year] => (
+                year.parse::<i64>().ok()?,
+                month_index(month)?,
+                day.parse::<u32>().ok()?,
+                *time,
+            ),
             _ => return None,
         }
     };
@@ -42,7 +54,13 @@ pub fn parse_http_date(value: &str) -> Option<SystemTime> {
     let hour = hms.next()?.parse::<u64>().ok()?;
     let minute = hms.next()?.parse::<u64>().ok()?;
     let second = hms.next()?.parse::<u64>().ok()?;
-    if hms.next().is_some() || hour > 23 || minute > 59 || second > 60 || !(1..=31).contains(&day) || year < 1970 {
+    if hms.next().is_some()
+        || hour > 23
+        || minute > 59
+        || second > 60
+        || !(1..=31).contains(&day)
+        || year < 1970
+    {
         return None;
     }
     let days = days_from_civil(year, month + 1, day);
@@ -52,7 +70,10 @@ pub fn parse_http_date(value: &str) -> Option<SystemTime> {
 
 /// Formats a time as IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`); times before 1970 clamp.
 pub fn format_http_date(at: SystemTime) -> String {
-    let secs = at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = at
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (year, month, day) = civil_from_days(days);
@@ -69,7 +90,10 @@ pub fn format_http_date(at: SystemTime) -> String {
 }
 
 fn month_index(name: &str) -> Option<u32> {
-    MONTHS.iter().position(|m| m.eq_ignore_ascii_case(name)).map(|i| i as u32)
+    MONTHS
+        .iter()
+        .position(|m| m.eq_ignore_ascii_case(name))
+        .map(|i| i as u32)
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -131,6 +155,9 @@ mod tests {
 
     #[test]
     fn rfc850_two_digit_years() {
-        assert_eq!(parse_http_date("Saturday, 01-Jan-00 00:00:00 GMT"), Some(UNIX_EPOCH + Duration::from_secs(946_684_800)));
+        assert_eq!(
+            parse_http_date("Saturday, 01-Jan-00 00:00:00 GMT"),
+            Some(UNIX_EPOCH + Duration::from_secs(946_684_800))
+        );
     }
 }

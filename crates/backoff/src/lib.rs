@@ -43,7 +43,12 @@ pub struct Backoff {
 impl Backoff {
     /// Doubling backoff with 10 % jitter (the spread the reference uses for its retries).
     pub const fn new(initial: Duration, max: Duration) -> Self {
-        Self { initial, max, multiplier: 2.0, jitter: 0.1 }
+        Self {
+            initial,
+            max,
+            multiplier: 2.0,
+            jitter: 0.1,
+        }
     }
 
     /// Same backoff with another growth factor.
@@ -60,7 +65,11 @@ impl Backoff {
 
     /// The un-jittered delay before retry number `attempt` (0-based), capped at `max`.
     pub fn base_delay(&self, attempt: u32) -> Duration {
-        let multiplier = if self.multiplier.is_finite() { self.multiplier.max(1.0) } else { 1.0 };
+        let multiplier = if self.multiplier.is_finite() {
+            self.multiplier.max(1.0)
+        } else {
+            1.0
+        };
         // Exponents beyond ~1000 overflow f64 to infinity; the cap handles that below.
         let factor = multiplier.powi(attempt.min(1024) as i32);
         let secs = self.initial.as_secs_f64() * factor;
@@ -75,8 +84,16 @@ impl Backoff {
     /// Deterministic: tests and simulations pass their own units.
     pub fn delay_with_unit(&self, attempt: u32, unit: f64) -> Duration {
         let base = self.base_delay(attempt).as_secs_f64();
-        let jitter = if self.jitter.is_finite() { self.jitter.clamp(0.0, 1.0) } else { 0.0 };
-        let unit = if unit.is_finite() { unit.clamp(0.0, 1.0) } else { 0.5 };
+        let jitter = if self.jitter.is_finite() {
+            self.jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let unit = if unit.is_finite() {
+            unit.clamp(0.0, 1.0)
+        } else {
+            0.5
+        };
         // Uniform over [base·(1−j), base·(1+j)].
         let spread = 1.0 - jitter + 2.0 * jitter * unit;
         let secs = (base * spread).max(0.0);
@@ -115,11 +132,14 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     }
     if value.bytes().all(|b| b.is_ascii_digit()) {
         // Absurdly long digit strings saturate rather than fail: the caller's cap applies.
-        return Some(Duration::from_secs(value.parse::<u64>().unwrap_or(u64::MAX)));
+        return Some(Duration::from_secs(
+            value.parse::<u64>().unwrap_or(u64::MAX),
+        ));
     }
     if value.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         let secs: f64 = value.parse().ok()?;
-        return (secs.is_finite() && secs >= 0.0 && secs < 1e12).then(|| Duration::from_secs_f64(secs));
+        return (0.0..1e12).contains(&secs)
+            .then(|| Duration::from_secs_f64(secs));
     }
     let at = parse_http_date(value)?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
@@ -129,7 +149,7 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 pub fn parse_retry_after_ms(value: &str) -> Option<Duration> {
     let value = value.trim();
     let ms: f64 = value.parse().ok()?;
-    (ms.is_finite() && ms >= 0.0 && ms < 1e15).then(|| Duration::from_secs_f64(ms / 1000.0))
+    (0.0..1e15).contains(&ms).then(|| Duration::from_secs_f64(ms / 1000.0))
 }
 
 /// A bounded retry budget around a [`Backoff`].
@@ -150,7 +170,12 @@ impl RetryPolicy {
     /// `max_attempts` attempts in all, no elapsed-time bound, server hints honoured up to the
     /// backoff's own cap.
     pub const fn new(backoff: Backoff, max_attempts: u32) -> Self {
-        Self { backoff, max_attempts, max_elapsed: None, max_retry_after: backoff.max }
+        Self {
+            backoff,
+            max_attempts,
+            max_elapsed: None,
+            max_retry_after: backoff.max,
+        }
     }
 
     /// Never retry.
@@ -172,7 +197,12 @@ impl RetryPolicy {
 
     /// How long to wait after `failed_attempts` attempts have failed (≥ 1), `elapsed` after the
     /// first attempt started, the server having hinted `retry_after`. `None`: give up.
-    pub fn next_delay(&self, failed_attempts: u32, elapsed: Duration, retry_after: Option<Duration>) -> Option<Duration> {
+    pub fn next_delay(
+        &self,
+        failed_attempts: u32,
+        elapsed: Duration,
+        retry_after: Option<Duration>,
+    ) -> Option<Duration> {
         self.next_delay_with_unit(failed_attempts, elapsed, retry_after, random::unit())
     }
 
@@ -212,9 +242,16 @@ mod tests {
     fn grows_exponentially_until_the_cap() {
         let b = Backoff::new(MS(100), MS(1000)).with_jitter(0.0);
         let got: Vec<_> = (0..6).map(|a| b.base_delay(a)).collect();
-        assert_eq!(got, vec![MS(100), MS(200), MS(400), MS(800), MS(1000), MS(1000)]);
+        assert_eq!(
+            got,
+            vec![MS(100), MS(200), MS(400), MS(800), MS(1000), MS(1000)]
+        );
         assert_eq!(b.delay(2), MS(400), "no jitter means exact delays");
-        assert_eq!(b.base_delay(u32::MAX), MS(1000), "huge attempt numbers saturate at the cap");
+        assert_eq!(
+            b.base_delay(u32::MAX),
+            MS(1000),
+            "huge attempt numbers saturate at the cap"
+        );
     }
 
     #[test]
@@ -241,11 +278,24 @@ mod tests {
 
     #[test]
     fn odd_parameters_do_not_panic() {
-        let b = Backoff { initial: MS(10), max: MS(50), multiplier: f64::NAN, jitter: f64::INFINITY };
+        let b = Backoff {
+            initial: MS(10),
+            max: MS(50),
+            multiplier: f64::NAN,
+            jitter: f64::INFINITY,
+        };
         assert_eq!(b.delay(3), MS(10));
-        let b = Backoff { initial: MS(10), max: MS(50), multiplier: 0.5, jitter: -1.0 };
+        let b = Backoff {
+            initial: MS(10),
+            max: MS(50),
+            multiplier: 0.5,
+            jitter: -1.0,
+        };
         assert_eq!(b.delay(3), MS(10), "multipliers below 1 are treated as 1");
-        assert_eq!(Backoff::new(MS(10), MS(50)).delay_with_unit(0, f64::NAN), MS(10));
+        assert_eq!(
+            Backoff::new(MS(10), MS(50)).delay_with_unit(0, f64::NAN),
+            MS(10)
+        );
     }
 
     #[test]
@@ -253,16 +303,25 @@ mod tests {
         assert_eq!(retry_delay(MS(400), None, MS(30_000)), MS(400));
         assert_eq!(retry_delay(MS(400), Some(MS(2000)), MS(30_000)), MS(2000));
         assert_eq!(retry_delay(MS(4000), Some(MS(2000)), MS(30_000)), MS(4000));
-        assert_eq!(retry_delay(MS(400), Some(MS(90_000)), MS(30_000)), MS(30_000));
+        assert_eq!(
+            retry_delay(MS(400), Some(MS(90_000)), MS(30_000)),
+            MS(30_000)
+        );
     }
 
     #[test]
     fn parses_retry_after_seconds() {
         let now = SystemTime::UNIX_EPOCH;
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("1.5", now), Some(MS(1500)));
-        assert_eq!(parse_retry_after("99999999999999999999999", now), Some(Duration::from_secs(u64::MAX)));
+        assert_eq!(
+            parse_retry_after("99999999999999999999999", now),
+            Some(Duration::from_secs(u64::MAX))
+        );
         for bad in ["", "-1", "soon", "1e3", "1..2", "NaN"] {
             assert_eq!(parse_retry_after(bad, now), None, "{bad:?}");
         }
@@ -273,17 +332,31 @@ mod tests {
         // 784111777 = Sun, 06 Nov 1994 08:49:37 GMT (the RFC's example).
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
         let now = at - Duration::from_secs(30);
-        for v in ["Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994"] {
-            assert_eq!(parse_retry_after(v, now), Some(Duration::from_secs(30)), "{v}");
+        for v in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(
+                parse_retry_after(v, now),
+                Some(Duration::from_secs(30)),
+                "{v}"
+            );
         }
         // In the past: retry now.
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", at + Duration::from_secs(5)), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", at + Duration::from_secs(5)),
+            Some(Duration::ZERO)
+        );
     }
 
     #[test]
     fn parses_retry_after_ms() {
         assert_eq!(parse_retry_after_ms("250"), Some(MS(250)));
-        assert_eq!(parse_retry_after_ms("12.5"), Some(Duration::from_micros(12_500)));
+        assert_eq!(
+            parse_retry_after_ms("12.5"),
+            Some(Duration::from_micros(12_500))
+        );
         assert_eq!(parse_retry_after_ms("x"), None);
         assert_eq!(parse_retry_after_ms("-3"), None);
     }
@@ -291,20 +364,37 @@ mod tests {
     #[test]
     fn policy_bounds_attempts_elapsed_time_and_hints() {
         let p = RetryPolicy::new(Backoff::new(MS(100), MS(1000)).with_jitter(0.0), 4);
-        assert_eq!(p.next_delay(0, Duration::ZERO, None), None, "nothing failed yet");
+        assert_eq!(
+            p.next_delay(0, Duration::ZERO, None),
+            None,
+            "nothing failed yet"
+        );
         assert_eq!(p.next_delay(1, Duration::ZERO, None), Some(MS(100)));
         assert_eq!(p.next_delay(2, Duration::ZERO, None), Some(MS(200)));
         assert_eq!(p.next_delay(3, Duration::ZERO, None), Some(MS(400)));
-        assert_eq!(p.next_delay(4, Duration::ZERO, None), None, "4 attempts made");
+        assert_eq!(
+            p.next_delay(4, Duration::ZERO, None),
+            None,
+            "4 attempts made"
+        );
         // Hint longer than backoff wins; hint beyond the bound means give up.
-        assert_eq!(p.next_delay(1, Duration::ZERO, Some(MS(700))), Some(MS(700)));
+        assert_eq!(
+            p.next_delay(1, Duration::ZERO, Some(MS(700))),
+            Some(MS(700))
+        );
         assert_eq!(p.next_delay(1, Duration::ZERO, Some(MS(1001))), None);
         let p = p.with_max_retry_after(MS(5000));
-        assert_eq!(p.next_delay(1, Duration::ZERO, Some(MS(4000))), Some(MS(4000)));
+        assert_eq!(
+            p.next_delay(1, Duration::ZERO, Some(MS(4000))),
+            Some(MS(4000))
+        );
         // Elapsed budget.
         let p = p.with_max_elapsed(MS(1000));
         assert_eq!(p.next_delay(1, MS(850), None), Some(MS(100)));
         assert_eq!(p.next_delay(1, MS(950), None), None);
-        assert_eq!(RetryPolicy::none().next_delay(1, Duration::ZERO, None), None);
+        assert_eq!(
+            RetryPolicy::none().next_delay(1, Duration::ZERO, None),
+            None
+        );
     }
 }

@@ -14,7 +14,10 @@ pub(crate) fn unit() -> f64 {
     static KEYS: OnceLock<RandomState> = OnceLock::new();
     let mut hasher = KEYS.get_or_init(RandomState::new).build_hasher();
     hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     hasher.write_u32(nanos);
     // 53 high-quality bits → [0, 1).
     (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64

@@ -43,7 +43,10 @@ pub struct Request {
 impl Request {
     /// First header with this (case-insensitive) name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The body as JSON, if it is JSON.
@@ -91,17 +94,26 @@ impl Response {
 
     /// A complete body with a content type.
     pub fn full(status: u16, content_type: &str, body: impl Into<Bytes>) -> Self {
-        Self { status, headers: vec![("content-type".into(), content_type.into())], body: Body::Full(body.into()) }
+        Self {
+            status,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: Body::Full(body.into()),
+        }
     }
 
     /// A streamed body.
     pub fn chunked(status: u16, content_type: &str, steps: Vec<Step>) -> Self {
-        Self { status, headers: vec![("content-type".into(), content_type.into())], body: Body::Chunked(steps) }
+        Self {
+            status,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: Body::Chunked(steps),
+        }
     }
 
     /// Adds a header.
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((name.to_ascii_lowercase(), value.to_owned()));
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_owned()));
         self
     }
 }
@@ -185,20 +197,45 @@ pub struct FakeHttpServer {
 impl FakeHttpServer {
     /// Binds `127.0.0.1:0` and serves `handler`.
     pub async fn start(handler: Arc<dyn Handler>, options: ServerOptions) -> io::Result<Self> {
-        Self::bind("127.0.0.1:0".parse().map_err(|_| io::Error::other("bad address"))?, handler, options).await
+        Self::bind(
+            "127.0.0.1:0"
+                .parse()
+                .map_err(|_| io::Error::other("bad address"))?,
+            handler,
+            options,
+        )
+        .await
     }
 
     /// Binds a specific loopback address (the standalone binary's `--port`).
-    pub async fn bind(addr: SocketAddr, handler: Arc<dyn Handler>, options: ServerOptions) -> io::Result<Self> {
+    pub async fn bind(
+        addr: SocketAddr,
+        handler: Arc<dyn Handler>,
+        options: ServerOptions,
+    ) -> io::Result<Self> {
         if !addr.ip().is_loopback() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "fakes only listen on loopback addresses"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "fakes only listen on loopback addresses",
+            ));
         }
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let counters = Arc::new(CounterState::default());
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let accept_task = tokio::spawn(accept_loop(listener, handler, options, counters.clone(), shutdown_rx));
-        Ok(Self { addr, counters, shutdown, accept_task })
+        let accept_task = tokio::spawn(accept_loop(
+            listener,
+            handler,
+            options,
+            counters.clone(),
+            shutdown_rx,
+        ));
+        Ok(Self {
+            addr,
+            counters,
+            shutdown,
+            accept_task,
+        })
     }
 
     /// The bound address.
@@ -282,7 +319,12 @@ enum Outcome {
     Close,
 }
 
-async fn serve_connection(stream: TcpStream, handler: &dyn Handler, options: ServerOptions, counters: &CounterState) {
+async fn serve_connection(
+    stream: TcpStream,
+    handler: &dyn Handler,
+    options: ServerOptions,
+    counters: &CounterState,
+) {
     let (mut reader, mut writer) = stream.into_split();
     let mut buffer: VecDeque<u8> = VecDeque::new();
     loop {
@@ -291,17 +333,38 @@ async fn serve_connection(stream: TcpStream, handler: &dyn Handler, options: Ser
             Ok(None) => return,
             Err(status) => {
                 let response = Response::full(status, "text/plain", reason(status));
-                let _ = write_response(&mut reader, &mut writer, &mut buffer, response, true, options, counters).await;
+                let _ = write_response(
+                    &mut reader,
+                    &mut writer,
+                    &mut buffer,
+                    response,
+                    true,
+                    options,
+                    counters,
+                )
+                .await;
                 return;
             }
         };
         counters.bump(&counters.requests);
-        let close = request.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let close = request
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
         let response = match handler.handle(request) {
             Reply::Now(response) => response,
             Reply::Later(future) => future.await,
         };
-        match write_response(&mut reader, &mut writer, &mut buffer, response, close, options, counters).await {
+        match write_response(
+            &mut reader,
+            &mut writer,
+            &mut buffer,
+            response,
+            close,
+            options,
+            counters,
+        )
+        .await
+        {
             Outcome::Complete if !close => {}
             _ => return,
         }
@@ -309,7 +372,10 @@ async fn serve_connection(stream: TcpStream, handler: &dyn Handler, options: Ser
 }
 
 /// Reads one request. `Ok(None)`: the client closed the connection between requests.
-async fn read_request(reader: &mut OwnedReadHalf, buffer: &mut VecDeque<u8>) -> Result<Option<Request>, u16> {
+async fn read_request(
+    reader: &mut OwnedReadHalf,
+    buffer: &mut VecDeque<u8>,
+) -> Result<Option<Request>, u16> {
     let header_end = loop {
         let contiguous = buffer.make_contiguous();
         if let Some(pos) = contiguous.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -320,7 +386,13 @@ async fn read_request(reader: &mut OwnedReadHalf, buffer: &mut VecDeque<u8>) -> 
         }
         let mut chunk = [0u8; 16 * 1024];
         match reader.read(&mut chunk).await {
-            Ok(0) | Err(_) => return if buffer.is_empty() { Ok(None) } else { Err(400) },
+            Ok(0) | Err(_) => {
+                return if buffer.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(400)
+                }
+            }
             Ok(n) => buffer.extend(&chunk[..n]),
         }
     };
@@ -329,7 +401,8 @@ async fn read_request(reader: &mut OwnedReadHalf, buffer: &mut VecDeque<u8>) -> 
     let mut lines = head.split("\r\n");
     let request_line = lines.next().unwrap_or("");
     let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
+    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
         return Err(400);
     };
     if !version.starts_with("HTTP/1.") {
@@ -342,8 +415,15 @@ async fn read_request(reader: &mut OwnedReadHalf, buffer: &mut VecDeque<u8>) -> 
         };
         headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
     }
-    let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
-    let body = if header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let body = if header("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+    {
         read_chunked_body(reader, buffer).await?
     } else {
         let length: usize = match header("content-length") {
@@ -366,7 +446,11 @@ async fn read_request(reader: &mut OwnedReadHalf, buffer: &mut VecDeque<u8>) -> 
     }))
 }
 
-async fn fill(reader: &mut OwnedReadHalf, buffer: &mut VecDeque<u8>, at_least: usize) -> Result<(), u16> {
+async fn fill(
+    reader: &mut OwnedReadHalf,
+    buffer: &mut VecDeque<u8>,
+    at_least: usize,
+) -> Result<(), u16> {
     while buffer.len() < at_least {
         let mut chunk = [0u8; 16 * 1024];
         match reader.read(&mut chunk).await {
@@ -391,11 +475,15 @@ async fn read_line(reader: &mut OwnedReadHalf, buffer: &mut VecDeque<u8>) -> Res
     }
 }
 
-async fn read_chunked_body(reader: &mut OwnedReadHalf, buffer: &mut VecDeque<u8>) -> Result<Vec<u8>, u16> {
+async fn read_chunked_body(
+    reader: &mut OwnedReadHalf,
+    buffer: &mut VecDeque<u8>,
+) -> Result<Vec<u8>, u16> {
     let mut body = Vec::new();
     loop {
         let size_line = read_line(reader, buffer).await?;
-        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16).map_err(|_| 400u16)?;
+        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| 400u16)?;
         if body.len() + size > MAX_BODY_BYTES {
             return Err(413);
         }
@@ -435,7 +523,11 @@ fn reason(status: u16) -> &'static str {
 
 /// Waits `duration` (or forever) while watching for the client to hang up. Bytes the
 /// client sends meanwhile are kept for the next request. Returns `true` if it hung up.
-async fn wait_watching(reader: &mut OwnedReadHalf, buffer: &mut VecDeque<u8>, duration: Option<Duration>) -> bool {
+async fn wait_watching(
+    reader: &mut OwnedReadHalf,
+    buffer: &mut VecDeque<u8>,
+    duration: Option<Duration>,
+) -> bool {
     let sleep = async {
         match duration {
             Some(d) => tokio::time::sleep(d).await,
@@ -464,7 +556,11 @@ async fn write_response(
     options: ServerOptions,
     counters: &CounterState,
 ) -> Outcome {
-    let mut head = format!("HTTP/1.1 {} {}\r\n", response.status, reason(response.status));
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\n",
+        response.status,
+        reason(response.status)
+    );
     for (name, value) in &response.headers {
         head.push_str(name);
         head.push_str(": ");
@@ -522,7 +618,9 @@ async fn write_response(
                         break;
                     }
                     Step::Stall => {
-                        if writer.write_all(&pending).await.is_err() || wait_watching(reader, buffer, None).await {
+                        if writer.write_all(&pending).await.is_err()
+                            || wait_watching(reader, buffer, None).await
+                        {
                             aborted = true;
                         }
                         ended_early = true;
@@ -559,10 +657,19 @@ mod tests {
                 "/stream" => Response::chunked(
                     200,
                     "text/plain",
-                    vec![Step::Send(Bytes::from_static(b"ab")), Step::Sleep(Duration::from_millis(5)), Step::Send(Bytes::from_static(b"cd"))],
+                    vec![
+                        Step::Send(Bytes::from_static(b"ab")),
+                        Step::Sleep(Duration::from_millis(5)),
+                        Step::Send(Bytes::from_static(b"cd")),
+                    ],
                 )
                 .into(),
-                "/stall" => Response::chunked(200, "text/plain", vec![Step::Send(Bytes::from_static(b"x")), Step::Stall]).into(),
+                "/stall" => Response::chunked(
+                    200,
+                    "text/plain",
+                    vec![Step::Send(Bytes::from_static(b"x")), Step::Stall],
+                )
+                .into(),
                 _ => Response::full(200, "text/plain", request.body).into(),
             }
         }
@@ -582,37 +689,84 @@ mod tests {
 
     #[tokio::test]
     async fn keep_alive_full_chunked_and_chunked_request_bodies() {
-        let server = FakeHttpServer::start(Arc::new(Echo), ServerOptions::default()).await.unwrap();
+        let server = FakeHttpServer::start(Arc::new(Echo), ServerOptions::default())
+            .await
+            .unwrap();
         let mut s = TcpStream::connect(server.addr()).await.unwrap();
-        let r = roundtrip(&mut s, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", b"hello").await;
-        assert!(r.starts_with("HTTP/1.1 200 OK\r\n") && r.contains("content-length: 5"), "{r}");
-        let r = roundtrip(&mut s, b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n", b"0\r\n\r\n").await;
-        assert!(r.contains("transfer-encoding: chunked") && r.contains("2\r\nab\r\n2\r\ncd\r\n0\r\n\r\n"), "{r}");
+        let r = roundtrip(
+            &mut s,
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+            b"hello",
+        )
+        .await;
+        assert!(
+            r.starts_with("HTTP/1.1 200 OK\r\n") && r.contains("content-length: 5"),
+            "{r}"
+        );
+        let r = roundtrip(
+            &mut s,
+            b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"0\r\n\r\n",
+        )
+        .await;
+        assert!(
+            r.contains("transfer-encoding: chunked")
+                && r.contains("2\r\nab\r\n2\r\ncd\r\n0\r\n\r\n"),
+            "{r}"
+        );
         let r = roundtrip(&mut s, b"POST /e HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", b"abcde").await;
         assert!(r.contains("content-length: 5"));
         drop(s);
-        assert!(server.wait_for(|c| c.connections_closed == 1, Duration::from_secs(5)).await);
+        assert!(
+            server
+                .wait_for(|c| c.connections_closed == 1, Duration::from_secs(5))
+                .await
+        );
         let c = server.counters();
-        assert_eq!((c.requests, c.connections_opened, c.active_connections, c.client_aborts), (3, 1, 0, 0));
+        assert_eq!(
+            (
+                c.requests,
+                c.connections_opened,
+                c.active_connections,
+                c.client_aborts
+            ),
+            (3, 1, 0, 0)
+        );
     }
 
     #[tokio::test]
     async fn stalled_responses_notice_the_client_leaving() {
-        let server = FakeHttpServer::start(Arc::new(Echo), ServerOptions::default()).await.unwrap();
+        let server = FakeHttpServer::start(Arc::new(Echo), ServerOptions::default())
+            .await
+            .unwrap();
         let mut s = TcpStream::connect(server.addr()).await.unwrap();
         roundtrip(&mut s, b"GET /stall HTTP/1.1\r\n\r\n", b"1\r\nx\r\n").await;
         assert_eq!(server.counters().client_aborts, 0);
         drop(s);
-        assert!(server.wait_for(|c| c.client_aborts == 1 && c.connections_closed == 1, Duration::from_secs(5)).await);
+        assert!(
+            server
+                .wait_for(
+                    |c| c.client_aborts == 1 && c.connections_closed == 1,
+                    Duration::from_secs(5)
+                )
+                .await
+        );
     }
 
     #[tokio::test]
     async fn garbage_gets_400_and_refuses_non_loopback() {
-        let server = FakeHttpServer::start(Arc::new(Echo), ServerOptions::default()).await.unwrap();
+        let server = FakeHttpServer::start(Arc::new(Echo), ServerOptions::default())
+            .await
+            .unwrap();
         let mut s = TcpStream::connect(server.addr()).await.unwrap();
         let r = roundtrip(&mut s, b"NONSENSE\r\n\r\n", b"Bad Request").await;
         assert!(r.starts_with("HTTP/1.1 400"));
-        let err = FakeHttpServer::bind("0.0.0.0:0".parse().unwrap(), Arc::new(Echo), ServerOptions::default()).await;
+        let err = FakeHttpServer::bind(
+            "0.0.0.0:0".parse().unwrap(),
+            Arc::new(Echo),
+            ServerOptions::default(),
+        )
+        .await;
         assert!(err.is_err());
     }
 }

@@ -68,7 +68,8 @@ impl Default for CallOptions {
         Self {
             idle_timeout: None,
             request_timeout: Some(Duration::from_secs(30 * 60)),
-            rate_limit_retry: RetryPolicy::new(backoff, 10).with_max_retry_after(Duration::from_secs(60)),
+            rate_limit_retry: RetryPolicy::new(backoff, 10)
+                .with_max_retry_after(Duration::from_secs(60)),
             transient_retry: RetryPolicy::new(backoff, 9).with_max_elapsed(Duration::from_secs(90)),
             cancel: CancellationToken::new(),
         }
@@ -115,15 +116,36 @@ impl ProviderClient {
         Self { http }
     }
 
+    /// The underlying HTTP client (shares the connection pool; e.g. for model listing).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// Streams one call to one model (retries included, no fallback).
-    pub fn stream(&self, model: &ResolvedModel, request: &CompletionRequest, options: &CallOptions) -> EventStream {
-        single_model_stream(self.http.clone(), model.clone(), request, options.clone(), None)
+    pub fn stream(
+        &self,
+        model: &ResolvedModel,
+        request: &CompletionRequest,
+        options: &CallOptions,
+    ) -> EventStream {
+        single_model_stream(
+            self.http.clone(),
+            model.clone(),
+            request,
+            options.clone(),
+            None,
+        )
     }
 
     /// Streams one call through a fallback chain (`primary`, then `fallbacks` in order).
     /// Each model emits a `ModelStart`; a move to the next model carries the error that
     /// caused it. An empty chain yields one `invalid_request` error.
-    pub fn stream_chain(&self, chain: &[ResolvedModel], request: &CompletionRequest, options: &CallOptions) -> EventStream {
+    pub fn stream_chain(
+        &self,
+        chain: &[ResolvedModel],
+        request: &CompletionRequest,
+        options: &CallOptions,
+    ) -> EventStream {
         let state = ChainState {
             http: self.http.clone(),
             chain: chain.to_vec().into(),
@@ -134,10 +156,13 @@ impl ProviderClient {
             last_error: None,
             started: false,
         };
-        Box::pin(futures_util::stream::unfold(state, |mut state| async move {
-            let event = state.next_event().await?;
-            Some((event, state))
-        }))
+        Box::pin(futures_util::stream::unfold(
+            state,
+            |mut state| async move {
+                let event = state.next_event().await?;
+                Some((event, state))
+            },
+        ))
     }
 }
 
@@ -170,11 +195,19 @@ impl ChainState {
                 };
                 self.started = true;
                 let from = self.last_error.take().map(Box::new);
-                self.current = Some(single_model_stream(self.http.clone(), model, &self.request, self.options.clone(), from));
+                self.current = Some(single_model_stream(
+                    self.http.clone(),
+                    model,
+                    &self.request,
+                    self.options.clone(),
+                    from,
+                ));
             }
             let current = self.current.as_mut()?;
             match current.next().await {
-                Some(ProviderEvent::Error(error)) if !self.output_seen && error.kind.is_failover() && !self.chain.is_empty() => {
+                Some(ProviderEvent::Error(error))
+                    if !self.output_seen && error.kind.is_failover() && !self.chain.is_empty() =>
+                {
                     tracing::info!(provider = %error.provider, model = %error.model, kind = %error.kind, "model failed; falling back");
                     self.current = None;
                     self.last_error = Some(error);
@@ -215,7 +248,10 @@ fn single_model_stream(
         }
     };
     let idle = options.idle_timeout.unwrap_or(model.idle_timeout);
-    let body = wire.as_ref().map(|w| Bytes::from(w.body.clone())).unwrap_or_default();
+    let body = wire
+        .as_ref()
+        .map(|w| Bytes::from(w.body.clone()))
+        .unwrap_or_default();
     let state = CallState {
         http,
         wire,
@@ -231,10 +267,13 @@ fn single_model_stream(
         transient_failures: 0,
         output_emitted: false,
     };
-    Box::pin(futures_util::stream::unfold(state, |mut state| async move {
-        let event = state.next_event().await?;
-        Some((event, state))
-    }))
+    Box::pin(futures_util::stream::unfold(
+        state,
+        |mut state| async move {
+            let event = state.next_event().await?;
+            Some((event, state))
+        },
+    ))
 }
 
 type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
@@ -285,7 +324,9 @@ impl Limits {
     async fn guard<F: std::future::Future>(self, future: F) -> Wait<F::Output> {
         let now = Instant::now();
         let (limit, is_deadline) = match self.deadline {
-            Some(deadline) if deadline.saturating_duration_since(now) < self.idle => (deadline.saturating_duration_since(now), true),
+            Some(deadline) if deadline.saturating_duration_since(now) < self.idle => {
+                (deadline.saturating_duration_since(now), true)
+            }
             _ => (self.idle, false),
         };
         tokio::select! {
@@ -331,7 +372,9 @@ impl CallState {
                 }
                 Phase::Streaming(mut active) => match self.read(&mut active).await {
                     Ok(Flow::Continue) => self.phase = Phase::Streaming(active),
-                    Ok(Flow::Finished) => self.phase = Phase::Draining(active.body, Instant::now() + DRAIN_BUDGET),
+                    Ok(Flow::Finished) => {
+                        self.phase = Phase::Draining(active.body, Instant::now() + DRAIN_BUDGET)
+                    }
                     Err(error) => self.fail(error),
                 },
                 Phase::Draining(mut body, until) => {
@@ -359,8 +402,15 @@ impl CallState {
     }
 
     /// Awaits `future` under cancellation, the idle timeout and the overall deadline.
-    fn guarded<F: std::future::Future>(&self, future: F) -> impl std::future::Future<Output = Wait<F::Output>> {
-        let limits = Limits { cancel: self.options.cancel.clone(), idle: self.idle, deadline: self.deadline };
+    fn guarded<F: std::future::Future>(
+        &self,
+        future: F,
+    ) -> impl std::future::Future<Output = Wait<F::Output>> {
+        let limits = Limits {
+            cancel: self.options.cancel.clone(),
+            idle: self.idle,
+            deadline: self.deadline,
+        };
         limits.guard(future)
     }
 
@@ -369,9 +419,18 @@ impl CallState {
             Wait::Cancelled => self.error(ErrorKind::Cancelled, "the call was cancelled"),
             Wait::Deadline => self.error(
                 ErrorKind::Timeout,
-                format!("the request exceeded its overall timeout of {}s", self.options.request_timeout.unwrap_or_default().as_secs()),
+                format!(
+                    "the request exceeded its overall timeout of {}s",
+                    self.options.request_timeout.unwrap_or_default().as_secs()
+                ),
             ),
-            _ => self.error(ErrorKind::Timeout, format!("no data from the provider for {}s (idle timeout)", self.idle.as_secs_f64())),
+            _ => self.error(
+                ErrorKind::Timeout,
+                format!(
+                    "no data from the provider for {}s (idle timeout)",
+                    self.idle.as_secs_f64()
+                ),
+            ),
         }
     }
 
@@ -403,13 +462,21 @@ impl CallState {
         if status >= 400 {
             let bytes = self.read_bounded(&mut body).await?;
             let wire = api::http_error(status, &bytes);
-            return Err(to_provider_error(&self.model, wire, Some(status)).with_retry_after(retry_after));
+            return Err(
+                to_provider_error(&self.model, wire, Some(status)).with_retry_after(retry_after)
+            );
         }
         // A JSON body where a stream was expected is an error object (or garbage).
         if framing == Framing::Sse && content_type.starts_with("application/json") {
             let bytes = self.read_bounded(&mut body).await?;
-            let wire = match serde_json::from_slice::<serde_json::Value>(&bytes).ok().as_ref().and_then(api::extract_error) {
-                Some((error_type, message)) => WireError::reported(error_type, message, ErrorKind::Server),
+            let wire = match serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .as_ref()
+                .and_then(api::extract_error)
+            {
+                Some((error_type, message)) => {
+                    WireError::reported(error_type, message, ErrorKind::Server)
+                }
                 None => WireError::malformed(format!(
                     "expected an event stream, got JSON: {}",
                     String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
@@ -421,7 +488,11 @@ impl CallState {
             Framing::Sse => Framer::Sse(SseParser::new(), Vec::new()),
             Framing::Ndjson => Framer::Ndjson(NdjsonParser::new(), Vec::new()),
         };
-        Ok(Active { body, framer, decoder: api::decoder(&self.model.api) })
+        Ok(Active {
+            body,
+            framer,
+            decoder: api::decoder(&self.model.api),
+        })
     }
 
     async fn read_bounded(&mut self, body: &mut ByteStream) -> Result<Vec<u8>, ProviderError> {
@@ -454,7 +525,10 @@ impl CallState {
         let mut events = Vec::new();
         let flow = match next {
             Some(Ok(chunk)) => decode_chunk(active, &chunk, &mut events),
-            Some(Err(error)) => Err(WireError::new(ErrorKind::Network, format!("connection lost mid-stream: {}", error_chain(&error)))),
+            Some(Err(error)) => Err(WireError::new(
+                ErrorKind::Network,
+                format!("connection lost mid-stream: {}", error_chain(&error)),
+            )),
             None => decode_eof(active, &mut events),
         };
         self.queue.extend(events);
@@ -462,7 +536,11 @@ impl CallState {
     }
 
     fn reqwest_error(&self, error: &reqwest::Error) -> ProviderError {
-        let kind = if error.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Network };
+        let kind = if error.is_timeout() {
+            ErrorKind::Timeout
+        } else {
+            ErrorKind::Network
+        };
         self.error(kind, format!("request failed: {}", error_chain(error)))
     }
 
@@ -478,9 +556,12 @@ impl CallState {
                 (self.transient_failures, self.options.transient_retry)
             };
             let elapsed = self.started.elapsed();
-            let delay = policy.next_delay(failures, elapsed, error.retry_after).filter(|delay| {
-                self.deadline.is_none_or(|deadline| Instant::now() + *delay < deadline)
-            });
+            let delay = policy
+                .next_delay(failures, elapsed, error.retry_after)
+                .filter(|delay| {
+                    self.deadline
+                        .is_none_or(|deadline| Instant::now() + *delay < deadline)
+                });
             if let Some(delay) = delay {
                 tracing::debug!(
                     provider = %self.model.provider, model = %self.model.model, kind = %error.kind,
@@ -503,7 +584,11 @@ impl CallState {
     }
 }
 
-fn decode_chunk(active: &mut Active, chunk: &[u8], out: &mut Vec<ProviderEvent>) -> Result<Flow, WireError> {
+fn decode_chunk(
+    active: &mut Active,
+    chunk: &[u8],
+    out: &mut Vec<ProviderEvent>,
+) -> Result<Flow, WireError> {
     match &mut active.framer {
         Framer::Sse(parser, frames) => {
             frames.clear();
@@ -533,7 +618,10 @@ fn decode_eof(active: &mut Active, out: &mut Vec<ProviderEvent>) -> Result<Flow,
             let truncated = !parser.is_idle();
             parser.finish();
             if truncated {
-                return Err(WireError::new(ErrorKind::Network, "the stream ended in the middle of an event"));
+                return Err(WireError::new(
+                    ErrorKind::Network,
+                    "the stream ended in the middle of an event",
+                ));
             }
         }
         Framer::Ndjson(parser, lines) => {
@@ -577,4 +665,26 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Decodes a complete response body given as chunks (benchmarks and fuzzing): returns the
+/// number of events. Not part of the stable API.
+#[doc(hidden)]
+pub fn decode_for_bench(api: &crate::config::ApiKind, chunks: &[Bytes]) -> Result<usize, String> {
+    let mut active = Active {
+        body: Box::pin(futures_util::stream::empty()),
+        framer: match api::framing(api) {
+            Framing::Sse => Framer::Sse(SseParser::new(), Vec::new()),
+            Framing::Ndjson => Framer::Ndjson(NdjsonParser::new(), Vec::new()),
+        },
+        decoder: api::decoder(api),
+    };
+    let mut events = Vec::new();
+    for chunk in chunks {
+        if decode_chunk(&mut active, chunk, &mut events).map_err(|e| e.message)? == Flow::Finished {
+            return Ok(events.len());
+        }
+    }
+    decode_eof(&mut active, &mut events).map_err(|e| e.message)?;
+    Ok(events.len())
 }

@@ -247,10 +247,17 @@ mod tests {
         let cfg: ProviderConfig = serde_json::from_value(json).unwrap();
         assert_eq!(cfg.api, Some(ApiKind::OpenaiCompletions));
         assert_eq!(cfg.models[0].context_window, Some(32768));
-        assert_eq!(cfg.models[0].input, vec![InputModality::Text, InputModality::Image]);
+        assert_eq!(
+            cfg.models[0].input,
+            vec![InputModality::Text, InputModality::Image]
+        );
         assert_eq!(format!("{:?}", cfg.api_key), "Some(ApiKey([redacted]))");
         assert!(!format!("{cfg:?}").contains("sk-test"));
-        let other: ProviderConfig = serde_json::from_value(serde_json::json!({"api": "google-generative-ai"})).unwrap();
-        assert_eq!(other.api, Some(ApiKind::Unsupported("google-generative-ai".into())));
+        let other: ProviderConfig =
+            serde_json::from_value(serde_json::json!({"api": "google-generative-ai"})).unwrap();
+        assert_eq!(
+            other.api,
+            Some(ApiKind::Unsupported("google-generative-ai".into()))
+        );
     }
 }

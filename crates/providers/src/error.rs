@@ -121,7 +121,11 @@ pub struct ProviderError {
 
 impl fmt::Display for ProviderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} error from {}/{}", self.kind, self.provider, self.model)?;
+        write!(
+            f,
+            "{} error from {}/{}",
+            self.kind, self.provider, self.model
+        )?;
         if let Some(status) = self.http_status {
             write!(f, " (HTTP {status})")?;
         }
@@ -166,7 +170,8 @@ impl ProviderError {
 
     /// Same error with the provider's error type/code.
     pub fn with_type(mut self, provider_error_type: Option<String>) -> Self {
-        self.provider_error_type = provider_error_type.map(|t| truncate_chars(&t, PREVIEW_MAX_CHARS));
+        self.provider_error_type =
+            provider_error_type.map(|t| truncate_chars(&t, PREVIEW_MAX_CHARS));
         self
     }
 
@@ -232,7 +237,12 @@ pub(crate) fn classify_http(status: u16, error_type: Option<&str>, message: &str
         429 if by_body == Some(ErrorKind::Billing) => ErrorKind::Billing,
         429 => ErrorKind::RateLimit,
         400 | 422 => match by_body {
-            Some(kind @ (ErrorKind::ContextLength | ErrorKind::Auth | ErrorKind::ModelNotFound | ErrorKind::Billing)) => kind,
+            Some(
+                kind @ (ErrorKind::ContextLength
+                | ErrorKind::Auth
+                | ErrorKind::ModelNotFound
+                | ErrorKind::Billing),
+            ) => kind,
             _ => ErrorKind::InvalidRequest,
         },
         500..=599 => ErrorKind::Server,
@@ -256,15 +266,32 @@ pub(crate) fn classify_error_text(error_type: Option<&str>, message: &str) -> Op
         "input is too long",
     ]) {
         Some(ErrorKind::ContextLength)
-    } else if any(&["insufficient_quota", "billing", "credit balance", "payment required"]) {
+    } else if any(&[
+        "insufficient_quota",
+        "billing",
+        "credit balance",
+        "payment required",
+    ]) {
         Some(ErrorKind::Billing)
     } else if any(&["rate_limit", "rate limit", "too many requests"]) {
         Some(ErrorKind::RateLimit)
-    } else if any(&["authentication", "invalid_api_key", "invalid api key", "permission", "unauthorized"]) {
+    } else if any(&[
+        "authentication",
+        "invalid_api_key",
+        "invalid api key",
+        "permission",
+        "unauthorized",
+    ]) {
         Some(ErrorKind::Auth)
     } else if any(&["not_found", "model_not_found", "not found"]) {
         Some(ErrorKind::ModelNotFound)
-    } else if any(&["overloaded", "server_error", "api_error", "internal error", "unavailable"]) {
+    } else if any(&[
+        "overloaded",
+        "server_error",
+        "api_error",
+        "internal error",
+        "unavailable",
+    ]) {
         Some(ErrorKind::Server)
     } else if any(&["content_filter", "refusal", "content policy"]) {
         Some(ErrorKind::Refusal)
@@ -292,8 +319,13 @@ mod tests {
 
     #[test]
     fn redacts_echoed_keys() {
-        let e = ProviderError::new(ErrorKind::Auth, "openai", "gpt", "Incorrect API key provided: sk-secret-123.")
-            .redact(Some("sk-secret-123"));
+        let e = ProviderError::new(
+            ErrorKind::Auth,
+            "openai",
+            "gpt",
+            "Incorrect API key provided: sk-secret-123.",
+        )
+        .redact(Some("sk-secret-123"));
         assert_eq!(e.message, "Incorrect API key provided: [redacted].");
         assert!(!e.to_string().contains("sk-secret"));
     }
@@ -301,13 +333,46 @@ mod tests {
     #[test]
     fn http_classification() {
         assert_eq!(classify_http(401, None, ""), ErrorKind::Auth);
-        assert_eq!(classify_http(429, Some("rate_limit_error"), "slow down"), ErrorKind::RateLimit);
-        assert_eq!(classify_http(429, Some("insufficient_quota"), "You exceeded your current quota"), ErrorKind::Billing);
-        assert_eq!(classify_http(400, Some("invalid_request_error"), "prompt is too long: 210000 tokens"), ErrorKind::ContextLength);
-        assert_eq!(classify_http(400, Some("context_length_exceeded"), "x"), ErrorKind::ContextLength);
-        assert_eq!(classify_http(400, Some("invalid_request_error"), "temperature out of range"), ErrorKind::InvalidRequest);
-        assert_eq!(classify_http(404, None, "model 'x' not found"), ErrorKind::ModelNotFound);
-        assert_eq!(classify_http(529, Some("overloaded_error"), "Overloaded"), ErrorKind::Server);
+        assert_eq!(
+            classify_http(429, Some("rate_limit_error"), "slow down"),
+            ErrorKind::RateLimit
+        );
+        assert_eq!(
+            classify_http(
+                429,
+                Some("insufficient_quota"),
+                "You exceeded your current quota"
+            ),
+            ErrorKind::Billing
+        );
+        assert_eq!(
+            classify_http(
+                400,
+                Some("invalid_request_error"),
+                "prompt is too long: 210000 tokens"
+            ),
+            ErrorKind::ContextLength
+        );
+        assert_eq!(
+            classify_http(400, Some("context_length_exceeded"), "x"),
+            ErrorKind::ContextLength
+        );
+        assert_eq!(
+            classify_http(
+                400,
+                Some("invalid_request_error"),
+                "temperature out of range"
+            ),
+            ErrorKind::InvalidRequest
+        );
+        assert_eq!(
+            classify_http(404, None, "model 'x' not found"),
+            ErrorKind::ModelNotFound
+        );
+        assert_eq!(
+            classify_http(529, Some("overloaded_error"), "Overloaded"),
+            ErrorKind::Server
+        );
         assert_eq!(classify_http(503, None, ""), ErrorKind::Server);
     }
 

@@ -35,14 +35,20 @@ pub mod ndjson;
 pub mod registry;
 pub mod sse;
 
+#[doc(hidden)]
+pub use client::decode_for_bench;
 pub use client::{CallOptions, ClientBuildError, ProviderClient};
-pub use config::{ApiKey, ApiKind, EnvSource, InputModality, ModelConfig, ModelCost, ProcessEnv, ProviderConfig};
+pub use config::{
+    ApiKey, ApiKind, EnvSource, InputModality, ModelConfig, ModelCost, ProcessEnv, ProviderConfig,
+};
 pub use error::{ErrorDetail, ErrorKind, ProviderError};
 pub use event::{collect, EventStream, ProviderEvent, TurnCollector};
 pub use model::{
-    AssistantMessage, CompletionRequest, ContentBlock, Cost, Message, StopReason, ThinkingLevel, ToolResultMessage, ToolSpec,
-    Usage, UserContent, UserMessage,
+    AssistantMessage, CompletionRequest, ContentBlock, Cost, Message, StopReason, ThinkingLevel,
+    ToolResultMessage, ToolSpec, Usage, UserContent, UserMessage,
 };
 pub use pincer_backoff::{Backoff, RetryPolicy};
-pub use registry::{ModelInfo, ModelRef, ProviderRegistry, ResolveError, ResolvedModel, NO_PROVIDER_HELP};
+pub use registry::{
+    ModelInfo, ModelRef, ProviderRegistry, ResolveError, ResolvedModel, NO_PROVIDER_HELP,
+};
 pub use tokio_util::sync::CancellationToken;

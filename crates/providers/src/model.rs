@@ -13,14 +13,22 @@ pub enum ContentBlock {
     #[serde(rename = "text")]
     Text {
         text: String,
-        #[serde(rename = "textSignature", default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            rename = "textSignature",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
         text_signature: Option<String>,
     },
     /// Model reasoning. The signature (Anthropic) must be sent back verbatim on replay.
     #[serde(rename = "thinking")]
     Thinking {
         thinking: String,
-        #[serde(rename = "thinkingSignature", default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            rename = "thinkingSignature",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
         thinking_signature: Option<String>,
         /// Anthropic `redacted_thinking`: the signature holds the opaque data.
         #[serde(default, skip_serializing_if = "is_false")]
@@ -28,7 +36,11 @@ pub enum ContentBlock {
     },
     /// A tool invocation requested by the model.
     #[serde(rename = "toolCall")]
-    ToolCall { id: String, name: String, arguments: Value },
+    ToolCall {
+        id: String,
+        name: String,
+        arguments: Value,
+    },
     /// An image, base64-encoded.
     #[serde(rename = "image")]
     Image {
@@ -45,7 +57,10 @@ fn is_false(b: &bool) -> bool {
 impl ContentBlock {
     /// A text block.
     pub fn text(text: impl Into<String>) -> Self {
-        Self::Text { text: text.into(), text_signature: None }
+        Self::Text {
+            text: text.into(),
+            text_signature: None,
+        }
     }
 }
 
@@ -148,12 +163,15 @@ impl Usage {
 
     /// Fills `cost` from per-million-token prices.
     pub fn priced(mut self, price: &crate::config::ModelCost) -> Self {
-        let per = |tokens: u64, dollars_per_million: f64| tokens as f64 * dollars_per_million / 1_000_000.0;
+        let per = |tokens: u64, dollars_per_million: f64| {
+            tokens as f64 * dollars_per_million / 1_000_000.0
+        };
         self.cost.input = per(self.input, price.input);
         self.cost.output = per(self.output, price.output);
         self.cost.cache_read = per(self.cache_read, price.cache_read);
         self.cost.cache_write = per(self.cache_write, price.cache_write);
-        self.cost.total = self.cost.input + self.cost.output + self.cost.cache_read + self.cost.cache_write;
+        self.cost.total =
+            self.cost.input + self.cost.output + self.cost.cache_read + self.cost.cache_write;
         self
     }
 }
@@ -198,7 +216,11 @@ impl AssistantMessage {
     /// The tool calls, in order.
     pub fn tool_calls(&self) -> impl Iterator<Item = (&str, &str, &Value)> {
         self.content.iter().filter_map(|b| match b {
-            ContentBlock::ToolCall { id, name, arguments } => Some((id.as_str(), name.as_str(), arguments)),
+            ContentBlock::ToolCall {
+                id,
+                name,
+                arguments,
+            } => Some((id.as_str(), name.as_str(), arguments)),
             _ => None,
         })
     }
@@ -237,16 +259,28 @@ pub enum Message {
 impl Message {
     /// A plain-text user message.
     pub fn user(text: impl Into<String>) -> Self {
-        Self::User(UserMessage { content: UserContent::Text(text.into()), timestamp: None, extra: Map::new() })
+        Self::User(UserMessage {
+            content: UserContent::Text(text.into()),
+            timestamp: None,
+            extra: Map::new(),
+        })
     }
 
     /// An assistant message with the given blocks.
     pub fn assistant(content: Vec<ContentBlock>) -> Self {
-        Self::Assistant(AssistantMessage { content, ..AssistantMessage::default() })
+        Self::Assistant(AssistantMessage {
+            content,
+            ..AssistantMessage::default()
+        })
     }
 
     /// A text tool result.
-    pub fn tool_result(tool_call_id: impl Into<String>, tool_name: impl Into<String>, text: impl Into<String>, is_error: bool) -> Self {
+    pub fn tool_result(
+        tool_call_id: impl Into<String>,
+        tool_name: impl Into<String>,
+        text: impl Into<String>,
+        is_error: bool,
+    ) -> Self {
         Self::ToolResult(ToolResultMessage {
             tool_call_id: tool_call_id.into(),
             tool_name: tool_name.into(),
@@ -362,13 +396,20 @@ mod tests {
             assert_eq!(back, original, "round trip changed {line}");
             seen += 1;
         }
-        assert!(seen >= 4, "sample should contain user, assistant and toolResult messages");
+        assert!(
+            seen >= 4,
+            "sample should contain user, assistant and toolResult messages"
+        );
     }
 
     #[test]
     fn thinking_and_images_serialise_like_the_transcript() {
         let msg = Message::assistant(vec![
-            ContentBlock::Thinking { thinking: "hmm".into(), thinking_signature: Some("sig".into()), redacted: false },
+            ContentBlock::Thinking {
+                thinking: "hmm".into(),
+                thinking_signature: Some("sig".into()),
+                redacted: false,
+            },
             ContentBlock::text("hi"),
         ]);
         let v = serde_json::to_value(&msg).unwrap();
@@ -377,13 +418,27 @@ mod tests {
             serde_json::json!({"role":"assistant","content":[
                 {"type":"thinking","thinking":"hmm","thinkingSignature":"sig"},{"type":"text","text":"hi"}]})
         );
-        let img: ContentBlock = serde_json::from_value(serde_json::json!({"type":"image","data":"AAAA","mimeType":"image/png"})).unwrap();
-        assert_eq!(img, ContentBlock::Image { data: "AAAA".into(), mime_type: "image/png".into() });
+        let img: ContentBlock = serde_json::from_value(
+            serde_json::json!({"type":"image","data":"AAAA","mimeType":"image/png"}),
+        )
+        .unwrap();
+        assert_eq!(
+            img,
+            ContentBlock::Image {
+                data: "AAAA".into(),
+                mime_type: "image/png".into()
+            }
+        );
     }
 
     #[test]
     fn usage_pricing() {
-        let price = crate::config::ModelCost { input: 3.0, output: 15.0, cache_read: 0.3, cache_write: 3.75 };
+        let price = crate::config::ModelCost {
+            input: 3.0,
+            output: 15.0,
+            cache_read: 0.3,
+            cache_write: 3.75,
+        };
         let u = Usage::new(1_000_000, 2_000, 0, 0).priced(&price);
         assert_eq!(u.total_tokens, 1_002_000);
         assert!((u.cost.total - 3.03).abs() < 1e-9);

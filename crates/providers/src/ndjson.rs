@@ -29,7 +29,10 @@ impl NdjsonParser {
 
     /// A parser rejecting lines longer than `limit` bytes.
     pub fn with_limit(limit: usize) -> Self {
-        Self { line: Vec::new(), limit }
+        Self {
+            line: Vec::new(),
+            limit,
+        }
     }
 
     /// Feeds a chunk; complete non-blank lines (without their terminator) go to `out`.
@@ -84,7 +87,11 @@ mod tests {
 
     #[test]
     fn any_split_gives_the_same_lines() {
-        let expected = vec!["{\"a\":\"hé\"}".to_owned(), "{\"b\":2}".to_owned(), "{\"done\":true}".to_owned()];
+        let expected = vec![
+            "{\"a\":\"hé\"}".to_owned(),
+            "{\"b\":2}".to_owned(),
+            "{\"done\":true}".to_owned(),
+        ];
         for split in 0..=STREAM.len() {
             let (a, b) = STREAM.split_at(split);
             assert_eq!(parse(&[a, b]), expected, "split at {split}");
@@ -98,6 +105,9 @@ mod tests {
         let mut p = NdjsonParser::with_limit(8);
         let mut out = Vec::new();
         assert!(p.feed(b"12345\n", &mut out).is_ok());
-        assert_eq!(p.feed(b"123456789", &mut out), Err(NdjsonTooLarge { limit: 8 }));
+        assert_eq!(
+            p.feed(b"123456789", &mut out),
+            Err(NdjsonTooLarge { limit: 8 })
+        );
     }
 }

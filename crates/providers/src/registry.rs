@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use crate::config::{ApiKey, ApiKind, EnvSource, InputModality, ModelConfig, ModelCost, ProviderConfig, BUILTIN_PROVIDERS};
+use crate::config::{
+    ApiKey, ApiKind, EnvSource, InputModality, ModelConfig, ModelCost, ProviderConfig,
+    BUILTIN_PROVIDERS,
+};
 
 /// What a user sees when no provider is available at all.
 pub const NO_PROVIDER_HELP: &str = "No model provider is configured. Set ANTHROPIC_API_KEY, OPENAI_API_KEY or \
@@ -37,9 +40,14 @@ impl ModelRef {
         let value = value.trim();
         match value.split_once('/') {
             Some((provider, model)) if !provider.trim().is_empty() && !model.trim().is_empty() => {
-                Ok(Self { provider: provider.trim().to_owned(), model: model.trim().to_owned() })
+                Ok(Self {
+                    provider: provider.trim().to_owned(),
+                    model: model.trim().to_owned(),
+                })
             }
-            _ => Err(ResolveError::InvalidRef { value: value.to_owned() }),
+            _ => Err(ResolveError::InvalidRef {
+                value: value.to_owned(),
+            }),
         }
     }
 }
@@ -55,12 +63,18 @@ impl fmt::Display for ModelRef {
 pub enum ResolveError {
     #[error("{NO_PROVIDER_HELP}")]
     NoProviders,
-    #[error("invalid model ref {value:?}: expected provider/model, e.g. anthropic/claude-sonnet-4-6")]
+    #[error(
+        "invalid model ref {value:?}: expected provider/model, e.g. anthropic/claude-sonnet-4-6"
+    )]
     InvalidRef { value: String },
     #[error("unknown provider {provider:?} (available: {available}); add it under models.providers.{provider} or set its API key")]
     UnknownProvider { provider: String, available: String },
     #[error("unknown model {model:?} for provider {provider:?} (configured: {available})")]
-    UnknownModel { provider: String, model: String, available: String },
+    UnknownModel {
+        provider: String,
+        model: String,
+        available: String,
+    },
     #[error("provider {provider:?} uses api {api:?}, which Pincer does not support (use openai-completions, openai-responses, anthropic-messages or ollama)")]
     UnsupportedApi { provider: String, api: String },
     #[error("provider {provider:?} has no baseUrl (set models.providers.{provider}.baseUrl)")]
@@ -174,7 +188,10 @@ impl ProviderRegistry {
                     api: cfg.api.unwrap_or_else(|| ApiKind::parse(builtin.api)),
                     base_url: Some(cfg.base_url.unwrap_or_else(|| builtin.base_url.to_owned())),
                     api_key: cfg.api_key.or(env_key),
-                    key_hint: Some(format!("{} or models.providers.{}.apiKey", builtin.key_env, builtin.id)),
+                    key_hint: Some(format!(
+                        "{} or models.providers.{}.apiKey",
+                        builtin.key_env, builtin.id
+                    )),
                     key_required: builtin.key_required,
                     headers: cfg.headers,
                     auth_header: cfg.auth_header.unwrap_or(false),
@@ -226,19 +243,29 @@ impl ProviderRegistry {
             return Err(ResolveError::NoProviders);
         }
         let ModelRef { provider, model } = ModelRef::parse(model_ref)?;
-        let entry = self.providers.get(&provider).ok_or_else(|| ResolveError::UnknownProvider {
-            provider: provider.clone(),
-            available: self.provider_ids().join(", "),
-        })?;
+        let entry = self
+            .providers
+            .get(&provider)
+            .ok_or_else(|| ResolveError::UnknownProvider {
+                provider: provider.clone(),
+                available: self.provider_ids().join(", "),
+            })?;
         let model_cfg = entry.models.iter().find(|m| m.id == model);
         if model_cfg.is_none() && !entry.builtin && !entry.models.is_empty() {
             return Err(ResolveError::UnknownModel {
                 provider,
                 model,
-                available: entry.models.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", "),
+                available: entry
+                    .models
+                    .iter()
+                    .map(|m| m.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             });
         }
-        let api = model_cfg.and_then(|m| m.api.clone()).unwrap_or_else(|| entry.api.clone());
+        let api = model_cfg
+            .and_then(|m| m.api.clone())
+            .unwrap_or_else(|| entry.api.clone());
         if let ApiKind::Unsupported(api) = api {
             return Err(ResolveError::UnsupportedApi { provider, api });
         }
@@ -246,10 +273,15 @@ impl ProviderRegistry {
             .and_then(|m| m.base_url.clone())
             .or_else(|| entry.base_url.clone())
             .filter(|u| !u.trim().is_empty())
-            .ok_or_else(|| ResolveError::MissingBaseUrl { provider: provider.clone() })?;
+            .ok_or_else(|| ResolveError::MissingBaseUrl {
+                provider: provider.clone(),
+            })?;
         if entry.key_required && entry.api_key.is_none() {
             return Err(ResolveError::MissingApiKey {
-                hint: entry.key_hint.clone().unwrap_or_else(|| format!("models.providers.{provider}.apiKey")),
+                hint: entry
+                    .key_hint
+                    .clone()
+                    .unwrap_or_else(|| format!("models.providers.{provider}.apiKey")),
                 provider,
             });
         }
@@ -258,16 +290,28 @@ impl ProviderRegistry {
         if let Some(m) = model_cfg {
             headers.extend(m.headers.clone());
         }
-        let idle_timeout =
-            entry.timeout_seconds.map(Duration::from_secs).unwrap_or_else(|| default_idle_timeout(&api, &base_url));
+        let idle_timeout = entry
+            .timeout_seconds
+            .map(Duration::from_secs)
+            .unwrap_or_else(|| default_idle_timeout(&api, &base_url));
         Ok(ResolvedModel {
-            name: model_cfg.and_then(|m| m.name.clone()).unwrap_or_else(|| model.clone()),
-            context_window: model_cfg.and_then(|m| m.context_window).unwrap_or(DEFAULT_CONTEXT_WINDOW),
-            max_tokens: model_cfg.and_then(|m| m.max_tokens).or(entry.max_tokens).unwrap_or(DEFAULT_MAX_TOKENS),
+            name: model_cfg
+                .and_then(|m| m.name.clone())
+                .unwrap_or_else(|| model.clone()),
+            context_window: model_cfg
+                .and_then(|m| m.context_window)
+                .unwrap_or(DEFAULT_CONTEXT_WINDOW),
+            max_tokens: model_cfg
+                .and_then(|m| m.max_tokens)
+                .or(entry.max_tokens)
+                .unwrap_or(DEFAULT_MAX_TOKENS),
             reasoning: model_cfg
                 .and_then(|m| m.reasoning)
                 .unwrap_or(matches!(provider.as_str(), "anthropic" | "openai")),
-            input: model_cfg.map(|m| m.input.clone()).filter(|i| !i.is_empty()).unwrap_or_else(|| vec![InputModality::Text]),
+            input: model_cfg
+                .map(|m| m.input.clone())
+                .filter(|i| !i.is_empty())
+                .unwrap_or_else(|| vec![InputModality::Text]),
             cost: model_cfg.and_then(|m| m.cost),
             api_key: entry.api_key.clone(),
             auth_header: entry.auth_header,
@@ -283,13 +327,25 @@ impl ProviderRegistry {
     /// Resolves a primary model and its fallbacks. The primary must resolve; fallbacks that
     /// do not (missing key, typo) are skipped with a warning so one bad entry does not take
     /// the others down. Duplicates are dropped.
-    pub fn resolve_chain(&self, primary: &str, fallbacks: &[String]) -> Result<Vec<ResolvedModel>, ResolveError> {
+    pub fn resolve_chain(
+        &self,
+        primary: &str,
+        fallbacks: &[String],
+    ) -> Result<Vec<ResolvedModel>, ResolveError> {
         let mut chain = vec![self.resolve(primary)?];
         for fallback in fallbacks {
             match self.resolve(fallback) {
-                Ok(model) if !chain.iter().any(|m| m.provider == model.provider && m.model == model.model) => chain.push(model),
+                Ok(model)
+                    if !chain
+                        .iter()
+                        .any(|m| m.provider == model.provider && m.model == model.model) =>
+                {
+                    chain.push(model)
+                }
                 Ok(_) => {}
-                Err(error) => tracing::warn!(fallback = %fallback, %error, "skipping unusable fallback model"),
+                Err(error) => {
+                    tracing::warn!(fallback = %fallback, %error, "skipping unusable fallback model")
+                }
             }
         }
         Ok(chain)
@@ -306,9 +362,16 @@ impl ProviderRegistry {
                     name: m.name.clone().unwrap_or_else(|| m.id.clone()),
                     api: m.api.clone().unwrap_or_else(|| entry.api.clone()),
                     context_window: m.context_window.unwrap_or(DEFAULT_CONTEXT_WINDOW),
-                    max_tokens: m.max_tokens.or(entry.max_tokens).unwrap_or(DEFAULT_MAX_TOKENS),
+                    max_tokens: m
+                        .max_tokens
+                        .or(entry.max_tokens)
+                        .unwrap_or(DEFAULT_MAX_TOKENS),
                     reasoning: m.reasoning.unwrap_or(false),
-                    input: if m.input.is_empty() { vec![InputModality::Text] } else { m.input.clone() },
+                    input: if m.input.is_empty() {
+                        vec![InputModality::Text]
+                    } else {
+                        m.input.clone()
+                    },
                 });
             }
         }
@@ -326,7 +389,9 @@ pub(crate) fn default_idle_timeout(api: &ApiKind, base_url: &str) -> Duration {
 }
 
 fn is_private_host(base_url: &str) -> bool {
-    let rest = base_url.split_once("://").map_or(base_url, |(_, rest)| rest);
+    let rest = base_url
+        .split_once("://")
+        .map_or(base_url, |(_, rest)| rest);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host = if let Some(v6) = authority.strip_prefix('[') {
         v6.split(']').next().unwrap_or("")
@@ -348,17 +413,29 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn parses_refs_with_slashes_in_the_model() {
         let r = ModelRef::parse("openrouter/anthropic/claude-sonnet-4-6").unwrap();
-        assert_eq!((r.provider.as_str(), r.model.as_str()), ("openrouter", "anthropic/claude-sonnet-4-6"));
+        assert_eq!(
+            (r.provider.as_str(), r.model.as_str()),
+            ("openrouter", "anthropic/claude-sonnet-4-6")
+        );
         assert_eq!(r.to_string(), "openrouter/anthropic/claude-sonnet-4-6");
-        assert_eq!(ModelRef::parse("ollama/llama3.1:8b").unwrap().model, "llama3.1:8b");
+        assert_eq!(
+            ModelRef::parse("ollama/llama3.1:8b").unwrap().model,
+            "llama3.1:8b"
+        );
         for bad in ["", "claude", "/x", "x/", " / "] {
-            assert!(matches!(ModelRef::parse(bad), Err(ResolveError::InvalidRef { .. })), "{bad:?}");
+            assert!(
+                matches!(ModelRef::parse(bad), Err(ResolveError::InvalidRef { .. })),
+                "{bad:?}"
+            );
         }
     }
 
@@ -366,7 +443,11 @@ mod tests {
     fn env_keys_enable_builtin_providers() {
         let reg = ProviderRegistry::new(
             &BTreeMap::new(),
-            &env(&[("ANTHROPIC_API_KEY", "sk-ant"), ("OPENROUTER_API_KEY", "sk-or"), ("OPENAI_API_KEY", "")]),
+            &env(&[
+                ("ANTHROPIC_API_KEY", "sk-ant"),
+                ("OPENROUTER_API_KEY", "sk-or"),
+                ("OPENAI_API_KEY", ""),
+            ]),
         );
         assert_eq!(reg.provider_ids(), vec!["anthropic", "openrouter"]);
         let m = reg.resolve("anthropic/claude-opus-4-6").unwrap();
@@ -374,11 +455,25 @@ mod tests {
         assert_eq!(m.base_url, "https://api.anthropic.com");
         assert_eq!(m.api_key.as_ref().map(ApiKey::expose), Some("sk-ant"));
         assert_eq!(m.idle_timeout, CLOUD_IDLE_TIMEOUT);
-        assert!(!format!("{m:?}").contains("sk-ant"), "Debug must not leak keys");
-        let m = reg.resolve("openrouter/anthropic/claude-sonnet-4-6").unwrap();
-        assert_eq!((m.api.clone(), m.base_url.as_str()), (ApiKind::OpenaiCompletions, "https://openrouter.ai/api/v1"));
-        assert!(matches!(reg.resolve("openai/gpt-5"), Err(ResolveError::UnknownProvider { .. })));
-        assert!(matches!(reg.resolve("ollama/llama3"), Err(ResolveError::UnknownProvider { .. })));
+        assert!(
+            !format!("{m:?}").contains("sk-ant"),
+            "Debug must not leak keys"
+        );
+        let m = reg
+            .resolve("openrouter/anthropic/claude-sonnet-4-6")
+            .unwrap();
+        assert_eq!(
+            (m.api.clone(), m.base_url.as_str()),
+            (ApiKind::OpenaiCompletions, "https://openrouter.ai/api/v1")
+        );
+        assert!(matches!(
+            reg.resolve("openai/gpt-5"),
+            Err(ResolveError::UnknownProvider { .. })
+        ));
+        assert!(matches!(
+            reg.resolve("ollama/llama3"),
+            Err(ResolveError::UnknownProvider { .. })
+        ));
     }
 
     #[test]
@@ -387,7 +482,10 @@ mod tests {
         assert!(reg.is_empty());
         let err = reg.resolve("anthropic/x").unwrap_err();
         assert_eq!(err, ResolveError::NoProviders);
-        assert!(err.to_string().contains("ANTHROPIC_API_KEY") && err.to_string().contains("models.providers"));
+        assert!(
+            err.to_string().contains("ANTHROPIC_API_KEY")
+                && err.to_string().contains("models.providers")
+        );
     }
 
     #[test]
@@ -403,7 +501,10 @@ mod tests {
         .unwrap();
         let reg = ProviderRegistry::new(&config, &env(&[("ANTHROPIC_API_KEY", "from-env")]));
         let m = reg.resolve("ollama/llama3.1:8b").unwrap();
-        assert_eq!((m.api.clone(), m.base_url.as_str(), m.context_window), (ApiKind::Ollama, "http://127.0.0.1:11434", 8192));
+        assert_eq!(
+            (m.api.clone(), m.base_url.as_str(), m.context_window),
+            (ApiKind::Ollama, "http://127.0.0.1:11434", 8192)
+        );
         assert_eq!(m.idle_timeout, SELF_HOSTED_IDLE_TIMEOUT);
         assert!(m.api_key.is_none());
         // Built-in providers accept unlisted models (implicit catalog).
@@ -412,19 +513,35 @@ mod tests {
         assert_eq!(m.api_key.as_ref().map(ApiKey::expose), Some("from-config"));
         assert_eq!(m.base_url, "http://127.0.0.1:9999");
         let m = reg.resolve("vllm/qwen").unwrap();
-        assert_eq!((m.api.clone(), m.max_tokens, m.reasoning), (ApiKind::OpenaiCompletions, 2048, true));
-        assert_eq!(m.idle_timeout, SELF_HOSTED_IDLE_TIMEOUT, "private address counts as self-hosted");
+        assert_eq!(
+            (m.api.clone(), m.max_tokens, m.reasoning),
+            (ApiKind::OpenaiCompletions, 2048, true)
+        );
+        assert_eq!(
+            m.idle_timeout, SELF_HOSTED_IDLE_TIMEOUT,
+            "private address counts as self-hosted"
+        );
         assert_eq!(m.headers.get("X-A").map(String::as_str), Some("1"));
-        assert!(matches!(reg.resolve("vllm/other"), Err(ResolveError::UnknownModel { .. })));
-        assert!(matches!(reg.resolve("gem/x"), Err(ResolveError::UnsupportedApi { .. })));
-        assert!(matches!(reg.resolve("nourl/x"), Err(ResolveError::MissingBaseUrl { .. })));
+        assert!(matches!(
+            reg.resolve("vllm/other"),
+            Err(ResolveError::UnknownModel { .. })
+        ));
+        assert!(matches!(
+            reg.resolve("gem/x"),
+            Err(ResolveError::UnsupportedApi { .. })
+        ));
+        assert!(matches!(
+            reg.resolve("nourl/x"),
+            Err(ResolveError::MissingBaseUrl { .. })
+        ));
         assert_eq!(reg.models().len(), 2);
     }
 
     #[test]
     fn configured_builtin_without_key_is_a_clear_error() {
         let config: BTreeMap<String, ProviderConfig> =
-            serde_json::from_value(serde_json::json!({"openai": {"models": [{"id": "gpt-5"}]}})).unwrap();
+            serde_json::from_value(serde_json::json!({"openai": {"models": [{"id": "gpt-5"}]}}))
+                .unwrap();
         let reg = ProviderRegistry::new(&config, &env(&[]));
         let err = reg.resolve("openai/gpt-5").unwrap_err();
         assert!(err.to_string().contains("OPENAI_API_KEY"), "{err}");
@@ -432,9 +549,19 @@ mod tests {
 
     #[test]
     fn chains_skip_unusable_fallbacks() {
-        let reg = ProviderRegistry::new(&BTreeMap::new(), &env(&[("ANTHROPIC_API_KEY", "k"), ("OPENROUTER_API_KEY", "k")]));
+        let reg = ProviderRegistry::new(
+            &BTreeMap::new(),
+            &env(&[("ANTHROPIC_API_KEY", "k"), ("OPENROUTER_API_KEY", "k")]),
+        );
         let chain = reg
-            .resolve_chain("anthropic/a", &["openai/gpt".into(), "openrouter/b".into(), "anthropic/a".into()])
+            .resolve_chain(
+                "anthropic/a",
+                &[
+                    "openai/gpt".into(),
+                    "openrouter/b".into(),
+                    "anthropic/a".into(),
+                ],
+            )
             .unwrap();
         let refs: Vec<_> = chain.iter().map(ResolvedModel::model_ref).collect();
         assert_eq!(refs, vec!["anthropic/a", "openrouter/b"]);

@@ -42,7 +42,9 @@ pub struct SseParser {
 
 impl fmt::Debug for SseParser {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SseParser").field("buffered", &(self.line.len() + self.data.len())).finish()
+        f.debug_struct("SseParser")
+            .field("buffered", &(self.line.len() + self.data.len()))
+            .finish()
     }
 }
 
@@ -166,15 +168,11 @@ impl SseParser {
                 self.has_data = true;
             }
             b"event" => self.event_type = String::from_utf8_lossy(value).into_owned(),
-            b"id" => {
-                if !value.contains(&0) {
-                    self.last_id = Some(String::from_utf8_lossy(value).into_owned());
-                }
+            b"id" if !value.contains(&0) => {
+                self.last_id = Some(String::from_utf8_lossy(value).into_owned());
             }
-            b"retry" => {
-                if !value.is_empty() && value.iter().all(u8::is_ascii_digit) {
-                    self.retry_ms = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
-                }
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                self.retry_ms = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
             }
             _ => {}
         }
@@ -192,9 +190,18 @@ impl SseParser {
         if data.ends_with('\n') {
             data.pop();
         }
-        let event = if self.event_type.is_empty() { "message".to_owned() } else { std::mem::take(&mut self.event_type) };
+        let event = if self.event_type.is_empty() {
+            "message".to_owned()
+        } else {
+            std::mem::take(&mut self.event_type)
+        };
         self.event_type.clear();
-        out.push(SseEvent { event, data, id: self.last_id.clone(), retry_ms });
+        out.push(SseEvent {
+            event,
+            data,
+            id: self.last_id.clone(),
+            retry_ms,
+        });
     }
 }
 
@@ -214,7 +221,12 @@ mod tests {
     }
 
     fn ev(event: &str, data: &str) -> SseEvent {
-        SseEvent { event: event.into(), data: data.into(), id: None, retry_ms: None }
+        SseEvent {
+            event: event.into(),
+            data: data.into(),
+            id: None,
+            retry_ms: None,
+        }
     }
 
     const STREAM: &[u8] = b": keep-alive comment\n\
@@ -223,7 +235,11 @@ data: first line\ndata:second line\ndata\n\n\
 data: [DONE]\n\n";
 
     fn expected() -> Vec<SseEvent> {
-        vec![ev("message_start", "{\"type\":\"message_start\"}"), ev("message", "first line\nsecond line\n"), ev("message", "[DONE]")]
+        vec![
+            ev("message_start", "{\"type\":\"message_start\"}"),
+            ev("message", "first line\nsecond line\n"),
+            ev("message", "[DONE]"),
+        ]
     }
 
     #[test]
@@ -241,7 +257,11 @@ data: [DONE]\n\n";
             for split_b in split_a..STREAM.len() {
                 let (a, rest) = STREAM.split_at(split_a);
                 let (b, c) = rest.split_at(split_b - split_a);
-                assert_eq!(parse_all(&[a, b, c]), expected(), "splits {split_a}/{split_b}");
+                assert_eq!(
+                    parse_all(&[a, b, c]),
+                    expected(),
+                    "splits {split_a}/{split_b}"
+                );
             }
         }
         let bytes: Vec<&[u8]> = STREAM.chunks(1).collect();
@@ -250,8 +270,12 @@ data: [DONE]\n\n";
 
     #[test]
     fn crlf_and_cr_line_endings_at_any_split() {
-        let crlf: Vec<u8> = String::from_utf8_lossy(STREAM).replace('\n', "\r\n").into_bytes();
-        let cr: Vec<u8> = String::from_utf8_lossy(STREAM).replace('\n', "\r").into_bytes();
+        let crlf: Vec<u8> = String::from_utf8_lossy(STREAM)
+            .replace('\n', "\r\n")
+            .into_bytes();
+        let cr: Vec<u8> = String::from_utf8_lossy(STREAM)
+            .replace('\n', "\r")
+            .into_bytes();
         for stream in [&crlf, &cr] {
             for split in 0..=stream.len() {
                 let (a, b) = stream.split_at(split);
@@ -271,12 +295,17 @@ data: [DONE]\n\n";
 
     #[test]
     fn ids_retry_bom_and_unknown_fields() {
-        let out = parse_all(&[b"\xEF\xBB\xBFid: 7\nretry: 1500\nfoo: bar\ndata: x\n\nevent: ping\n\ndata: y\n\n"]);
+        let out = parse_all(&[
+            b"\xEF\xBB\xBFid: 7\nretry: 1500\nfoo: bar\ndata: x\n\nevent: ping\n\ndata: y\n\n",
+        ]);
         assert_eq!(out.len(), 2, "an event with no data is not dispatched");
         assert_eq!(out[0].id.as_deref(), Some("7"));
         assert_eq!(out[0].retry_ms, Some(1500));
         assert_eq!(out[1].id.as_deref(), Some("7"), "ids are sticky");
-        assert_eq!(out[1].event, "message", "the ping's type does not leak into the next event");
+        assert_eq!(
+            out[1].event, "message",
+            "the ping's type does not leak into the next event"
+        );
     }
 
     #[test]
@@ -294,8 +323,13 @@ data: [DONE]\n\n";
         let mut p = SseParser::with_limit(16);
         let mut out = Vec::new();
         assert!(p.feed(b"data: 0123456789", &mut out).is_ok());
-        assert_eq!(p.feed(b"abcdefgh", &mut out), Err(SseError::TooLarge { limit: 16 }));
+        assert_eq!(
+            p.feed(b"abcdefgh", &mut out),
+            Err(SseError::TooLarge { limit: 16 })
+        );
         let mut p = SseParser::with_limit(16);
-        assert!(p.feed(b"data: 0123456789\ndata: 0123456789\n", &mut out).is_err());
+        assert!(p
+            .feed(b"data: 0123456789\ndata: 0123456789\n", &mut out)
+            .is_err());
     }
 }

@@ -13,7 +13,8 @@ use std::time::Duration;
 use pincer_fakes::llm::{DefaultReply, FakeLlm, FakeLlmOptions};
 
 const USAGE: &str = "usage: pincer-fake-llm [--port N] [--model ID]... [--reply TEXT | --echo] [--chunk-delay-ms MS] [--zero-latency]";
-const LOREM: &str = "Hello from the Pincer fake model. Lorem ipsum dolor sit amet, consectetur adipiscing elit, \
+const LOREM: &str =
+    "Hello from the Pincer fake model. Lorem ipsum dolor sit amet, consectetur adipiscing elit, \
 sed do eiusmod tempor incididunt ut labore et dolore magna aliqua.";
 
 struct Args {
@@ -25,17 +26,29 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { port: 18900, models: Vec::new(), reply: Some(LOREM.to_owned()), chunk_delay: Duration::from_millis(20), zero_latency: false };
+    let mut args = Args {
+        port: 18900,
+        models: Vec::new(),
+        reply: Some(LOREM.to_owned()),
+        chunk_delay: Duration::from_millis(20),
+        zero_latency: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
         match flag.as_str() {
-            "--port" => args.port = value("--port")?.parse().map_err(|_| "--port must be a number 0-65535".to_owned())?,
+            "--port" => {
+                args.port = value("--port")?
+                    .parse()
+                    .map_err(|_| "--port must be a number 0-65535".to_owned())?
+            }
             "--model" => args.models.push(value("--model")?),
             "--reply" => args.reply = Some(value("--reply")?),
             "--echo" => args.reply = None,
             "--chunk-delay-ms" => {
-                let ms: u64 = value("--chunk-delay-ms")?.parse().map_err(|_| "--chunk-delay-ms must be a number".to_owned())?;
+                let ms: u64 = value("--chunk-delay-ms")?
+                    .parse()
+                    .map_err(|_| "--chunk-delay-ms must be a number".to_owned())?;
                 args.chunk_delay = Duration::from_millis(ms);
             }
             "--zero-latency" => args.zero_latency = true,
@@ -54,7 +67,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("pincer-fake-llm: cannot start the runtime: {error}");
@@ -63,21 +80,42 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         let default_reply = match args.reply {
-            Some(text) => DefaultReply::Fixed { text, chunk_delay: args.chunk_delay },
-            None => DefaultReply::Echo { chunk_delay: args.chunk_delay },
+            Some(text) => DefaultReply::Fixed {
+                text,
+                chunk_delay: args.chunk_delay,
+            },
+            None => DefaultReply::Echo {
+                chunk_delay: args.chunk_delay,
+            },
         };
-        let options = FakeLlmOptions { zero_latency: args.zero_latency, default_reply: Some(default_reply), models: args.models };
-        let fake = match FakeLlm::bind(SocketAddr::from(([127, 0, 0, 1], args.port)), options).await {
+        let options = FakeLlmOptions {
+            zero_latency: args.zero_latency,
+            default_reply: Some(default_reply),
+            models: args.models,
+        };
+        let fake = match FakeLlm::bind(SocketAddr::from(([127, 0, 0, 1], args.port)), options).await
+        {
             Ok(fake) => fake,
             Err(error) => {
-                eprintln!("pincer-fake-llm: cannot listen on 127.0.0.1:{}: {error}", args.port);
+                eprintln!(
+                    "pincer-fake-llm: cannot listen on 127.0.0.1:{}: {error}",
+                    args.port
+                );
                 return ExitCode::FAILURE;
             }
         };
-        println!("pincer-fake-llm listening on {} (OpenAI base URL {}, Anthropic/Ollama base URL {})", fake.url(), fake.openai_base_url(), fake.url());
+        println!(
+            "pincer-fake-llm listening on {} (OpenAI base URL {}, Anthropic/Ollama base URL {})",
+            fake.url(),
+            fake.openai_base_url(),
+            fake.url()
+        );
         let _ = tokio::signal::ctrl_c().await;
         let c = fake.counters();
-        println!("pincer-fake-llm: served {} requests on {} connections", c.requests, c.connections_opened);
+        println!(
+            "pincer-fake-llm: served {} requests on {} connections",
+            c.requests, c.connections_opened
+        );
         ExitCode::SUCCESS
     })
 }

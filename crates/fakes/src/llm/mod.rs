@@ -37,9 +37,14 @@ use parking_lot::Mutex;
 use serde_json::{json, Value};
 
 pub use render::Api;
-pub use script::{even_chunks, split_at_offsets, word_chunks, Fault, FakeUsage, HttpError, Part, Reply, Stop, StreamErrorKind, Turn};
+pub use script::{
+    even_chunks, split_at_offsets, word_chunks, FakeUsage, Fault, HttpError, Part, Reply, Stop,
+    StreamErrorKind, Turn,
+};
 
-use crate::http::{Counters, FakeHttpServer, Handler, Reply as HttpReply, Request, Response, ServerOptions, Step};
+use crate::http::{
+    Counters, FakeHttpServer, Handler, Reply as HttpReply, Request, Response, ServerOptions, Step,
+};
 
 /// What the fake answers when no turn is queued.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,7 +81,10 @@ pub struct RecordedRequest {
 impl RecordedRequest {
     /// First header with this name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -113,14 +121,17 @@ impl FakeLlm {
 
     /// Starts on a given loopback address.
     pub async fn bind(addr: SocketAddr, options: FakeLlmOptions) -> std::io::Result<Self> {
-        let server_options = ServerOptions { zero_latency: options.zero_latency };
+        let server_options = ServerOptions {
+            zero_latency: options.zero_latency,
+        };
         let state = Arc::new(State {
             script: Mutex::new(Script::default()),
             requests: Mutex::new(Vec::new()),
             seq: AtomicU64::new(0),
             options,
         });
-        let server = FakeHttpServer::bind(addr, Arc::new(LlmHandler(state.clone())), server_options).await?;
+        let server =
+            FakeHttpServer::bind(addr, Arc::new(LlmHandler(state.clone())), server_options).await?;
         Ok(Self { server, state })
     }
 
@@ -146,12 +157,22 @@ impl FakeLlm {
 
     /// Queues a turn for the next request naming `model`.
     pub fn push_for_model(&self, model: &str, turn: impl Into<Turn>) {
-        self.state.script.lock().per_model.entry(model.to_owned()).or_default().push_back(turn.into());
+        self.state
+            .script
+            .lock()
+            .per_model
+            .entry(model.to_owned())
+            .or_default()
+            .push_back(turn.into());
     }
 
     /// Answers every request naming `model` with this turn (after its queued ones).
     pub fn always_for_model(&self, model: &str, turn: impl Into<Turn>) {
-        self.state.script.lock().always.insert(model.to_owned(), turn.into());
+        self.state
+            .script
+            .lock()
+            .always
+            .insert(model.to_owned(), turn.into());
     }
 
     /// Turns still queued (shared queue plus per-model queues).
@@ -167,7 +188,13 @@ impl FakeLlm {
 
     /// Model requests (POSTs) received so far.
     pub fn model_requests(&self) -> Vec<RecordedRequest> {
-        self.state.requests.lock().iter().filter(|r| r.method == "POST").cloned().collect()
+        self.state
+            .requests
+            .lock()
+            .iter()
+            .filter(|r| r.method == "POST")
+            .cloned()
+            .collect()
     }
 
     /// Connection and request counters.
@@ -205,7 +232,15 @@ impl Handler for LlmHandler {
             _ => return Response::json(404, &json!({"error": {"message": format!("no route for {} {}", request.method, request.path), "type": "invalid_request_error"}})).into(),
         };
         if body.is_null() {
-            return http_error_response(api, &HttpError { status: 400, retry_after: None, message: Some("the request body is not valid JSON".into()) }).into();
+            return http_error_response(
+                api,
+                &HttpError {
+                    status: 400,
+                    retry_after: None,
+                    message: Some("the request body is not valid JSON".into()),
+                },
+            )
+            .into();
         }
         let model = body["model"].as_str().unwrap_or("unknown").to_owned();
         let seq = state.seq.fetch_add(1, Ordering::Relaxed) + 1;
@@ -219,7 +254,11 @@ impl Handler for LlmHandler {
                 }
                 None => http_error_response(
                     api,
-                    &HttpError { status: 500, retry_after: None, message: Some("pincer-fakes: no scripted turn left".into()) },
+                    &HttpError {
+                        status: 500,
+                        retry_after: None,
+                        message: Some("pincer-fakes: no scripted turn left".into()),
+                    },
                 )
                 .into(),
             },
@@ -229,7 +268,11 @@ impl Handler for LlmHandler {
 
 fn next_turn(state: &State, model: &str) -> Option<Turn> {
     let mut script = state.script.lock();
-    if let Some(turn) = script.per_model.get_mut(model).and_then(VecDeque::pop_front) {
+    if let Some(turn) = script
+        .per_model
+        .get_mut(model)
+        .and_then(VecDeque::pop_front)
+    {
         return Some(turn);
     }
     if let Some(turn) = script.always.get(model) {
@@ -242,7 +285,9 @@ fn default_reply(default: &DefaultReply, body: &Value) -> Reply {
     match default {
         DefaultReply::Echo { chunk_delay } => {
             let said = last_user_text(body).unwrap_or_default();
-            Reply::new().text(&format!("You said: {said}")).delay(*chunk_delay)
+            Reply::new()
+                .text(&format!("You said: {said}"))
+                .delay(*chunk_delay)
         }
         DefaultReply::Fixed { text, chunk_delay } => Reply::new().text(text).delay(*chunk_delay),
     }
@@ -259,13 +304,21 @@ fn last_user_text(body: &Value) -> Option<String> {
     let user = items?.iter().rev().find(|m| m["role"] == "user")?;
     match &user["content"] {
         Value::String(text) => Some(text.clone()),
-        Value::Array(parts) => Some(parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join(" ")),
+        Value::Array(parts) => Some(
+            parts
+                .iter()
+                .filter_map(|p| p["text"].as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
         _ => None,
     }
 }
 
 fn stream_response(api: Api, reply: &Reply, model: &str, seq: u64, body: &Value) -> Response {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let iso = iso8601(now);
     let ctx = render::Ctx {
         model,
@@ -281,7 +334,11 @@ fn stream_response(api: Api, reply: &Reply, model: &str, seq: u64, body: &Value)
     let mut steps = Vec::with_capacity(frames.len() * 2);
     let sse = api != Api::Ollama;
     let emit = |steps: &mut Vec<Step>, frame: String| {
-        let mut frame = if reply.comments && sse { format!(": keep-alive\n{frame}") } else { frame };
+        let mut frame = if reply.comments && sse {
+            format!(": keep-alive\n{frame}")
+        } else {
+            frame
+        };
         if reply.crlf && sse {
             frame = frame.replace('\n', "\r\n");
         }
@@ -289,7 +346,9 @@ fn stream_response(api: Api, reply: &Reply, model: &str, seq: u64, body: &Value)
         match reply.fragment_bytes {
             Some(size) => {
                 for start in (0..bytes.len()).step_by(size) {
-                    steps.push(Step::Send(bytes.slice(start..(start + size).min(bytes.len()))));
+                    steps.push(Step::Send(
+                        bytes.slice(start..(start + size).min(bytes.len())),
+                    ));
                 }
             }
             None => steps.push(Step::Send(bytes)),
@@ -298,12 +357,20 @@ fn stream_response(api: Api, reply: &Reply, model: &str, seq: u64, body: &Value)
             steps.push(Step::Sleep(reply.chunk_delay));
         }
     };
-    let fault_at = |index: usize| reply.fault.as_ref().filter(|f| fault_index(f).min(frames.len()) == index);
+    let fault_at = |index: usize| {
+        reply
+            .fault
+            .as_ref()
+            .filter(|f| fault_index(f).min(frames.len()) == index)
+    };
     for index in 0..=frames.len() {
         if let Some(fault) = fault_at(index) {
             match fault {
                 Fault::ErrorEvent { kind, message, .. } => {
-                    emit(&mut steps, render::error_frame(api, *kind, message, index as u64));
+                    emit(
+                        &mut steps,
+                        render::error_frame(api, *kind, message, index as u64),
+                    );
                     break;
                 }
                 Fault::Malformed { .. } => emit(&mut steps, render::malformed_frame(api)),
@@ -326,7 +393,10 @@ fn stream_response(api: Api, reply: &Reply, model: &str, seq: u64, body: &Value)
 
 fn fault_index(fault: &Fault) -> usize {
     match fault {
-        Fault::ErrorEvent { after, .. } | Fault::Malformed { after } | Fault::Drop { after } | Fault::Stall { after } => *after,
+        Fault::ErrorEvent { after, .. }
+        | Fault::Malformed { after }
+        | Fault::Drop { after }
+        | Fault::Stall { after } => *after,
     }
 }
 
@@ -428,7 +498,10 @@ fn models_response(state: &State, request: &Request) -> Response {
             &json!({"data": data, "has_more": false, "first_id": ids.first(), "last_id": ids.last()}),
         );
     }
-    let data: Vec<Value> = ids.iter().map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "pincer-fakes"})).collect();
+    let data: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "pincer-fakes"}))
+        .collect();
     Response::json(200, &json!({"object": "list", "data": data}))
 }
 
@@ -474,15 +547,26 @@ mod tests {
 
     #[test]
     fn iso_dates() {
-        assert_eq!(iso8601(Duration::from_secs(0)), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(iso8601(Duration::from_millis(1_709_251_199_500)), "2024-02-29T23:59:59.500000Z");
+        assert_eq!(
+            iso8601(Duration::from_secs(0)),
+            "1970-01-01T00:00:00.000000Z"
+        );
+        assert_eq!(
+            iso8601(Duration::from_millis(1_709_251_199_500)),
+            "2024-02-29T23:59:59.500000Z"
+        );
     }
 
     #[test]
     fn user_text_from_every_request_shape() {
-        assert_eq!(last_user_text(&json!({"messages": [{"role": "user", "content": "a"}]})), Some("a".into()));
         assert_eq!(
-            last_user_text(&json!({"input": [{"role": "user", "content": [{"type": "input_text", "text": "b"}]}]})),
+            last_user_text(&json!({"messages": [{"role": "user", "content": "a"}]})),
+            Some("a".into())
+        );
+        assert_eq!(
+            last_user_text(
+                &json!({"input": [{"role": "user", "content": [{"type": "input_text", "text": "b"}]}]})
+            ),
             Some("b".into())
         );
         assert_eq!(last_user_text(&json!({"input": "c"})), Some("c".into()));

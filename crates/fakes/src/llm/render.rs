@@ -58,8 +58,14 @@ fn sse(event: Option<&str>, data: &str) -> String {
 pub(crate) fn malformed_frame(api: Api) -> String {
     match api {
         Api::ChatCompletions => "data: {\"id\":\"chatcmpl-broken\",\"choices\":[{\n\n".to_owned(),
-        Api::Responses => "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\n\n".to_owned(),
-        Api::Anthropic => "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":\n\n".to_owned(),
+        Api::Responses => {
+            "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\n\n"
+                .to_owned()
+        }
+        Api::Anthropic => {
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":\n\n"
+                .to_owned()
+        }
         Api::Ollama => "{\"model\":\"broken\",\"message\":{\n".to_owned(),
     }
 }
@@ -70,9 +76,22 @@ pub(crate) fn error_frame(api: Api, kind: StreamErrorKind, message: &str, seq: u
         Api::ChatCompletions => {
             let (kind, code) = match kind {
                 StreamErrorKind::RateLimit => ("requests", s("rate_limit_exceeded")),
-                StreamErrorKind::Overloaded | StreamErrorKind::Server => ("server_error", NULL.to_owned()),
+                StreamErrorKind::Overloaded | StreamErrorKind::Server => {
+                    ("server_error", NULL.to_owned())
+                }
             };
-            sse(None, &obj(&[("error", obj(&[("message", s(message)), ("type", s(kind)), ("param", NULL.into()), ("code", code)]))]))
+            sse(
+                None,
+                &obj(&[(
+                    "error",
+                    obj(&[
+                        ("message", s(message)),
+                        ("type", s(kind)),
+                        ("param", NULL.into()),
+                        ("code", code),
+                    ]),
+                )]),
+            )
         }
         Api::Responses => {
             let code = match kind {
@@ -81,7 +100,13 @@ pub(crate) fn error_frame(api: Api, kind: StreamErrorKind, message: &str, seq: u
             };
             sse(
                 Some("error"),
-                &obj(&[("type", s("error")), ("code", s(code)), ("message", s(message)), ("param", NULL.into()), ("sequence_number", n(seq))]),
+                &obj(&[
+                    ("type", s("error")),
+                    ("code", s(code)),
+                    ("message", s(message)),
+                    ("param", NULL.into()),
+                    ("sequence_number", n(seq)),
+                ]),
             )
         }
         Api::Anthropic => {
@@ -90,7 +115,13 @@ pub(crate) fn error_frame(api: Api, kind: StreamErrorKind, message: &str, seq: u
                 StreamErrorKind::RateLimit => "rate_limit_error",
                 StreamErrorKind::Server => "api_error",
             };
-            sse(Some("error"), &obj(&[("type", s("error")), ("error", obj(&[("type", s(kind)), ("message", s(message))]))]))
+            sse(
+                Some("error"),
+                &obj(&[
+                    ("type", s("error")),
+                    ("error", obj(&[("type", s(kind)), ("message", s(message))])),
+                ]),
+            )
         }
         Api::Ollama => format!("{}\n", obj(&[("error", s(message))])),
     }
@@ -137,7 +168,12 @@ fn chat_completions(reply: &Reply, ctx: &Ctx<'_>) -> Vec<String> {
             ("system_fingerprint", s("fp_pincerfake")),
             (
                 "choices",
-                arr(&[obj(&[("index", n(0)), ("delta", delta), ("logprobs", NULL.into()), ("finish_reason", finish)])]),
+                arr(&[obj(&[
+                    ("index", n(0)),
+                    ("delta", delta),
+                    ("logprobs", NULL.into()),
+                    ("finish_reason", finish),
+                ])]),
             ),
         ];
         if ctx.include_usage {
@@ -145,7 +181,14 @@ fn chat_completions(reply: &Reply, ctx: &Ctx<'_>) -> Vec<String> {
         }
         sse(None, &obj(&fields))
     };
-    let mut out = vec![chunk(obj(&[("role", s("assistant")), ("content", s("")), ("refusal", NULL.into())]), NULL.into())];
+    let mut out = vec![chunk(
+        obj(&[
+            ("role", s("assistant")),
+            ("content", s("")),
+            ("refusal", NULL.into()),
+        ]),
+        NULL.into(),
+    )];
     let mut tool_index = 0u64;
     for part in &reply.parts {
         match part {
@@ -160,7 +203,11 @@ fn chat_completions(reply: &Reply, ctx: &Ctx<'_>) -> Vec<String> {
                     out.push(chunk(obj(&[("reasoning_content", s(c))]), NULL.into()));
                 }
             }
-            Part::ToolCall { id: call_id, name, argument_chunks } => {
+            Part::ToolCall {
+                id: call_id,
+                name,
+                argument_chunks,
+            } => {
                 let first = obj(&[
                     ("index", n(tool_index)),
                     ("id", s(call_id)),
@@ -169,7 +216,10 @@ fn chat_completions(reply: &Reply, ctx: &Ctx<'_>) -> Vec<String> {
                 ]);
                 out.push(chunk(obj(&[("tool_calls", arr(&[first]))]), NULL.into()));
                 for c in argument_chunks {
-                    let piece = obj(&[("index", n(tool_index)), ("function", obj(&[("arguments", s(c))]))]);
+                    let piece = obj(&[
+                        ("index", n(tool_index)),
+                        ("function", obj(&[("arguments", s(c))])),
+                    ]);
                     out.push(chunk(obj(&[("tool_calls", arr(&[piece]))]), NULL.into()));
                 }
                 tool_index += 1;
@@ -189,7 +239,10 @@ fn chat_completions(reply: &Reply, ctx: &Ctx<'_>) -> Vec<String> {
             ("prompt_tokens", n(prompt)),
             ("completion_tokens", n(u.output)),
             ("total_tokens", n(prompt + u.output)),
-            ("prompt_tokens_details", obj(&[("cached_tokens", n(u.cache_read)), ("audio_tokens", n(0))])),
+            (
+                "prompt_tokens_details",
+                obj(&[("cached_tokens", n(u.cache_read)), ("audio_tokens", n(0))]),
+            ),
             (
                 "completion_tokens_details",
                 obj(&[
@@ -222,7 +275,10 @@ fn responses_usage(u: &FakeUsage) -> J {
     let input = u.input + u.cache_read;
     obj(&[
         ("input_tokens", n(input)),
-        ("input_tokens_details", obj(&[("cached_tokens", n(u.cache_read))])),
+        (
+            "input_tokens_details",
+            obj(&[("cached_tokens", n(u.cache_read))]),
+        ),
         ("output_tokens", n(u.output)),
         ("output_tokens_details", obj(&[("reasoning_tokens", n(0))])),
         ("total_tokens", n(input + u.output)),
@@ -262,8 +318,22 @@ fn responses(reply: &Reply, ctx: &Ctx<'_>) -> Vec<String> {
         }
         obj(&fields)
     };
-    push(&mut out, "response.created", vec![("response", response("in_progress", "[]".into(), NULL.into(), None))]);
-    push(&mut out, "response.in_progress", vec![("response", response("in_progress", "[]".into(), NULL.into(), None))]);
+    push(
+        &mut out,
+        "response.created",
+        vec![(
+            "response",
+            response("in_progress", "[]".into(), NULL.into(), None),
+        )],
+    );
+    push(
+        &mut out,
+        "response.in_progress",
+        vec![(
+            "response",
+            response("in_progress", "[]".into(), NULL.into(), None),
+        )],
+    );
     let mut items_done: Vec<J> = Vec::new();
     for (index, part) in reply.parts.iter().enumerate() {
         let oi = n(index as u64);
@@ -274,48 +344,111 @@ fn responses(reply: &Reply, ctx: &Ctx<'_>) -> Vec<String> {
                 push(
                     &mut out,
                     "response.output_item.added",
-                    vec![("output_index", oi.clone()), ("item", obj(&[("id", s(&item_id)), ("type", s("reasoning")), ("summary", "[]".into())]))],
+                    vec![
+                        ("output_index", oi.clone()),
+                        (
+                            "item",
+                            obj(&[
+                                ("id", s(&item_id)),
+                                ("type", s("reasoning")),
+                                ("summary", "[]".into()),
+                            ]),
+                        ),
+                    ],
                 );
                 let part_empty = obj(&[("type", s("summary_text")), ("text", s(""))]);
                 push(
                     &mut out,
                     "response.reasoning_summary_part.added",
-                    vec![("item_id", s(&item_id)), ("output_index", oi.clone()), ("summary_index", n(0)), ("part", part_empty)],
+                    vec![
+                        ("item_id", s(&item_id)),
+                        ("output_index", oi.clone()),
+                        ("summary_index", n(0)),
+                        ("part", part_empty),
+                    ],
                 );
                 for c in chunks {
                     push(
                         &mut out,
                         "response.reasoning_summary_text.delta",
-                        vec![("item_id", s(&item_id)), ("output_index", oi.clone()), ("summary_index", n(0)), ("delta", s(c))],
+                        vec![
+                            ("item_id", s(&item_id)),
+                            ("output_index", oi.clone()),
+                            ("summary_index", n(0)),
+                            ("delta", s(c)),
+                        ],
                     );
                 }
                 push(
                     &mut out,
                     "response.reasoning_summary_text.done",
-                    vec![("item_id", s(&item_id)), ("output_index", oi.clone()), ("summary_index", n(0)), ("text", s(&full))],
+                    vec![
+                        ("item_id", s(&item_id)),
+                        ("output_index", oi.clone()),
+                        ("summary_index", n(0)),
+                        ("text", s(&full)),
+                    ],
                 );
                 let summary = obj(&[("type", s("summary_text")), ("text", s(&full))]);
                 push(
                     &mut out,
                     "response.reasoning_summary_part.done",
-                    vec![("item_id", s(&item_id)), ("output_index", oi.clone()), ("summary_index", n(0)), ("part", summary.clone())],
+                    vec![
+                        ("item_id", s(&item_id)),
+                        ("output_index", oi.clone()),
+                        ("summary_index", n(0)),
+                        ("part", summary.clone()),
+                    ],
                 );
-                let item = obj(&[("id", s(&item_id)), ("type", s("reasoning")), ("summary", arr(&[summary]))]);
-                push(&mut out, "response.output_item.done", vec![("output_index", oi), ("item", item.clone())]);
+                let item = obj(&[
+                    ("id", s(&item_id)),
+                    ("type", s("reasoning")),
+                    ("summary", arr(&[summary])),
+                ]);
+                push(
+                    &mut out,
+                    "response.output_item.done",
+                    vec![("output_index", oi), ("item", item.clone())],
+                );
                 items_done.push(item);
             }
             Part::Text { chunks } => {
                 let item_id = format!("msg_fake{}_{index}", ctx.seq);
                 let full: String = chunks.concat();
                 let item = |status: &str, content: J| {
-                    obj(&[("id", s(&item_id)), ("type", s("message")), ("status", s(status)), ("content", content), ("role", s("assistant"))])
+                    obj(&[
+                        ("id", s(&item_id)),
+                        ("type", s("message")),
+                        ("status", s(status)),
+                        ("content", content),
+                        ("role", s("assistant")),
+                    ])
                 };
-                push(&mut out, "response.output_item.added", vec![("output_index", oi.clone()), ("item", item("in_progress", "[]".into()))]);
-                let text_part = |text: &str| obj(&[("type", s("output_text")), ("annotations", "[]".into()), ("logprobs", "[]".into()), ("text", s(text))]);
+                push(
+                    &mut out,
+                    "response.output_item.added",
+                    vec![
+                        ("output_index", oi.clone()),
+                        ("item", item("in_progress", "[]".into())),
+                    ],
+                );
+                let text_part = |text: &str| {
+                    obj(&[
+                        ("type", s("output_text")),
+                        ("annotations", "[]".into()),
+                        ("logprobs", "[]".into()),
+                        ("text", s(text)),
+                    ])
+                };
                 push(
                     &mut out,
                     "response.content_part.added",
-                    vec![("item_id", s(&item_id)), ("output_index", oi.clone()), ("content_index", n(0)), ("part", text_part(""))],
+                    vec![
+                        ("item_id", s(&item_id)),
+                        ("output_index", oi.clone()),
+                        ("content_index", n(0)),
+                        ("part", text_part("")),
+                    ],
                 );
                 for c in chunks {
                     push(
@@ -344,13 +477,26 @@ fn responses(reply: &Reply, ctx: &Ctx<'_>) -> Vec<String> {
                 push(
                     &mut out,
                     "response.content_part.done",
-                    vec![("item_id", s(&item_id)), ("output_index", oi.clone()), ("content_index", n(0)), ("part", text_part(&full))],
+                    vec![
+                        ("item_id", s(&item_id)),
+                        ("output_index", oi.clone()),
+                        ("content_index", n(0)),
+                        ("part", text_part(&full)),
+                    ],
                 );
                 let done = item("completed", arr(&[text_part(&full)]));
-                push(&mut out, "response.output_item.done", vec![("output_index", oi), ("item", done.clone())]);
+                push(
+                    &mut out,
+                    "response.output_item.done",
+                    vec![("output_index", oi), ("item", done.clone())],
+                );
                 items_done.push(done);
             }
-            Part::ToolCall { id: call_id, name, argument_chunks } => {
+            Part::ToolCall {
+                id: call_id,
+                name,
+                argument_chunks,
+            } => {
                 let item_id = format!("fc_fake{}_{index}", ctx.seq);
                 let full: String = argument_chunks.concat();
                 let item = |status: &str, arguments: &str| {
@@ -363,21 +509,40 @@ fn responses(reply: &Reply, ctx: &Ctx<'_>) -> Vec<String> {
                         ("name", s(name)),
                     ])
                 };
-                push(&mut out, "response.output_item.added", vec![("output_index", oi.clone()), ("item", item("in_progress", ""))]);
+                push(
+                    &mut out,
+                    "response.output_item.added",
+                    vec![
+                        ("output_index", oi.clone()),
+                        ("item", item("in_progress", "")),
+                    ],
+                );
                 for c in argument_chunks {
                     push(
                         &mut out,
                         "response.function_call_arguments.delta",
-                        vec![("item_id", s(&item_id)), ("output_index", oi.clone()), ("delta", s(c))],
+                        vec![
+                            ("item_id", s(&item_id)),
+                            ("output_index", oi.clone()),
+                            ("delta", s(c)),
+                        ],
                     );
                 }
                 push(
                     &mut out,
                     "response.function_call_arguments.done",
-                    vec![("item_id", s(&item_id)), ("output_index", oi.clone()), ("arguments", s(&full))],
+                    vec![
+                        ("item_id", s(&item_id)),
+                        ("output_index", oi.clone()),
+                        ("arguments", s(&full)),
+                    ],
                 );
                 let done = item("completed", &full);
-                push(&mut out, "response.output_item.done", vec![("output_index", oi), ("item", done.clone())]);
+                push(
+                    &mut out,
+                    "response.output_item.done",
+                    vec![("output_index", oi), ("item", done.clone())],
+                );
                 items_done.push(done);
             }
         }
@@ -389,10 +554,25 @@ fn responses(reply: &Reply, ctx: &Ctx<'_>) -> Vec<String> {
             push(
                 &mut out,
                 "response.incomplete",
-                vec![("response", response("incomplete", arr(&items_done), usage, Some(("incomplete_details", details))))],
+                vec![(
+                    "response",
+                    response(
+                        "incomplete",
+                        arr(&items_done),
+                        usage,
+                        Some(("incomplete_details", details)),
+                    ),
+                )],
             );
         }
-        Stop::Auto => push(&mut out, "response.completed", vec![("response", response("completed", arr(&items_done), usage, None))]),
+        Stop::Auto => push(
+            &mut out,
+            "response.completed",
+            vec![(
+                "response",
+                response("completed", arr(&items_done), usage, None),
+            )],
+        ),
     }
     out
 }
@@ -417,39 +597,101 @@ fn anthropic(reply: &Reply, ctx: &Ctx<'_>) -> Vec<String> {
         ("usage", usage_start),
     ]);
     let mut out = vec![
-        sse(Some("message_start"), &obj(&[("type", s("message_start")), ("message", message)])),
+        sse(
+            Some("message_start"),
+            &obj(&[("type", s("message_start")), ("message", message)]),
+        ),
         // Anthropic's documented ping frame has a space after the colon.
         "event: ping\ndata: {\"type\": \"ping\"}\n\n".to_owned(),
     ];
     let block_start = |index: usize, block: J| {
-        sse(Some("content_block_start"), &obj(&[("type", s("content_block_start")), ("index", n(index as u64)), ("content_block", block)]))
+        sse(
+            Some("content_block_start"),
+            &obj(&[
+                ("type", s("content_block_start")),
+                ("index", n(index as u64)),
+                ("content_block", block),
+            ]),
+        )
     };
     let delta = |index: usize, delta: J| {
-        sse(Some("content_block_delta"), &obj(&[("type", s("content_block_delta")), ("index", n(index as u64)), ("delta", delta)]))
+        sse(
+            Some("content_block_delta"),
+            &obj(&[
+                ("type", s("content_block_delta")),
+                ("index", n(index as u64)),
+                ("delta", delta),
+            ]),
+        )
     };
-    let stop = |index: usize| sse(Some("content_block_stop"), &obj(&[("type", s("content_block_stop")), ("index", n(index as u64))]));
+    let stop = |index: usize| {
+        sse(
+            Some("content_block_stop"),
+            &obj(&[
+                ("type", s("content_block_stop")),
+                ("index", n(index as u64)),
+            ]),
+        )
+    };
     for (index, part) in reply.parts.iter().enumerate() {
         match part {
             Part::Thinking { chunks, signature } => {
-                out.push(block_start(index, obj(&[("type", s("thinking")), ("thinking", s("")), ("signature", s(""))])));
+                out.push(block_start(
+                    index,
+                    obj(&[
+                        ("type", s("thinking")),
+                        ("thinking", s("")),
+                        ("signature", s("")),
+                    ]),
+                ));
                 for c in chunks {
-                    out.push(delta(index, obj(&[("type", s("thinking_delta")), ("thinking", s(c))])));
+                    out.push(delta(
+                        index,
+                        obj(&[("type", s("thinking_delta")), ("thinking", s(c))]),
+                    ));
                 }
-                out.push(delta(index, obj(&[("type", s("signature_delta")), ("signature", s(signature))])));
+                out.push(delta(
+                    index,
+                    obj(&[("type", s("signature_delta")), ("signature", s(signature))]),
+                ));
                 out.push(stop(index));
             }
             Part::Text { chunks } => {
-                out.push(block_start(index, obj(&[("type", s("text")), ("text", s(""))])));
+                out.push(block_start(
+                    index,
+                    obj(&[("type", s("text")), ("text", s(""))]),
+                ));
                 for c in chunks {
-                    out.push(delta(index, obj(&[("type", s("text_delta")), ("text", s(c))])));
+                    out.push(delta(
+                        index,
+                        obj(&[("type", s("text_delta")), ("text", s(c))]),
+                    ));
                 }
                 out.push(stop(index));
             }
-            Part::ToolCall { id, name, argument_chunks } => {
-                out.push(block_start(index, obj(&[("type", s("tool_use")), ("id", s(id)), ("name", s(name)), ("input", "{}".into())])));
-                out.push(delta(index, obj(&[("type", s("input_json_delta")), ("partial_json", s(""))])));
+            Part::ToolCall {
+                id,
+                name,
+                argument_chunks,
+            } => {
+                out.push(block_start(
+                    index,
+                    obj(&[
+                        ("type", s("tool_use")),
+                        ("id", s(id)),
+                        ("name", s(name)),
+                        ("input", "{}".into()),
+                    ]),
+                ));
+                out.push(delta(
+                    index,
+                    obj(&[("type", s("input_json_delta")), ("partial_json", s(""))]),
+                ));
                 for c in argument_chunks {
-                    out.push(delta(index, obj(&[("type", s("input_json_delta")), ("partial_json", s(c))])));
+                    out.push(delta(
+                        index,
+                        obj(&[("type", s("input_json_delta")), ("partial_json", s(c))]),
+                    ));
                 }
                 out.push(stop(index));
             }
@@ -464,11 +706,20 @@ fn anthropic(reply: &Reply, ctx: &Ctx<'_>) -> Vec<String> {
         Some("message_delta"),
         &obj(&[
             ("type", s("message_delta")),
-            ("delta", obj(&[("stop_reason", s(stop_reason)), ("stop_sequence", NULL.into())])),
+            (
+                "delta",
+                obj(&[
+                    ("stop_reason", s(stop_reason)),
+                    ("stop_sequence", NULL.into()),
+                ]),
+            ),
             ("usage", obj(&[("output_tokens", n(u.output))])),
         ]),
     ));
-    out.push(sse(Some("message_stop"), &obj(&[("type", s("message_stop"))])));
+    out.push(sse(
+        Some("message_stop"),
+        &obj(&[("type", s("message_stop"))]),
+    ));
     out
 }
 
@@ -476,7 +727,12 @@ fn ollama(reply: &Reply, ctx: &Ctx<'_>) -> Vec<String> {
     let line = |message: J, done: bool| {
         format!(
             "{}\n",
-            obj(&[("model", s(ctx.model)), ("created_at", s(ctx.created_at_iso)), ("message", message), ("done", done.to_string())])
+            obj(&[
+                ("model", s(ctx.model)),
+                ("created_at", s(ctx.created_at_iso)),
+                ("message", message),
+                ("done", done.to_string())
+            ])
         )
     };
     let mut out = Vec::new();
@@ -484,34 +740,68 @@ fn ollama(reply: &Reply, ctx: &Ctx<'_>) -> Vec<String> {
         match part {
             Part::Thinking { chunks, .. } => {
                 for c in chunks {
-                    out.push(line(obj(&[("role", s("assistant")), ("content", s("")), ("thinking", s(c))]), false));
+                    out.push(line(
+                        obj(&[
+                            ("role", s("assistant")),
+                            ("content", s("")),
+                            ("thinking", s(c)),
+                        ]),
+                        false,
+                    ));
                 }
             }
             Part::Text { chunks } => {
                 for c in chunks {
-                    out.push(line(obj(&[("role", s("assistant")), ("content", s(c))]), false));
+                    out.push(line(
+                        obj(&[("role", s("assistant")), ("content", s(c))]),
+                        false,
+                    ));
                 }
             }
             // Ollama streams each tool call whole, arguments as an object.
-            Part::ToolCall { id, name, argument_chunks } => {
+            Part::ToolCall {
+                id,
+                name,
+                argument_chunks,
+            } => {
                 let raw: String = argument_chunks.concat();
                 let arguments = match serde_json::from_str::<serde_json::Value>(&raw) {
                     Ok(v) if v.is_object() => v.to_string(),
                     _ => s(&raw),
                 };
-                let call = obj(&[("id", s(id)), ("function", obj(&[("index", n(0)), ("name", s(name)), ("arguments", arguments)]))]);
-                out.push(line(obj(&[("role", s("assistant")), ("content", s("")), ("tool_calls", arr(&[call]))]), false));
+                let call = obj(&[
+                    ("id", s(id)),
+                    (
+                        "function",
+                        obj(&[("index", n(0)), ("name", s(name)), ("arguments", arguments)]),
+                    ),
+                ]);
+                out.push(line(
+                    obj(&[
+                        ("role", s("assistant")),
+                        ("content", s("")),
+                        ("tool_calls", arr(&[call])),
+                    ]),
+                    false,
+                ));
             }
         }
     }
     let u = reply.effective_usage();
-    let done_reason = if reply.stop == Stop::Length { "length" } else { "stop" };
+    let done_reason = if reply.stop == Stop::Length {
+        "length"
+    } else {
+        "stop"
+    };
     out.push(format!(
         "{}\n",
         obj(&[
             ("model", s(ctx.model)),
             ("created_at", s(ctx.created_at_iso)),
-            ("message", obj(&[("role", s("assistant")), ("content", s(""))])),
+            (
+                "message",
+                obj(&[("role", s("assistant")), ("content", s(""))])
+            ),
             ("done", "true".into()),
             ("done_reason", s(done_reason)),
             ("total_duration", n(123_456_789)),
@@ -531,18 +821,33 @@ mod tests {
     use super::*;
 
     fn ctx(include_usage: bool) -> Ctx<'static> {
-        Ctx { model: "m", seq: 1, created: 1_700_000_000, created_at_iso: "2026-01-01T00:00:00.000000Z", include_usage }
+        Ctx {
+            model: "m",
+            seq: 1,
+            created: 1_700_000_000,
+            created_at_iso: "2026-01-01T00:00:00.000000Z",
+            include_usage,
+        }
     }
 
     #[test]
     fn every_json_frame_parses_and_keys_keep_wire_order() {
-        let reply = Reply::new().thinking("hmm ok", "sig").text("Hi there").tool_call("call_1", "read", "{\"path\":\"a\"}");
+        let reply = Reply::new()
+            .thinking("hmm ok", "sig")
+            .text("Hi there")
+            .tool_call("call_1", "read", "{\"path\":\"a\"}");
         for api in [Api::ChatCompletions, Api::Responses, Api::Anthropic] {
             for frame in frames(api, &reply, &ctx(true)) {
                 assert!(frame.ends_with("\n\n"), "{frame}");
-                let data = frame.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+                let data = frame
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .unwrap();
                 if data != "[DONE]" {
-                    assert!(serde_json::from_str::<serde_json::Value>(data).is_ok(), "{data}");
+                    assert!(
+                        serde_json::from_str::<serde_json::Value>(data).is_ok(),
+                        "{data}"
+                    );
                 }
             }
         }
@@ -554,6 +859,9 @@ mod tests {
         assert!(first.starts_with("data: {\"id\":\"chatcmpl-fake1\",\"object\":\"chat.completion.chunk\",\"created\":1700000000"), "{first}");
         let last_two = frames(Api::ChatCompletions, &Reply::new().text("x"), &ctx(false));
         assert_eq!(last_two.last().unwrap(), "data: [DONE]\n\n");
-        assert!(!last_two.iter().any(|f| f.contains("\"usage\"")), "no usage unless include_usage");
+        assert!(
+            !last_two.iter().any(|f| f.contains("\"usage\"")),
+            "no usage unless include_usage"
+        );
     }
 }

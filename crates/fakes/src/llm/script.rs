@@ -20,12 +20,20 @@ impl Turn {
 
     /// An HTTP error with the provider's error body for `status`.
     pub fn http_error(status: u16) -> Self {
-        Self::HttpError(HttpError { status, retry_after: None, message: None })
+        Self::HttpError(HttpError {
+            status,
+            retry_after: None,
+            message: None,
+        })
     }
 
     /// HTTP 429 with `retry-after: <value>`.
     pub fn rate_limited(retry_after: &str) -> Self {
-        Self::HttpError(HttpError { status: 429, retry_after: Some(retry_after.to_owned()), message: None })
+        Self::HttpError(HttpError {
+            status: 429,
+            retry_after: Some(retry_after.to_owned()),
+            message: None,
+        })
     }
 }
 
@@ -62,9 +70,18 @@ impl HttpError {
 /// A piece of model output, already split into the fragments that will be streamed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Part {
-    Text { chunks: Vec<String> },
-    Thinking { chunks: Vec<String>, signature: String },
-    ToolCall { id: String, name: String, argument_chunks: Vec<String> },
+    Text {
+        chunks: Vec<String>,
+    },
+    Thinking {
+        chunks: Vec<String>,
+        signature: String,
+    },
+    ToolCall {
+        id: String,
+        name: String,
+        argument_chunks: Vec<String>,
+    },
 }
 
 /// Provider error kinds a fake can emit inside a stream.
@@ -79,7 +96,11 @@ pub enum StreamErrorKind {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
     /// The provider's own in-stream error event, then the end of the body.
-    ErrorEvent { after: usize, kind: StreamErrorKind, message: String },
+    ErrorEvent {
+        after: usize,
+        kind: StreamErrorKind,
+        message: String,
+    },
     /// A frame that is not valid JSON, then the rest of the stream as scripted.
     Malformed { after: usize },
     /// The connection is closed without finishing the body.
@@ -153,7 +174,11 @@ pub fn even_chunks(text: &str, n: usize) -> Vec<String> {
 /// Splits text at the given character offsets.
 pub fn split_at_offsets(text: &str, offsets: &[usize]) -> Vec<String> {
     let chars: Vec<char> = text.chars().collect();
-    let mut cuts: Vec<usize> = offsets.iter().copied().filter(|&o| o > 0 && o < chars.len()).collect();
+    let mut cuts: Vec<usize> = offsets
+        .iter()
+        .copied()
+        .filter(|&o| o > 0 && o < chars.len())
+        .collect();
     cuts.sort_unstable();
     cuts.dedup();
     let mut out = Vec::new();
@@ -173,19 +198,26 @@ impl Reply {
 
     /// Adds text streamed word by word.
     pub fn text(mut self, text: &str) -> Self {
-        self.parts.push(Part::Text { chunks: word_chunks(text) });
+        self.parts.push(Part::Text {
+            chunks: word_chunks(text),
+        });
         self
     }
 
     /// Adds text streamed in `n` fragments.
     pub fn text_in_chunks(mut self, text: &str, n: usize) -> Self {
-        self.parts.push(Part::Text { chunks: even_chunks(text, n) });
+        self.parts.push(Part::Text {
+            chunks: even_chunks(text, n),
+        });
         self
     }
 
     /// Adds a reasoning block (with an Anthropic-style signature).
     pub fn thinking(mut self, text: &str, signature: &str) -> Self {
-        self.parts.push(Part::Thinking { chunks: word_chunks(text), signature: signature.to_owned() });
+        self.parts.push(Part::Thinking {
+            chunks: word_chunks(text),
+            signature: signature.to_owned(),
+        });
         self
     }
 
@@ -197,7 +229,13 @@ impl Reply {
     }
 
     /// Adds a tool call whose arguments are split at the given character offsets.
-    pub fn tool_call_split(mut self, id: &str, name: &str, arguments_json: &str, offsets: &[usize]) -> Self {
+    pub fn tool_call_split(
+        mut self,
+        id: &str,
+        name: &str,
+        arguments_json: &str,
+        offsets: &[usize],
+    ) -> Self {
         self.parts.push(Part::ToolCall {
             id: id.to_owned(),
             name: name.to_owned(),
@@ -208,7 +246,11 @@ impl Reply {
 
     /// Reports these token counts.
     pub fn usage(mut self, input: u64, output: u64) -> Self {
-        self.usage = Some(FakeUsage { input, output, ..FakeUsage::default() });
+        self.usage = Some(FakeUsage {
+            input,
+            output,
+            ..FakeUsage::default()
+        });
         self
     }
 
@@ -250,7 +292,11 @@ impl Reply {
 
     /// Sends the provider's error event after `after` frames.
     pub fn error_after(mut self, after: usize, kind: StreamErrorKind, message: &str) -> Self {
-        self.fault = Some(Fault::ErrorEvent { after, kind, message: message.to_owned() });
+        self.fault = Some(Fault::ErrorEvent {
+            after,
+            kind,
+            message: message.to_owned(),
+        });
         self
     }
 
@@ -274,7 +320,9 @@ impl Reply {
 
     /// Whether the reply contains tool calls.
     pub fn has_tool_calls(&self) -> bool {
-        self.parts.iter().any(|p| matches!(p, Part::ToolCall { .. }))
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::ToolCall { .. }))
     }
 
     /// The usage to report.
@@ -285,10 +333,16 @@ impl Reply {
                 .iter()
                 .map(|p| match p {
                     Part::Text { chunks } | Part::Thinking { chunks, .. } => chunks.len(),
-                    Part::ToolCall { argument_chunks, .. } => argument_chunks.len(),
+                    Part::ToolCall {
+                        argument_chunks, ..
+                    } => argument_chunks.len(),
                 })
                 .sum();
-            FakeUsage { input: 10, output: fragments as u64, ..FakeUsage::default() }
+            FakeUsage {
+                input: 10,
+                output: fragments as u64,
+                ..FakeUsage::default()
+            }
         })
     }
 }
@@ -299,10 +353,16 @@ mod tests {
 
     #[test]
     fn chunkers() {
-        assert_eq!(word_chunks("Hello from  fake"), vec!["Hello", " from", "  fake"]);
+        assert_eq!(
+            word_chunks("Hello from  fake"),
+            vec!["Hello", " from", "  fake"]
+        );
         assert_eq!(even_chunks("abcdefg", 3), vec!["abc", "def", "g"]);
         assert_eq!(even_chunks("", 3), vec![] as Vec<String>);
-        assert_eq!(split_at_offsets("{\"a\":1}", &[1, 3, 3, 99]), vec!["{", "\"a", "\":1}"]);
+        assert_eq!(
+            split_at_offsets("{\"a\":1}", &[1, 3, 3, 99]),
+            vec!["{", "\"a", "\":1}"]
+        );
         assert_eq!(split_at_offsets("héllo", &[2]), vec!["hé", "llo"]);
     }
 }

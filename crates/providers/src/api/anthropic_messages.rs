@@ -19,8 +19,17 @@ use crate::sse::SseEvent;
 
 /// Anthropic accepts tool ids matching `^[a-zA-Z0-9_-]+$`, ≤ 64 characters.
 fn sanitize_tool_use_id(id: &str) -> String {
-    let cleaned: String =
-        id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).take(64).collect();
+    let cleaned: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
     if cleaned.is_empty() {
         "toolu".to_owned()
     } else {
@@ -47,14 +56,21 @@ pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Value 
                 let mut content: Vec<Value> = Vec::new();
                 for block in &result.content {
                     match block {
-                        ContentBlock::Text { text, .. } => content.push(json!({"type": "text", "text": text})),
-                        ContentBlock::Image { data, mime_type } => content.push(image(data, mime_type)),
+                        ContentBlock::Text { text, .. } => {
+                            content.push(json!({"type": "text", "text": text}))
+                        }
+                        ContentBlock::Image { data, mime_type } => {
+                            content.push(image(data, mime_type))
+                        }
                         _ => {}
                     }
                 }
                 let mut block = Map::new();
                 block.insert("type".into(), "tool_result".into());
-                block.insert("tool_use_id".into(), sanitize_tool_use_id(&result.tool_call_id).into());
+                block.insert(
+                    "tool_use_id".into(),
+                    sanitize_tool_use_id(&result.tool_call_id).into(),
+                );
                 block.insert("content".into(), content.into());
                 if result.is_error {
                     block.insert("is_error".into(), true.into());
@@ -68,7 +84,9 @@ pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Value 
                     UserContent::Blocks(blocks) => blocks
                         .iter()
                         .filter_map(|b| match b {
-                            ContentBlock::Text { text, .. } => Some(json!({"type": "text", "text": text})),
+                            ContentBlock::Text { text, .. } => {
+                                Some(json!({"type": "text", "text": text}))
+                            }
                             ContentBlock::Image { data, mime_type } => Some(image(data, mime_type)),
                             _ => None,
                         })
@@ -121,11 +139,18 @@ pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Value 
             .collect();
         body.insert("tools".into(), tools.into());
     }
-    match request.thinking.anthropic_budget().filter(|_| model.reasoning) {
+    match request
+        .thinking
+        .anthropic_budget()
+        .filter(|_| model.reasoning)
+    {
         Some(budget) => {
             // The budget must stay below max_tokens; temperature must be left at its default.
             max_tokens = max_tokens.max(budget.saturating_add(1024));
-            body.insert("thinking".into(), json!({"type": "enabled", "budget_tokens": budget}));
+            body.insert(
+                "thinking".into(),
+                json!({"type": "enabled", "budget_tokens": budget}),
+            );
         }
         None => {
             if let Some(t) = request.temperature {
@@ -140,8 +165,14 @@ pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Value 
 #[derive(Debug)]
 enum Block {
     Text,
-    Thinking { signature: String },
-    ToolUse { id: String, name: String, json: String },
+    Thinking {
+        signature: String,
+    },
+    ToolUse {
+        id: String,
+        name: String,
+        json: String,
+    },
     Other,
 }
 
@@ -174,7 +205,11 @@ impl MessagesDecoder {
 }
 
 impl Decoder for MessagesDecoder {
-    fn on_sse(&mut self, event: &SseEvent, out: &mut Vec<ProviderEvent>) -> Result<Flow, WireError> {
+    fn on_sse(
+        &mut self,
+        event: &SseEvent,
+        out: &mut Vec<ProviderEvent>,
+    ) -> Result<Flow, WireError> {
         if event.data.trim().is_empty() {
             return Ok(Flow::Continue);
         }
@@ -183,26 +218,36 @@ impl Decoder for MessagesDecoder {
         match kind {
             "message_start" => {
                 let message = &v["message"];
-                out.push(ProviderEvent::ResponseStart { response_id: message["id"].as_str().map(str::to_owned) });
+                out.push(ProviderEvent::ResponseStart {
+                    response_id: message["id"].as_str().map(str::to_owned),
+                });
                 if message["usage"].is_object() {
                     self.update_usage(&message["usage"], out);
                 }
             }
             "content_block_start" => {
-                let index = v["index"].as_u64().ok_or_else(|| WireError::malformed("content_block_start without index"))?;
+                let index = v["index"]
+                    .as_u64()
+                    .ok_or_else(|| WireError::malformed("content_block_start without index"))?;
                 let block = &v["content_block"];
                 let parsed = match block["type"].as_str() {
                     Some("text") => {
                         if let Some(text) = block["text"].as_str().filter(|t| !t.is_empty()) {
-                            out.push(ProviderEvent::TextDelta { text: text.to_owned() });
+                            out.push(ProviderEvent::TextDelta {
+                                text: text.to_owned(),
+                            });
                         }
                         Block::Text
                     }
                     Some("thinking") => {
                         if let Some(text) = block["thinking"].as_str().filter(|t| !t.is_empty()) {
-                            out.push(ProviderEvent::ThinkingDelta { text: text.to_owned() });
+                            out.push(ProviderEvent::ThinkingDelta {
+                                text: text.to_owned(),
+                            });
                         }
-                        Block::Thinking { signature: block["signature"].as_str().unwrap_or("").to_owned() }
+                        Block::Thinking {
+                            signature: block["signature"].as_str().unwrap_or("").to_owned(),
+                        }
                     }
                     Some("redacted_thinking") => {
                         out.push(ProviderEvent::ThinkingEnd {
@@ -214,26 +259,40 @@ impl Decoder for MessagesDecoder {
                     Some("tool_use") => {
                         let id = block["id"].as_str().unwrap_or_default().to_owned();
                         let name = block["name"].as_str().unwrap_or_default().to_owned();
-                        out.push(ProviderEvent::ToolCallStart { index: index as usize, id: id.clone(), name: name.clone() });
-                        Block::ToolUse { id, name, json: String::new() }
+                        out.push(ProviderEvent::ToolCallStart {
+                            index: index as usize,
+                            id: id.clone(),
+                            name: name.clone(),
+                        });
+                        Block::ToolUse {
+                            id,
+                            name,
+                            json: String::new(),
+                        }
                     }
                     _ => Block::Other,
                 };
                 self.blocks.insert(index, parsed);
             }
             "content_block_delta" => {
-                let index = v["index"].as_u64().ok_or_else(|| WireError::malformed("content_block_delta without index"))?;
+                let index = v["index"]
+                    .as_u64()
+                    .ok_or_else(|| WireError::malformed("content_block_delta without index"))?;
                 let delta = &v["delta"];
                 let block = self.blocks.get_mut(&index);
                 match (delta["type"].as_str(), block) {
                     (Some("text_delta"), _) => {
                         if let Some(text) = delta["text"].as_str().filter(|t| !t.is_empty()) {
-                            out.push(ProviderEvent::TextDelta { text: text.to_owned() });
+                            out.push(ProviderEvent::TextDelta {
+                                text: text.to_owned(),
+                            });
                         }
                     }
                     (Some("thinking_delta"), _) => {
                         if let Some(text) = delta["thinking"].as_str().filter(|t| !t.is_empty()) {
-                            out.push(ProviderEvent::ThinkingDelta { text: text.to_owned() });
+                            out.push(ProviderEvent::ThinkingDelta {
+                                text: text.to_owned(),
+                            });
                         }
                     }
                     (Some("signature_delta"), Some(Block::Thinking { signature })) => {
@@ -243,11 +302,16 @@ impl Decoder for MessagesDecoder {
                         let part = delta["partial_json"].as_str().unwrap_or("");
                         if !part.is_empty() {
                             json.push_str(part);
-                            out.push(ProviderEvent::ToolCallArgsDelta { index: index as usize, delta: part.to_owned() });
+                            out.push(ProviderEvent::ToolCallArgsDelta {
+                                index: index as usize,
+                                delta: part.to_owned(),
+                            });
                         }
                     }
                     (Some("signature_delta" | "input_json_delta"), _) => {
-                        return Err(WireError::malformed(format!("delta for unknown content block {index}")));
+                        return Err(WireError::malformed(format!(
+                            "delta for unknown content block {index}"
+                        )));
                     }
                     _ => {}
                 }
@@ -259,13 +323,15 @@ impl Decoder for MessagesDecoder {
                         signature: (!signature.is_empty()).then_some(signature),
                         redacted: false,
                     }),
-                    Some(Block::ToolUse { id, name, json }) => out.push(ProviderEvent::ToolCallEnd {
-                        index: index as usize,
-                        id,
-                        name,
-                        arguments: parse_arguments(&json),
-                        raw_arguments: json,
-                    }),
+                    Some(Block::ToolUse { id, name, json }) => {
+                        out.push(ProviderEvent::ToolCallEnd {
+                            index: index as usize,
+                            id,
+                            name,
+                            arguments: parse_arguments(&json),
+                            raw_arguments: json,
+                        })
+                    }
                     _ => {}
                 }
             }
@@ -281,7 +347,12 @@ impl Decoder for MessagesDecoder {
                 let stop_reason = match self.stop_reason.as_deref() {
                     Some("max_tokens" | "model_context_window_exceeded") => StopReason::Length,
                     Some("tool_use") => StopReason::ToolUse,
-                    Some("refusal") => return Err(WireError::new(ErrorKind::Refusal, "the model declined to answer (refusal)")),
+                    Some("refusal") => {
+                        return Err(WireError::new(
+                            ErrorKind::Refusal,
+                            "the model declined to answer (refusal)",
+                        ))
+                    }
                     _ => StopReason::Stop,
                 };
                 out.push(ProviderEvent::Done { stop_reason });
@@ -289,7 +360,10 @@ impl Decoder for MessagesDecoder {
             }
             "error" => {
                 let error_type = v["error"]["type"].as_str().map(str::to_owned);
-                let message = v["error"]["message"].as_str().unwrap_or("provider error").to_owned();
+                let message = v["error"]["message"]
+                    .as_str()
+                    .unwrap_or("provider error")
+                    .to_owned();
                 return Err(WireError::reported(error_type, message, ErrorKind::Server));
             }
             // `ping` and event types added later are ignored, as Anthropic asks clients to.
@@ -308,7 +382,12 @@ mod tests {
 
     #[test]
     fn request_groups_tool_results_and_replays_signed_thinking() {
-        let mut model = ResolvedModel::new("anthropic", "claude", ApiKind::AnthropicMessages, "https://api.anthropic.com");
+        let mut model = ResolvedModel::new(
+            "anthropic",
+            "claude",
+            ApiKind::AnthropicMessages,
+            "https://api.anthropic.com",
+        );
         model.reasoning = true;
         model.max_tokens = 4096;
         let request = CompletionRequest {
@@ -316,31 +395,68 @@ mod tests {
             messages: vec![
                 Message::user("hi"),
                 Message::assistant(vec![
-                    ContentBlock::Thinking { thinking: "hmm".into(), thinking_signature: Some("sig".into()), redacted: false },
-                    ContentBlock::Thinking { thinking: "foreign".into(), thinking_signature: None, redacted: false },
-                    ContentBlock::ToolCall { id: "call.1".into(), name: "a".into(), arguments: json!({"x": 1}) },
-                    ContentBlock::ToolCall { id: "call_2".into(), name: "b".into(), arguments: json!({}) },
+                    ContentBlock::Thinking {
+                        thinking: "hmm".into(),
+                        thinking_signature: Some("sig".into()),
+                        redacted: false,
+                    },
+                    ContentBlock::Thinking {
+                        thinking: "foreign".into(),
+                        thinking_signature: None,
+                        redacted: false,
+                    },
+                    ContentBlock::ToolCall {
+                        id: "call.1".into(),
+                        name: "a".into(),
+                        arguments: json!({"x": 1}),
+                    },
+                    ContentBlock::ToolCall {
+                        id: "call_2".into(),
+                        name: "b".into(),
+                        arguments: json!({}),
+                    },
                 ]),
                 Message::tool_result("call.1", "a", "one", false),
                 Message::tool_result("call_2", "b", "two", true),
             ],
-            tools: vec![ToolSpec { name: "a".into(), description: "A".into(), parameters: json!({"type": "object"}) }],
+            tools: vec![ToolSpec {
+                name: "a".into(),
+                description: "A".into(),
+                parameters: json!({"type": "object"}),
+            }],
             max_tokens: None,
             thinking: ThinkingLevel::High,
             temperature: Some(0.5),
         };
         let b = body(&model, &request);
         assert_eq!(b["system"], "be brief");
-        assert_eq!(b["thinking"], json!({"type": "enabled", "budget_tokens": 16384}));
-        assert_eq!(b["max_tokens"], 16384 + 1024, "max_tokens raised above the budget");
+        assert_eq!(
+            b["thinking"],
+            json!({"type": "enabled", "budget_tokens": 16384})
+        );
+        assert_eq!(
+            b["max_tokens"],
+            16384 + 1024,
+            "max_tokens raised above the budget"
+        );
         assert!(b.get("temperature").is_none());
         let assistant = &b["messages"][1]["content"];
-        assert_eq!(assistant[0], json!({"type": "thinking", "thinking": "hmm", "signature": "sig"}));
+        assert_eq!(
+            assistant[0],
+            json!({"type": "thinking", "thinking": "hmm", "signature": "sig"})
+        );
         assert_eq!(assistant[1]["id"], "call_1");
-        assert_eq!(assistant.as_array().unwrap().len(), 3, "unsigned thinking dropped");
+        assert_eq!(
+            assistant.as_array().unwrap().len(),
+            3,
+            "unsigned thinking dropped"
+        );
         let results = &b["messages"][2];
         assert_eq!(results["role"], "user");
-        assert_eq!(results["content"][0], json!({"type": "tool_result", "tool_use_id": "call_1", "content": [{"type": "text", "text": "one"}]}));
+        assert_eq!(
+            results["content"][0],
+            json!({"type": "tool_result", "tool_use_id": "call_1", "content": [{"type": "text", "text": "one"}]})
+        );
         assert_eq!(results["content"][1]["is_error"], true);
         assert_eq!(b["messages"].as_array().unwrap().len(), 3);
         assert_eq!(b["tools"][0]["input_schema"], json!({"type": "object"}));
@@ -352,10 +468,14 @@ mod tests {
         let mut out = Vec::new();
         let ev = SseEvent {
             event: "error".into(),
-            data: r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#.into(),
+            data: r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#
+                .into(),
             ..Default::default()
         };
         let err = d.on_sse(&ev, &mut out).unwrap_err();
-        assert_eq!((err.kind, err.error_type.as_deref()), (ErrorKind::Server, Some("overloaded_error")));
+        assert_eq!(
+            (err.kind, err.error_type.as_deref()),
+            (ErrorKind::Server, Some("overloaded_error"))
+        );
     }
 }

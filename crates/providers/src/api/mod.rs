@@ -39,7 +39,11 @@ pub(crate) struct WireError {
 
 impl WireError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, error_type: None, message: message.into() }
+        Self {
+            kind,
+            error_type: None,
+            message: message.into(),
+        }
     }
 
     pub fn malformed(what: impl std::fmt::Display) -> Self {
@@ -49,7 +53,11 @@ impl WireError {
     /// An error the provider reported inside the stream, classified by type and message.
     pub fn reported(error_type: Option<String>, message: String, default: ErrorKind) -> Self {
         let kind = classify_error_text(error_type.as_deref(), &message).unwrap_or(default);
-        Self { kind, error_type, message }
+        Self {
+            kind,
+            error_type,
+            message,
+        }
     }
 }
 
@@ -63,7 +71,11 @@ pub(crate) enum Flow {
 /// Turns frames of one response into events.
 pub(crate) trait Decoder: Send {
     /// One SSE event (SSE APIs).
-    fn on_sse(&mut self, _event: &SseEvent, _out: &mut Vec<ProviderEvent>) -> Result<Flow, WireError> {
+    fn on_sse(
+        &mut self,
+        _event: &SseEvent,
+        _out: &mut Vec<ProviderEvent>,
+    ) -> Result<Flow, WireError> {
         Ok(Flow::Continue)
     }
     /// One NDJSON line (Ollama).
@@ -73,7 +85,10 @@ pub(crate) trait Decoder: Send {
     /// The body ended without the end marker. Decoders that can finish leniently do so
     /// (returning `Ok(Flow::Finished)`); otherwise the stream was cut.
     fn on_eof(&mut self, _out: &mut Vec<ProviderEvent>) -> Result<Flow, WireError> {
-        Err(WireError::new(ErrorKind::Network, "the stream ended before the provider finished the response"))
+        Err(WireError::new(
+            ErrorKind::Network,
+            "the stream ended before the provider finished the response",
+        ))
     }
 }
 
@@ -86,14 +101,26 @@ pub(crate) fn framing(api: &ApiKind) -> Framing {
 }
 
 /// Builds the HTTP request for `model`.
-pub(crate) fn build_request(model: &ResolvedModel, request: &CompletionRequest) -> Result<WireRequest, WireError> {
+pub(crate) fn build_request(
+    model: &ResolvedModel,
+    request: &CompletionRequest,
+) -> Result<WireRequest, WireError> {
     let (path, body) = match model.api {
-        ApiKind::OpenaiCompletions => ("/chat/completions", openai_completions::body(model, request)),
+        ApiKind::OpenaiCompletions => (
+            "/chat/completions",
+            openai_completions::body(model, request),
+        ),
         ApiKind::OpenaiResponses => ("/responses", openai_responses::body(model, request)),
-        ApiKind::AnthropicMessages => (anthropic_path(&model.base_url), anthropic_messages::body(model, request)),
+        ApiKind::AnthropicMessages => (
+            anthropic_path(&model.base_url),
+            anthropic_messages::body(model, request),
+        ),
         ApiKind::Ollama => ("/api/chat", ollama::body(model, request)),
         ApiKind::Unsupported(ref api) => {
-            return Err(WireError::new(ErrorKind::InvalidRequest, format!("unsupported api {api}")));
+            return Err(WireError::new(
+                ErrorKind::InvalidRequest,
+                format!("unsupported api {api}"),
+            ));
         }
     };
     let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
@@ -127,8 +154,13 @@ pub(crate) fn build_request(model: &ResolvedModel, request: &CompletionRequest) 
         headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
         headers.push((name.clone(), value.clone()));
     }
-    let body = serde_json::to_vec(&body).map_err(|e| WireError::new(ErrorKind::InvalidRequest, e.to_string()))?;
-    Ok(WireRequest { url: format!("{}{}", model.base_url, path), headers, body })
+    let body = serde_json::to_vec(&body)
+        .map_err(|e| WireError::new(ErrorKind::InvalidRequest, e.to_string()))?;
+    Ok(WireRequest {
+        url: format!("{}{}", model.base_url, path),
+        headers,
+        body,
+    })
 }
 
 /// Anthropic's base URL is the host (`https://api.anthropic.com`); tolerate a `/v1` suffix.
@@ -142,7 +174,9 @@ fn anthropic_path(base_url: &str) -> &'static str {
 
 pub(crate) fn decoder(api: &ApiKind) -> Box<dyn Decoder> {
     match api {
-        ApiKind::OpenaiCompletions | ApiKind::Unsupported(_) => Box::<openai_completions::CompletionsDecoder>::default(),
+        ApiKind::OpenaiCompletions | ApiKind::Unsupported(_) => {
+            Box::<openai_completions::CompletionsDecoder>::default()
+        }
         ApiKind::OpenaiResponses => Box::<openai_responses::ResponsesDecoder>::default(),
         ApiKind::AnthropicMessages => Box::<anthropic_messages::MessagesDecoder>::default(),
         ApiKind::Ollama => Box::<ollama::OllamaDecoder>::default(),
@@ -158,8 +192,16 @@ pub(crate) fn http_error(status: u16, body: &[u8]) -> WireError {
         Ok(v) => extract_error(&v).unwrap_or_else(|| (None, text.trim().to_owned())),
         Err(_) => (None, text.trim().to_owned()),
     };
-    let message = if message.is_empty() { format!("HTTP {status}") } else { message };
-    WireError { kind: classify_http(status, error_type.as_deref(), &message), error_type, message }
+    let message = if message.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        message
+    };
+    WireError {
+        kind: classify_http(status, error_type.as_deref(), &message),
+        error_type,
+        message,
+    }
 }
 
 /// `(type or code, message)` of a JSON error object in any of the providers' shapes.
@@ -168,7 +210,11 @@ pub(crate) fn extract_error(v: &Value) -> Option<(Option<String>, String)> {
     if let Some(message) = err.as_str() {
         return Some((None, message.to_owned()));
     }
-    let message = err.get("message").and_then(Value::as_str).unwrap_or("").to_owned();
+    let message = err
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     let error_type = ["type", "code"]
         .iter()
         .filter_map(|k| err.get(*k))
@@ -220,13 +266,28 @@ mod tests {
     #[test]
     fn error_bodies_of_every_shape() {
         let e = http_error(429, br#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#);
-        assert_eq!((e.kind, e.error_type.as_deref(), e.message.as_str()), (ErrorKind::RateLimit, Some("requests"), "Rate limit reached"));
-        let e = http_error(529, br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#);
-        assert_eq!((e.kind, e.error_type.as_deref()), (ErrorKind::Server, Some("overloaded_error")));
+        assert_eq!(
+            (e.kind, e.error_type.as_deref(), e.message.as_str()),
+            (ErrorKind::RateLimit, Some("requests"), "Rate limit reached")
+        );
+        let e = http_error(
+            529,
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+        );
+        assert_eq!(
+            (e.kind, e.error_type.as_deref()),
+            (ErrorKind::Server, Some("overloaded_error"))
+        );
         let e = http_error(404, br#"{"error":"model 'llama9' not found"}"#);
-        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::ModelNotFound, "model 'llama9' not found"));
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::ModelNotFound, "model 'llama9' not found")
+        );
         let e = http_error(502, b"<html>Bad gateway</html>");
-        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::Server, "<html>Bad gateway</html>"));
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::Server, "<html>Bad gateway</html>")
+        );
         assert_eq!(http_error(500, b"").message, "HTTP 500");
     }
 

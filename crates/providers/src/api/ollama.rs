@@ -75,10 +75,16 @@ pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Value 
         body.insert("tools".into(), tools.into());
     }
     if model.reasoning {
-        body.insert("think".into(), (request.thinking != ThinkingLevel::Off).into());
+        body.insert(
+            "think".into(),
+            (request.thinking != ThinkingLevel::Off).into(),
+        );
     }
     let mut options = Map::new();
-    options.insert("num_predict".into(), request.max_tokens.unwrap_or(model.max_tokens).into());
+    options.insert(
+        "num_predict".into(),
+        request.max_tokens.unwrap_or(model.max_tokens).into(),
+    );
     if let Some(t) = request.temperature {
         options.insert("temperature".into(), json!(t));
     }
@@ -101,7 +107,10 @@ impl Decoder for OllamaDecoder {
     fn on_line(&mut self, line: &str, out: &mut Vec<ProviderEvent>) -> Result<Flow, WireError> {
         let v = parse_json(line)?;
         if let Some(error) = v.get("error") {
-            let message = error.as_str().map(str::to_owned).unwrap_or_else(|| error.to_string());
+            let message = error
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| error.to_string());
             return Err(WireError::reported(None, message, ErrorKind::Server));
         }
         if !v.is_object() {
@@ -113,10 +122,14 @@ impl Decoder for OllamaDecoder {
         }
         let message = &v["message"];
         if let Some(text) = message["thinking"].as_str().filter(|t| !t.is_empty()) {
-            out.push(ProviderEvent::ThinkingDelta { text: text.to_owned() });
+            out.push(ProviderEvent::ThinkingDelta {
+                text: text.to_owned(),
+            });
         }
         if let Some(text) = message["content"].as_str().filter(|t| !t.is_empty()) {
-            out.push(ProviderEvent::TextDelta { text: text.to_owned() });
+            out.push(ProviderEvent::TextDelta {
+                text: text.to_owned(),
+            });
         }
         if let Some(calls) = message["tool_calls"].as_array() {
             for call in calls {
@@ -124,7 +137,10 @@ impl Decoder for OllamaDecoder {
                 self.tool_calls += 1;
                 let function = &call["function"];
                 let name = function["name"].as_str().unwrap_or_default().to_owned();
-                let id = call["id"].as_str().filter(|s| !s.is_empty()).map_or_else(|| format!("call_{index}"), str::to_owned);
+                let id = call["id"]
+                    .as_str()
+                    .filter(|s| !s.is_empty())
+                    .map_or_else(|| format!("call_{index}"), str::to_owned);
                 let arguments = match &function["arguments"] {
                     Value::Object(map) => Value::Object(map.clone()),
                     // Some models return the arguments JSON-encoded in a string.
@@ -132,9 +148,22 @@ impl Decoder for OllamaDecoder {
                     _ => json!({}),
                 };
                 let raw = arguments.to_string();
-                out.push(ProviderEvent::ToolCallStart { index, id: id.clone(), name: name.clone() });
-                out.push(ProviderEvent::ToolCallArgsDelta { index, delta: raw.clone() });
-                out.push(ProviderEvent::ToolCallEnd { index, id, name, arguments, raw_arguments: raw });
+                out.push(ProviderEvent::ToolCallStart {
+                    index,
+                    id: id.clone(),
+                    name: name.clone(),
+                });
+                out.push(ProviderEvent::ToolCallArgsDelta {
+                    index,
+                    delta: raw.clone(),
+                });
+                out.push(ProviderEvent::ToolCallEnd {
+                    index,
+                    id,
+                    name,
+                    arguments,
+                    raw_arguments: raw,
+                });
             }
         }
         if v["done"].as_bool() == Some(true) {
@@ -161,21 +190,36 @@ mod tests {
 
     #[test]
     fn request_shape() {
-        let mut model = ResolvedModel::new("ollama", "llama3.1:8b", ApiKind::Ollama, "http://127.0.0.1:11434");
+        let mut model = ResolvedModel::new(
+            "ollama",
+            "llama3.1:8b",
+            ApiKind::Ollama,
+            "http://127.0.0.1:11434",
+        );
         model.context_window = 8192;
         model.reasoning = true;
         let request = CompletionRequest {
             messages: vec![
                 Message::user("hi"),
-                Message::assistant(vec![ContentBlock::ToolCall { id: "c".into(), name: "ls".into(), arguments: json!({"d": "."}) }]),
+                Message::assistant(vec![ContentBlock::ToolCall {
+                    id: "c".into(),
+                    name: "ls".into(),
+                    arguments: json!({"d": "."}),
+                }]),
                 Message::tool_result("c", "ls", "a b", false),
             ],
             thinking: ThinkingLevel::Low,
             ..Default::default()
         };
         let b = body(&model, &request);
-        assert_eq!(b["messages"][1]["tool_calls"][0], json!({"function": {"name": "ls", "arguments": {"d": "."}}}));
-        assert_eq!(b["messages"][2], json!({"role": "tool", "content": "a b", "tool_name": "ls"}));
+        assert_eq!(
+            b["messages"][1]["tool_calls"][0],
+            json!({"function": {"name": "ls", "arguments": {"d": "."}}})
+        );
+        assert_eq!(
+            b["messages"][2],
+            json!({"role": "tool", "content": "a b", "tool_name": "ls"})
+        );
         assert_eq!(b["think"], true);
         assert_eq!(b["options"]["num_ctx"], 8192);
     }
@@ -188,9 +232,16 @@ mod tests {
         assert_eq!(d.on_line(line, &mut out), Ok(Flow::Continue));
         let done = r#"{"model":"m","created_at":"x","message":{"role":"assistant","content":""},"done":true,"done_reason":"stop","prompt_eval_count":7,"eval_count":3}"#;
         assert_eq!(d.on_line(done, &mut out), Ok(Flow::Finished));
-        assert!(out.contains(&ProviderEvent::Done { stop_reason: StopReason::ToolUse }));
+        assert!(out.contains(&ProviderEvent::Done {
+            stop_reason: StopReason::ToolUse
+        }));
         assert!(out.contains(&ProviderEvent::Usage(Usage::new(7, 3, 0, 0))));
-        let err = OllamaDecoder::default().on_line(r#"{"error":"model \"x\" not found, try pulling it first"}"#, &mut out).unwrap_err();
+        let err = OllamaDecoder::default()
+            .on_line(
+                r#"{"error":"model \"x\" not found, try pulling it first"}"#,
+                &mut out,
+            )
+            .unwrap_err();
         assert_eq!(err.kind, ErrorKind::ModelNotFound);
     }
 }

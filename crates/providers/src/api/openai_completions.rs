@@ -21,7 +21,11 @@ use crate::sse::SseEvent;
 /// Tool-call ids replayed to Chat Completions keep only ASCII alphanumerics (the reference
 /// sends `call_abc123` as `callabc123`), at most 40 characters.
 pub(crate) fn sanitize_tool_call_id(id: &str) -> String {
-    let cleaned: String = id.chars().filter(char::is_ascii_alphanumeric).take(40).collect();
+    let cleaned: String = id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(40)
+        .collect();
     if cleaned.is_empty() {
         "call".to_owned()
     } else {
@@ -36,7 +40,9 @@ pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Value 
     }
     for message in &request.messages {
         match message {
-            Message::User(user) => messages.push(json!({"role": "user", "content": user_content(&user.content)})),
+            Message::User(user) => {
+                messages.push(json!({"role": "user", "content": user_content(&user.content)}))
+            }
             Message::Assistant(assistant) => {
                 let text: String = assistant
                     .content
@@ -59,7 +65,14 @@ pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Value 
                 }
                 let mut m = Map::new();
                 m.insert("role".into(), "assistant".into());
-                m.insert("content".into(), if text.is_empty() { Value::Null } else { text.into() });
+                m.insert(
+                    "content".into(),
+                    if text.is_empty() {
+                        Value::Null
+                    } else {
+                        text.into()
+                    },
+                );
                 if !tool_calls.is_empty() {
                     m.insert("tool_calls".into(), tool_calls.into());
                 }
@@ -77,7 +90,10 @@ pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Value 
     body.insert("messages".into(), messages.into());
     body.insert("stream".into(), true.into());
     body.insert("stream_options".into(), json!({"include_usage": true}));
-    body.insert("max_completion_tokens".into(), request.max_tokens.unwrap_or(model.max_tokens).into());
+    body.insert(
+        "max_completion_tokens".into(),
+        request.max_tokens.unwrap_or(model.max_tokens).into(),
+    );
     if !request.tools.is_empty() {
         let tools: Vec<Value> = request
             .tools
@@ -102,7 +118,10 @@ fn user_content(content: &UserContent) -> Value {
     match content {
         UserContent::Text(text) => text.clone().into(),
         UserContent::Blocks(blocks) => {
-            if blocks.iter().all(|b| matches!(b, ContentBlock::Text { .. })) {
+            if blocks
+                .iter()
+                .all(|b| matches!(b, ContentBlock::Text { .. }))
+            {
                 return blocks_text(blocks).into();
             }
             let parts: Vec<Value> = blocks
@@ -150,9 +169,14 @@ impl CompletionsDecoder {
             Some("length") => StopReason::Length,
             Some("tool_calls" | "function_call") => StopReason::ToolUse,
             Some("content_filter") => {
-                return Err(WireError::new(ErrorKind::Refusal, "the provider's content filter stopped the response"));
+                return Err(WireError::new(
+                    ErrorKind::Refusal,
+                    "the provider's content filter stopped the response",
+                ));
             }
-            _ if !self.refusal.is_empty() => return Err(WireError::new(ErrorKind::Refusal, self.refusal.clone())),
+            _ if !self.refusal.is_empty() => {
+                return Err(WireError::new(ErrorKind::Refusal, self.refusal.clone()))
+            }
             _ => StopReason::Stop,
         };
         out.push(ProviderEvent::Done { stop_reason });
@@ -161,7 +185,11 @@ impl CompletionsDecoder {
 }
 
 impl Decoder for CompletionsDecoder {
-    fn on_sse(&mut self, event: &SseEvent, out: &mut Vec<ProviderEvent>) -> Result<Flow, WireError> {
+    fn on_sse(
+        &mut self,
+        event: &SseEvent,
+        out: &mut Vec<ProviderEvent>,
+    ) -> Result<Flow, WireError> {
         let data = event.data.trim();
         if data == "[DONE]" {
             return self.finish(out);
@@ -178,17 +206,23 @@ impl Decoder for CompletionsDecoder {
         }
         if !self.started {
             self.started = true;
-            out.push(ProviderEvent::ResponseStart { response_id: chunk["id"].as_str().map(str::to_owned) });
+            out.push(ProviderEvent::ResponseStart {
+                response_id: chunk["id"].as_str().map(str::to_owned),
+            });
         }
         if let Some(choice) = chunk["choices"].as_array().and_then(|c| c.first()) {
             let delta = &choice["delta"];
             for key in ["reasoning_content", "reasoning"] {
                 if let Some(text) = delta[key].as_str().filter(|t| !t.is_empty()) {
-                    out.push(ProviderEvent::ThinkingDelta { text: text.to_owned() });
+                    out.push(ProviderEvent::ThinkingDelta {
+                        text: text.to_owned(),
+                    });
                 }
             }
             if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
-                out.push(ProviderEvent::TextDelta { text: text.to_owned() });
+                out.push(ProviderEvent::TextDelta {
+                    text: text.to_owned(),
+                });
             }
             if let Some(refusal) = delta["refusal"].as_str() {
                 self.refusal.push_str(refusal);
@@ -209,11 +243,18 @@ impl Decoder for CompletionsDecoder {
                         if acc.id.is_empty() {
                             acc.id = format!("call_{index}");
                         }
-                        out.push(ProviderEvent::ToolCallStart { index, id: acc.id.clone(), name: acc.name.clone() });
+                        out.push(ProviderEvent::ToolCallStart {
+                            index,
+                            id: acc.id.clone(),
+                            name: acc.name.clone(),
+                        });
                     }
                     if let Some(args) = function["arguments"].as_str().filter(|s| !s.is_empty()) {
                         acc.arguments.push_str(args);
-                        out.push(ProviderEvent::ToolCallArgsDelta { index, delta: args.to_owned() });
+                        out.push(ProviderEvent::ToolCallArgsDelta {
+                            index,
+                            delta: args.to_owned(),
+                        });
                     }
                 }
             }
@@ -232,14 +273,20 @@ impl Decoder for CompletionsDecoder {
         if self.finish_reason.is_some() {
             self.finish(out)
         } else {
-            Err(WireError::new(ErrorKind::Network, "the stream ended before the provider finished the response"))
+            Err(WireError::new(
+                ErrorKind::Network,
+                "the stream ended before the provider finished the response",
+            ))
         }
     }
 }
 
 fn parse_usage(usage: &Value) -> Usage {
     let prompt = usage["prompt_tokens"].as_u64().unwrap_or(0);
-    let cached = usage["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0).min(prompt);
+    let cached = usage["prompt_tokens_details"]["cached_tokens"]
+        .as_u64()
+        .unwrap_or(0)
+        .min(prompt);
     let output = usage["completion_tokens"].as_u64().unwrap_or(0);
     Usage::new(prompt - cached, output, cached, 0)
 }
@@ -253,7 +300,12 @@ mod tests {
 
     #[test]
     fn request_body_matches_the_observed_shape() {
-        let mut model = ResolvedModel::new("custom", "test-model", ApiKind::OpenaiCompletions, "http://x/v1");
+        let mut model = ResolvedModel::new(
+            "custom",
+            "test-model",
+            ApiKind::OpenaiCompletions,
+            "http://x/v1",
+        );
         model.reasoning = true;
         let request = CompletionRequest {
             system_prompt: Some("sys".into()),
@@ -266,7 +318,11 @@ mod tests {
                 }]),
                 Message::tool_result("call_abc123", "read", "file text", false),
             ],
-            tools: vec![ToolSpec { name: "read".into(), description: "Read a file".into(), parameters: json!({"type": "object"}) }],
+            tools: vec![ToolSpec {
+                name: "read".into(),
+                description: "Read a file".into(),
+                parameters: json!({"type": "object"}),
+            }],
             max_tokens: Some(1000),
             thinking: ThinkingLevel::High,
             temperature: None,
@@ -277,14 +333,23 @@ mod tests {
         assert_eq!(b["tool_choice"], "auto");
         assert_eq!(b["max_completion_tokens"], 1000);
         assert_eq!(b["reasoning_effort"], "high");
-        assert_eq!(b["messages"][0], json!({"role": "system", "content": "sys"}));
-        assert_eq!(b["messages"][1], json!({"role": "user", "content": "USE_TOOL please"}));
+        assert_eq!(
+            b["messages"][0],
+            json!({"role": "system", "content": "sys"})
+        );
+        assert_eq!(
+            b["messages"][1],
+            json!({"role": "user", "content": "USE_TOOL please"})
+        );
         assert_eq!(
             b["messages"][2],
             json!({"role": "assistant", "content": null, "tool_calls": [
                 {"id": "callabc123", "type": "function", "function": {"name": "read", "arguments": "{\"path\":\"USER.md\"}"}}]})
         );
-        assert_eq!(b["messages"][3], json!({"role": "tool", "tool_call_id": "callabc123", "content": "file text"}));
+        assert_eq!(
+            b["messages"][3],
+            json!({"role": "tool", "tool_call_id": "callabc123", "content": "file text"})
+        );
         assert_eq!(b["tools"][0]["function"]["name"], "read");
     }
 
@@ -293,7 +358,15 @@ mod tests {
         let mut out = Vec::new();
         let mut last = Ok(Flow::Continue);
         for f in frames {
-            last = d.on_sse(&SseEvent { event: "message".into(), data: (*f).into(), id: None, retry_ms: None }, &mut out);
+            last = d.on_sse(
+                &SseEvent {
+                    event: "message".into(),
+                    data: (*f).into(),
+                    id: None,
+                    retry_ms: None,
+                },
+                &mut out,
+            );
             if last.is_err() {
                 break;
             }
@@ -316,22 +389,39 @@ mod tests {
         let ends: Vec<_> = events
             .iter()
             .filter_map(|e| match e {
-                ProviderEvent::ToolCallEnd { id, arguments, .. } => Some((id.clone(), arguments.clone())),
+                ProviderEvent::ToolCallEnd { id, arguments, .. } => {
+                    Some((id.clone(), arguments.clone()))
+                }
                 _ => None,
             })
             .collect();
-        assert_eq!(ends, vec![("call_a".into(), json!({"path": "a"})), ("call_b".into(), json!({"d": 1}))]);
+        assert_eq!(
+            ends,
+            vec![
+                ("call_a".into(), json!({"path": "a"})),
+                ("call_b".into(), json!({"d": 1}))
+            ]
+        );
         assert!(events.contains(&ProviderEvent::Usage(Usage::new(6, 5, 4, 0))));
-        assert_eq!(events.last(), Some(&ProviderEvent::Done { stop_reason: StopReason::ToolUse }));
+        assert_eq!(
+            events.last(),
+            Some(&ProviderEvent::Done {
+                stop_reason: StopReason::ToolUse
+            })
+        );
     }
 
     #[test]
     fn stream_errors_and_garbage() {
-        let (_, flow) = run(&[r#"{"error":{"message":"The server had an error","type":"server_error"}}"#]);
+        let (_, flow) =
+            run(&[r#"{"error":{"message":"The server had an error","type":"server_error"}}"#]);
         assert_eq!(flow.unwrap_err().kind, ErrorKind::Server);
         let (_, flow) = run(&["{not json"]);
         assert_eq!(flow.unwrap_err().kind, ErrorKind::Malformed);
-        let (_, flow) = run(&[r#"{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"content_filter"}]}"#, "[DONE]"]);
+        let (_, flow) = run(&[
+            r#"{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"content_filter"}]}"#,
+            "[DONE]",
+        ]);
         assert_eq!(flow.unwrap_err().kind, ErrorKind::Refusal);
     }
 

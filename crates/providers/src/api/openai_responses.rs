@@ -67,7 +67,10 @@ pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Value 
     body.insert("input".into(), input.into());
     body.insert("stream".into(), true.into());
     body.insert("store".into(), false.into());
-    body.insert("max_output_tokens".into(), request.max_tokens.unwrap_or(model.max_tokens).into());
+    body.insert(
+        "max_output_tokens".into(),
+        request.max_tokens.unwrap_or(model.max_tokens).into(),
+    );
     if !request.tools.is_empty() {
         let tools: Vec<Value> = request
             .tools
@@ -82,7 +85,10 @@ pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Value 
     }
     if model.reasoning {
         if let Some(effort) = request.thinking.openai_effort() {
-            body.insert("reasoning".into(), json!({"effort": effort, "summary": "auto"}));
+            body.insert(
+                "reasoning".into(),
+                json!({"effort": effort, "summary": "auto"}),
+            );
         }
     }
     Value::Object(body)
@@ -106,21 +112,36 @@ pub(crate) struct ResponsesDecoder {
 impl ResponsesDecoder {
     fn end_call(&mut self, index: usize, item: Option<&Value>, out: &mut Vec<ProviderEvent>) {
         if let Some(acc) = self.calls.remove(&index) {
-            let raw = item.and_then(|i| i["arguments"].as_str()).map_or(acc.arguments, str::to_owned);
-            out.push(ProviderEvent::ToolCallEnd { index, id: acc.id, name: acc.name, arguments: parse_arguments(&raw), raw_arguments: raw });
+            let raw = item
+                .and_then(|i| i["arguments"].as_str())
+                .map_or(acc.arguments, str::to_owned);
+            out.push(ProviderEvent::ToolCallEnd {
+                index,
+                id: acc.id,
+                name: acc.name,
+                arguments: parse_arguments(&raw),
+                raw_arguments: raw,
+            });
         }
     }
 
     fn close_reasoning(&mut self, out: &mut Vec<ProviderEvent>) {
         if self.in_reasoning {
             self.in_reasoning = false;
-            out.push(ProviderEvent::ThinkingEnd { signature: None, redacted: false });
+            out.push(ProviderEvent::ThinkingEnd {
+                signature: None,
+                redacted: false,
+            });
         }
     }
 }
 
 impl Decoder for ResponsesDecoder {
-    fn on_sse(&mut self, event: &SseEvent, out: &mut Vec<ProviderEvent>) -> Result<Flow, WireError> {
+    fn on_sse(
+        &mut self,
+        event: &SseEvent,
+        out: &mut Vec<ProviderEvent>,
+    ) -> Result<Flow, WireError> {
         if event.data.trim().is_empty() {
             return Ok(Flow::Continue);
         }
@@ -129,44 +150,73 @@ impl Decoder for ResponsesDecoder {
         let output_index = v["output_index"].as_u64().unwrap_or(0) as usize;
         match kind {
             "response.created" => {
-                out.push(ProviderEvent::ResponseStart { response_id: v["response"]["id"].as_str().map(str::to_owned) });
+                out.push(ProviderEvent::ResponseStart {
+                    response_id: v["response"]["id"].as_str().map(str::to_owned),
+                });
             }
             "response.output_item.added" => {
                 let item = &v["item"];
                 if item["type"] == "function_call" {
                     self.close_reasoning(out);
                     self.saw_tool_call = true;
-                    let id = item["call_id"].as_str().or(item["id"].as_str()).unwrap_or_default().to_owned();
+                    let id = item["call_id"]
+                        .as_str()
+                        .or(item["id"].as_str())
+                        .unwrap_or_default()
+                        .to_owned();
                     let name = item["name"].as_str().unwrap_or_default().to_owned();
-                    out.push(ProviderEvent::ToolCallStart { index: output_index, id: id.clone(), name: name.clone() });
+                    out.push(ProviderEvent::ToolCallStart {
+                        index: output_index,
+                        id: id.clone(),
+                        name: name.clone(),
+                    });
                     let arguments = item["arguments"].as_str().unwrap_or("").to_owned();
                     if !arguments.is_empty() {
-                        out.push(ProviderEvent::ToolCallArgsDelta { index: output_index, delta: arguments.clone() });
+                        out.push(ProviderEvent::ToolCallArgsDelta {
+                            index: output_index,
+                            delta: arguments.clone(),
+                        });
                     }
-                    self.calls.insert(output_index, CallAcc { id, name, arguments });
+                    self.calls.insert(
+                        output_index,
+                        CallAcc {
+                            id,
+                            name,
+                            arguments,
+                        },
+                    );
                 }
             }
             "response.output_text.delta" => {
                 self.close_reasoning(out);
                 if let Some(text) = v["delta"].as_str().filter(|t| !t.is_empty()) {
-                    out.push(ProviderEvent::TextDelta { text: text.to_owned() });
+                    out.push(ProviderEvent::TextDelta {
+                        text: text.to_owned(),
+                    });
                 }
             }
             "response.refusal.delta" => self.refusal.push_str(v["delta"].as_str().unwrap_or("")),
             "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
                 if let Some(text) = v["delta"].as_str().filter(|t| !t.is_empty()) {
                     self.in_reasoning = true;
-                    out.push(ProviderEvent::ThinkingDelta { text: text.to_owned() });
+                    out.push(ProviderEvent::ThinkingDelta {
+                        text: text.to_owned(),
+                    });
                 }
             }
             "response.function_call_arguments.delta" => {
                 let delta = v["delta"].as_str().unwrap_or("");
                 let Some(acc) = self.calls.get_mut(&output_index) else {
-                    return Err(WireError::malformed(format!("arguments for unknown output item {output_index}")));
+                    return Err(WireError::malformed(format!(
+                        "arguments for unknown output item {output_index}"
+                    )));
                 };
                 if !delta.is_empty() {
                     acc.arguments.push_str(delta);
-                    out.push(ProviderEvent::ToolCallArgsDelta { index: output_index, delta: delta.to_owned() });
+                    out.push(ProviderEvent::ToolCallArgsDelta {
+                        index: output_index,
+                        delta: delta.to_owned(),
+                    });
                 }
             }
             "response.output_item.done" => {
@@ -186,8 +236,16 @@ impl Decoder for ResponsesDecoder {
                 let usage = &response["usage"];
                 if usage.is_object() {
                     let input = usage["input_tokens"].as_u64().unwrap_or(0);
-                    let cached = usage["input_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0).min(input);
-                    out.push(ProviderEvent::Usage(Usage::new(input - cached, usage["output_tokens"].as_u64().unwrap_or(0), cached, 0)));
+                    let cached = usage["input_tokens_details"]["cached_tokens"]
+                        .as_u64()
+                        .unwrap_or(0)
+                        .min(input);
+                    out.push(ProviderEvent::Usage(Usage::new(
+                        input - cached,
+                        usage["output_tokens"].as_u64().unwrap_or(0),
+                        cached,
+                        0,
+                    )));
                 }
                 let stop_reason = if kind == "response.completed" {
                     if !self.refusal.is_empty() {
@@ -201,7 +259,10 @@ impl Decoder for ResponsesDecoder {
                 } else {
                     match response["incomplete_details"]["reason"].as_str() {
                         Some("content_filter") => {
-                            return Err(WireError::new(ErrorKind::Refusal, "the provider's content filter stopped the response"));
+                            return Err(WireError::new(
+                                ErrorKind::Refusal,
+                                "the provider's content filter stopped the response",
+                            ));
                         }
                         _ => StopReason::Length,
                     }
@@ -212,12 +273,23 @@ impl Decoder for ResponsesDecoder {
             "response.failed" => {
                 let error = &v["response"]["error"];
                 let code = error["code"].as_str().map(str::to_owned);
-                let message = error["message"].as_str().unwrap_or("the response failed").to_owned();
+                let message = error["message"]
+                    .as_str()
+                    .unwrap_or("the response failed")
+                    .to_owned();
                 return Err(WireError::reported(code, message, ErrorKind::Server));
             }
             "error" => {
-                let code = v["code"].as_str().or(v["error"]["code"].as_str()).or(v["error"]["type"].as_str()).map(str::to_owned);
-                let message = v["message"].as_str().or(v["error"]["message"].as_str()).unwrap_or("provider error").to_owned();
+                let code = v["code"]
+                    .as_str()
+                    .or(v["error"]["code"].as_str())
+                    .or(v["error"]["type"].as_str())
+                    .map(str::to_owned);
+                let message = v["message"]
+                    .as_str()
+                    .or(v["error"]["message"].as_str())
+                    .unwrap_or("provider error")
+                    .to_owned();
                 return Err(WireError::reported(code, message, ErrorKind::Server));
             }
             _ => {}
@@ -235,43 +307,82 @@ mod tests {
 
     #[test]
     fn request_shape() {
-        let model = ResolvedModel::new("openai", "gpt-5", ApiKind::OpenaiResponses, "https://api.openai.com/v1");
+        let model = ResolvedModel::new(
+            "openai",
+            "gpt-5",
+            ApiKind::OpenaiResponses,
+            "https://api.openai.com/v1",
+        );
         let request = CompletionRequest {
             system_prompt: Some("sys".into()),
             messages: vec![
                 Message::user("hi"),
                 Message::assistant(vec![
                     ContentBlock::text("let me look"),
-                    ContentBlock::ToolCall { id: "call_1".into(), name: "ls".into(), arguments: json!({}) },
+                    ContentBlock::ToolCall {
+                        id: "call_1".into(),
+                        name: "ls".into(),
+                        arguments: json!({}),
+                    },
                 ]),
                 Message::tool_result("call_1", "ls", "a", false),
             ],
-            tools: vec![ToolSpec { name: "ls".into(), description: "list".into(), parameters: json!({"type": "object"}) }],
+            tools: vec![ToolSpec {
+                name: "ls".into(),
+                description: "list".into(),
+                parameters: json!({"type": "object"}),
+            }],
             ..Default::default()
         };
         let b = body(&model, &request);
         assert_eq!(b["instructions"], "sys");
-        assert_eq!(b["input"][0], json!({"role": "user", "content": [{"type": "input_text", "text": "hi"}]}));
-        assert_eq!(b["input"][1], json!({"role": "assistant", "content": "let me look"}));
-        assert_eq!(b["input"][2], json!({"type": "function_call", "call_id": "call_1", "name": "ls", "arguments": "{}"}));
-        assert_eq!(b["input"][3], json!({"type": "function_call_output", "call_id": "call_1", "output": "a"}));
-        assert_eq!(b["tools"][0], json!({"type": "function", "name": "ls", "description": "list", "parameters": {"type": "object"}}));
+        assert_eq!(
+            b["input"][0],
+            json!({"role": "user", "content": [{"type": "input_text", "text": "hi"}]})
+        );
+        assert_eq!(
+            b["input"][1],
+            json!({"role": "assistant", "content": "let me look"})
+        );
+        assert_eq!(
+            b["input"][2],
+            json!({"type": "function_call", "call_id": "call_1", "name": "ls", "arguments": "{}"})
+        );
+        assert_eq!(
+            b["input"][3],
+            json!({"type": "function_call_output", "call_id": "call_1", "output": "a"})
+        );
+        assert_eq!(
+            b["tools"][0],
+            json!({"type": "function", "name": "ls", "description": "list", "parameters": {"type": "object"}})
+        );
         assert_eq!(b["store"], false);
     }
 
     #[test]
     fn failed_and_error_events() {
-        let ev = |data: &str| SseEvent { event: "x".into(), data: data.into(), ..Default::default() };
+        let ev = |data: &str| SseEvent {
+            event: "x".into(),
+            data: data.into(),
+            ..Default::default()
+        };
         let mut out = Vec::new();
         let err = ResponsesDecoder::default()
             .on_sse(&ev(r#"{"type":"response.failed","response":{"status":"failed","error":{"code":"server_error","message":"boom"}}}"#), &mut out)
             .unwrap_err();
-        assert_eq!((err.kind, err.message.as_str()), (ErrorKind::Server, "boom"));
+        assert_eq!(
+            (err.kind, err.message.as_str()),
+            (ErrorKind::Server, "boom")
+        );
         let err = ResponsesDecoder::default()
             .on_sse(&ev(r#"{"type":"error","code":"rate_limit_exceeded","message":"slow","param":null,"sequence_number":3}"#), &mut out)
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::RateLimit);
         let mut d = ResponsesDecoder::default();
-        assert_eq!(d.on_eof(&mut out).unwrap_err().kind, ErrorKind::Network, "no terminal event means a cut stream");
+        assert_eq!(
+            d.on_eof(&mut out).unwrap_err().kind,
+            ErrorKind::Network,
+            "no terminal event means a cut stream"
+        );
     }
 }
