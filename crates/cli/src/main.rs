@@ -6,10 +6,16 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use pincer_gateway::config::{default_port, default_state_dir, AuthSetting, BindMode, GatewayConfig, LogFormat, Timers};
+use pincer_gateway::config::{
+    default_port, default_state_dir, AuthSetting, BindMode, GatewayConfig, LogFormat, Timers,
+};
 
 #[derive(Parser)]
-#[command(name = "pincer", version, about = "Pincer: an OpenClaw-compatible gateway (protocol v4)")]
+#[command(
+    name = "pincer",
+    version,
+    about = "Pincer: an OpenClaw-compatible gateway (protocol v4)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -92,7 +98,10 @@ struct RunArgs {
 }
 
 fn env_first(names: &[&str]) -> Option<String> {
-    names.iter().filter_map(|n| std::env::var(n).ok()).find(|v| !v.trim().is_empty())
+    names
+        .iter()
+        .filter_map(|n| std::env::var(n).ok())
+        .find(|v| !v.trim().is_empty())
 }
 
 fn gateway_config(args: &RunArgs) -> Result<GatewayConfig> {
@@ -101,12 +110,24 @@ fn gateway_config(args: &RunArgs) -> Result<GatewayConfig> {
         BindArg::Lan => BindMode::Lan,
         BindArg::Auto => BindMode::Auto,
         BindArg::Custom => {
-            let host = args.host.as_deref().context("--bind custom needs --host <address>")?;
-            BindMode::Custom(host.parse().with_context(|| format!("--host {host:?} is not an IP address"))?)
+            let host = args
+                .host
+                .as_deref()
+                .context("--bind custom needs --host <address>")?;
+            BindMode::Custom(
+                host.parse()
+                    .with_context(|| format!("--host {host:?} is not an IP address"))?,
+            )
         }
     };
-    let token = args.token.clone().or_else(|| env_first(&["PINCER_GATEWAY_TOKEN", "OPENCLAW_GATEWAY_TOKEN"]));
-    let password = args.password.clone().or_else(|| env_first(&["PINCER_GATEWAY_PASSWORD", "OPENCLAW_GATEWAY_PASSWORD"]));
+    let token = args
+        .token
+        .clone()
+        .or_else(|| env_first(&["PINCER_GATEWAY_TOKEN", "OPENCLAW_GATEWAY_TOKEN"]));
+    let password = args
+        .password
+        .clone()
+        .or_else(|| env_first(&["PINCER_GATEWAY_PASSWORD", "OPENCLAW_GATEWAY_PASSWORD"]));
     let auth = match args.auth {
         Some(AuthArg::None) => AuthSetting::None,
         Some(AuthArg::Token) => AuthSetting::Token(token),
@@ -138,7 +159,11 @@ fn worker_threads() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .filter(|n| *n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        })
 }
 
 fn run_gateway(args: &RunArgs) -> Result<()> {
@@ -158,10 +183,15 @@ fn run_gateway(args: &RunArgs) -> Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Gateway(GatewayCmd { sub: None, run }) | Command::Gateway(GatewayCmd { sub: Some(GatewaySub::Run(run)), .. }) => {
-            run_gateway(&run).map(|_| ExitCode::SUCCESS)
-        }
-        Command::Gateway(GatewayCmd { sub: Some(GatewaySub::Call(call)), .. }) => client_cmd::call(call),
+        Command::Gateway(GatewayCmd { sub: None, run })
+        | Command::Gateway(GatewayCmd {
+            sub: Some(GatewaySub::Run(run)),
+            ..
+        }) => run_gateway(&run).map(|_| ExitCode::SUCCESS),
+        Command::Gateway(GatewayCmd {
+            sub: Some(GatewaySub::Call(call)),
+            ..
+        }) => client_cmd::call(call),
         Command::Health(conn) => client_cmd::health(conn),
         Command::Status(conn) => client_cmd::status(conn),
     };

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use pincer_protocol::connect::{ClientId, ClientInfo, ClientMode, ConnectAuth, ConnectParams, DeviceProofParams};
+use pincer_protocol::connect::{
+    ClientId, ClientInfo, ClientMode, ConnectAuth, ConnectParams, DeviceProofParams,
+};
 use pincer_protocol::device_auth::{build_payload_v3, DeviceKeypair};
 use pincer_protocol::errors::ErrorShape;
 use pincer_protocol::PROTOCOL_VERSION;
@@ -92,7 +94,10 @@ impl ClientOptions {
             client_version: env!("CARGO_PKG_VERSION").to_string(),
             display_name: None,
             role: "operator".into(),
-            scopes: pincer_protocol::scopes::CLI_DEFAULT_OPERATOR_SCOPES.iter().map(|s| s.to_string()).collect(),
+            scopes: pincer_protocol::scopes::CLI_DEFAULT_OPERATOR_SCOPES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             device: None,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
@@ -109,7 +114,8 @@ pub struct EventMessage {
     pub state_version: Option<Value>,
 }
 
-type Pending = Arc<std::sync::Mutex<HashMap<String, (bool, oneshot::Sender<Result<Value, ErrorShape>>)>>>;
+type Pending =
+    Arc<std::sync::Mutex<HashMap<String, (bool, oneshot::Sender<Result<Value, ErrorShape>>)>>>;
 type Sink = futures_util::stream::SplitSink<WebSocketStream<TcpStream>, Message>;
 
 /// A connected, authenticated client.
@@ -127,12 +133,18 @@ fn host_port(url: &str) -> Result<String, ClientError> {
     if url.starts_with("wss://") {
         return Err(ClientError::TlsUnsupported);
     }
-    let rest = url.strip_prefix("ws://").ok_or_else(|| ClientError::InvalidUrl(url.to_string()))?;
+    let rest = url
+        .strip_prefix("ws://")
+        .ok_or_else(|| ClientError::InvalidUrl(url.to_string()))?;
     let authority = rest.split('/').next().unwrap_or("");
     if authority.is_empty() {
         return Err(ClientError::InvalidUrl(url.to_string()));
     }
-    Ok(if authority.contains(':') { authority.to_string() } else { format!("{authority}:80") })
+    Ok(if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    })
 }
 
 fn client_ws_config() -> WebSocketConfig {
@@ -153,20 +165,33 @@ impl GatewayClient {
 
     async fn connect_inner(opts: ClientOptions) -> Result<GatewayClient, ClientError> {
         let addr = host_port(&opts.url)?;
-        let tcp = TcpStream::connect(&addr).await.map_err(|source| ClientError::Connect { url: opts.url.clone(), source })?;
+        let tcp = TcpStream::connect(&addr)
+            .await
+            .map_err(|source| ClientError::Connect {
+                url: opts.url.clone(),
+                source,
+            })?;
         let _ = tcp.set_nodelay(true);
-        let (mut ws, _) = tokio_tungstenite::client_async_with_config(opts.url.as_str(), tcp, Some(client_ws_config())).await?;
+        let (mut ws, _) = tokio_tungstenite::client_async_with_config(
+            opts.url.as_str(),
+            tcp,
+            Some(client_ws_config()),
+        )
+        .await?;
         // 1. challenge
         let challenge = loop {
             match ws.next().await {
                 Some(Ok(Message::Text(t))) => {
-                    let v: Value = serde_json::from_str(t.as_str()).map_err(|e| ClientError::Protocol(e.to_string()))?;
+                    let v: Value = serde_json::from_str(t.as_str())
+                        .map_err(|e| ClientError::Protocol(e.to_string()))?;
                     if v["event"] == "connect.challenge" {
                         break v["payload"].clone();
                     }
                 }
                 Some(Ok(Message::Close(frame))) => {
-                    return Err(ClientError::Closed(frame.map(|f| (u16::from(f.code), f.reason.to_string()))))
+                    return Err(ClientError::Closed(
+                        frame.map(|f| (u16::from(f.code), f.reason.to_string())),
+                    ))
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e.into()),
@@ -176,7 +201,11 @@ impl GatewayClient {
         let nonce = challenge["nonce"].as_str().unwrap_or_default().to_string();
         let signed_at = challenge["ts"].as_u64().unwrap_or_default();
         // 2. connect
-        let auth = ConnectAuth { token: opts.token.clone(), password: opts.password.clone(), ..Default::default() };
+        let auth = ConnectAuth {
+            token: opts.token.clone(),
+            password: opts.password.clone(),
+            ..Default::default()
+        };
         let platform = std::env::consts::OS.to_string();
         let device = opts.device.as_ref().map(|kp| {
             let payload = build_payload_v3(
@@ -191,7 +220,13 @@ impl GatewayClient {
                 Some(&platform),
                 None,
             );
-            DeviceProofParams { id: kp.device_id(), public_key: kp.public_key(), signature: kp.sign(&payload), signed_at, nonce: nonce.clone() }
+            DeviceProofParams {
+                id: kp.device_id(),
+                public_key: kp.public_key(),
+                signature: kp.sign(&payload),
+                signed_at,
+                nonce: nonce.clone(),
+            }
         });
         let params = ConnectParams {
             min_protocol: PROTOCOL_VERSION as u64,
@@ -230,7 +265,8 @@ impl GatewayClient {
         let hello = loop {
             match ws.next().await {
                 Some(Ok(Message::Text(t))) => {
-                    let v: Value = serde_json::from_str(t.as_str()).map_err(|e| ClientError::Protocol(e.to_string()))?;
+                    let v: Value = serde_json::from_str(t.as_str())
+                        .map_err(|e| ClientError::Protocol(e.to_string()))?;
                     if v["type"] == "res" && v["id"] == connect_id.as_str() {
                         if v["ok"] == true {
                             break v["payload"].clone();
@@ -244,7 +280,9 @@ impl GatewayClient {
                     }
                 }
                 Some(Ok(Message::Close(frame))) => {
-                    return Err(ClientError::Closed(frame.map(|f| (u16::from(f.code), f.reason.to_string()))))
+                    return Err(ClientError::Closed(
+                        frame.map(|f| (u16::from(f.code), f.reason.to_string())),
+                    ))
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e.into()),
@@ -264,7 +302,9 @@ impl GatewayClient {
             while let Some(msg) = stream.next().await {
                 match msg {
                     Ok(Message::Text(t)) => {
-                        let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else { continue };
+                        let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else {
+                            continue;
+                        };
                         if v["type"] == "event" {
                             let _ = tx.try_send(to_event(&v));
                         } else if v["type"] == "res" {
@@ -303,20 +343,37 @@ impl GatewayClient {
 
     /// One RPC; returns the payload of the (first) `res`.
     pub async fn request(&self, method: &str, params: Option<Value>) -> Result<Value, ClientError> {
-        self.request_inner(method, params, false, self.request_timeout).await
+        self.request_inner(method, params, false, self.request_timeout)
+            .await
     }
 
     /// One RPC with an explicit timeout.
-    pub async fn request_with_timeout(&self, method: &str, params: Option<Value>, timeout: Duration) -> Result<Value, ClientError> {
+    pub async fn request_with_timeout(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        timeout: Duration,
+    ) -> Result<Value, ClientError> {
         self.request_inner(method, params, false, timeout).await
     }
 
     /// For methods that answer twice (`agent`): skip an `accepted` ack and return the final `res`.
-    pub async fn request_final(&self, method: &str, params: Option<Value>, timeout: Duration) -> Result<Value, ClientError> {
+    pub async fn request_final(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        timeout: Duration,
+    ) -> Result<Value, ClientError> {
         self.request_inner(method, params, true, timeout).await
     }
 
-    async fn request_inner(&self, method: &str, params: Option<Value>, expect_final: bool, timeout: Duration) -> Result<Value, ClientError> {
+    async fn request_inner(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        expect_final: bool,
+        timeout: Duration,
+    ) -> Result<Value, ClientError> {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let id = format!("r{n}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let (tx, rx) = oneshot::channel();
@@ -327,11 +384,17 @@ impl GatewayClient {
         if let (Some(p), Some(obj)) = (params, frame.as_object_mut()) {
             obj.insert("params".into(), p);
         }
-        self.sink.lock().await.send(Message::Text(frame.to_string().into())).await?;
+        self.sink
+            .lock()
+            .await
+            .send(Message::Text(frame.to_string().into()))
+            .await?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(Ok(payload))) => Ok(payload),
             Ok(Ok(Err(shape))) => Err(ClientError::Rpc(shape)),
-            Ok(Err(_)) => Err(ClientError::Closed(self.closed.lock().ok().and_then(|c| c.clone()))),
+            Ok(Err(_)) => Err(ClientError::Closed(
+                self.closed.lock().ok().and_then(|c| c.clone()),
+            )),
             Err(_) => {
                 if let Ok(mut p) = self.pending.lock() {
                     p.remove(&id);
@@ -382,7 +445,9 @@ fn route_response(pending: &Pending, v: &Value) {
             Ok(v.get("payload").cloned().unwrap_or(Value::Null))
         } else {
             serde_json::from_value::<ErrorShape>(v["error"].clone())
-                .map_err(|e| ErrorShape::invalid_request(format!("malformed error from gateway: {e}")))
+                .map_err(|e| {
+                    ErrorShape::invalid_request(format!("malformed error from gateway: {e}"))
+                })
                 .and_then(Err)
         };
         let _ = tx.send(result);
@@ -395,9 +460,21 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(host_port("ws://127.0.0.1:18789").ok(), Some("127.0.0.1:18789".into()));
-        assert_eq!(host_port("ws://localhost:1/path").ok(), Some("localhost:1".into()));
-        assert!(matches!(host_port("wss://x:1"), Err(ClientError::TlsUnsupported)));
-        assert!(matches!(host_port("http://x"), Err(ClientError::InvalidUrl(_))));
+        assert_eq!(
+            host_port("ws://127.0.0.1:18789").ok(),
+            Some("127.0.0.1:18789".into())
+        );
+        assert_eq!(
+            host_port("ws://localhost:1/path").ok(),
+            Some("localhost:1".into())
+        );
+        assert!(matches!(
+            host_port("wss://x:1"),
+            Err(ClientError::TlsUnsupported)
+        ));
+        assert!(matches!(
+            host_port("http://x"),
+            Err(ClientError::InvalidUrl(_))
+        ));
     }
 }

@@ -59,20 +59,32 @@ impl GatewayAuth {
     /// The mode selects the configured secret; the client may put it in `auth.token` or
     /// `auth.password`.
     pub fn evaluate(&self, auth: Option<&ConnectAuth>) -> SharedAuth {
-        fn presented<'a>(primary: Option<&'a String>, secondary: Option<&'a String>) -> Option<&'a str> {
-            primary.or(secondary).map(String::as_str).filter(|s| !s.is_empty())
+        fn presented<'a>(
+            primary: Option<&'a String>,
+            secondary: Option<&'a String>,
+        ) -> Option<&'a str> {
+            primary
+                .or(secondary)
+                .map(String::as_str)
+                .filter(|s| !s.is_empty())
         }
         match self {
             GatewayAuth::None => SharedAuth::NotRequired,
             GatewayAuth::Token(expected) => {
-                match presented(auth.and_then(|a| a.token.as_ref()), auth.and_then(|a| a.password.as_ref())) {
+                match presented(
+                    auth.and_then(|a| a.token.as_ref()),
+                    auth.and_then(|a| a.password.as_ref()),
+                ) {
                     None => SharedAuth::Missing(AuthFailureReason::TokenMissing),
                     Some(given) if secrets_equal(given, expected) => SharedAuth::Ok,
                     Some(_) => SharedAuth::Failed(AuthFailureReason::TokenMismatch),
                 }
             }
             GatewayAuth::Password(expected) => {
-                match presented(auth.and_then(|a| a.password.as_ref()), auth.and_then(|a| a.token.as_ref())) {
+                match presented(
+                    auth.and_then(|a| a.password.as_ref()),
+                    auth.and_then(|a| a.token.as_ref()),
+                ) {
                     None => SharedAuth::Missing(AuthFailureReason::PasswordMissing),
                     Some(given) if secrets_equal(given, expected) => SharedAuth::Ok,
                     Some(_) => SharedAuth::Failed(AuthFailureReason::PasswordMismatch),
@@ -87,27 +99,58 @@ mod tests {
     use super::*;
 
     fn with(token: Option<&str>, password: Option<&str>) -> ConnectAuth {
-        ConnectAuth { token: token.map(String::from), password: password.map(String::from), ..Default::default() }
+        ConnectAuth {
+            token: token.map(String::from),
+            password: password.map(String::from),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn token_mode() {
         let a = GatewayAuth::Token("secret".into());
-        assert_eq!(a.evaluate(Some(&with(Some("secret"), None))), SharedAuth::Ok);
-        assert_eq!(a.evaluate(Some(&with(None, Some("secret")))), SharedAuth::Ok);
-        assert_eq!(a.evaluate(Some(&with(Some("nope"), None))), SharedAuth::Failed(AuthFailureReason::TokenMismatch));
-        assert_eq!(a.evaluate(Some(&with(Some("secretx"), None))), SharedAuth::Failed(AuthFailureReason::TokenMismatch));
-        assert_eq!(a.evaluate(Some(&with(None, None))), SharedAuth::Missing(AuthFailureReason::TokenMissing));
-        assert_eq!(a.evaluate(None), SharedAuth::Missing(AuthFailureReason::TokenMissing));
-        assert_eq!(a.evaluate(Some(&with(Some(""), None))), SharedAuth::Missing(AuthFailureReason::TokenMissing));
+        assert_eq!(
+            a.evaluate(Some(&with(Some("secret"), None))),
+            SharedAuth::Ok
+        );
+        assert_eq!(
+            a.evaluate(Some(&with(None, Some("secret")))),
+            SharedAuth::Ok
+        );
+        assert_eq!(
+            a.evaluate(Some(&with(Some("nope"), None))),
+            SharedAuth::Failed(AuthFailureReason::TokenMismatch)
+        );
+        assert_eq!(
+            a.evaluate(Some(&with(Some("secretx"), None))),
+            SharedAuth::Failed(AuthFailureReason::TokenMismatch)
+        );
+        assert_eq!(
+            a.evaluate(Some(&with(None, None))),
+            SharedAuth::Missing(AuthFailureReason::TokenMissing)
+        );
+        assert_eq!(
+            a.evaluate(None),
+            SharedAuth::Missing(AuthFailureReason::TokenMissing)
+        );
+        assert_eq!(
+            a.evaluate(Some(&with(Some(""), None))),
+            SharedAuth::Missing(AuthFailureReason::TokenMissing)
+        );
     }
 
     #[test]
     fn password_mode_and_none() {
         let a = GatewayAuth::Password("pw".into());
         assert_eq!(a.evaluate(Some(&with(None, Some("pw")))), SharedAuth::Ok);
-        assert_eq!(a.evaluate(Some(&with(None, Some("x")))), SharedAuth::Failed(AuthFailureReason::PasswordMismatch));
-        assert_eq!(a.evaluate(None), SharedAuth::Missing(AuthFailureReason::PasswordMissing));
+        assert_eq!(
+            a.evaluate(Some(&with(None, Some("x")))),
+            SharedAuth::Failed(AuthFailureReason::PasswordMismatch)
+        );
+        assert_eq!(
+            a.evaluate(None),
+            SharedAuth::Missing(AuthFailureReason::PasswordMissing)
+        );
         assert_eq!(GatewayAuth::None.evaluate(None), SharedAuth::NotRequired);
         assert!(!format!("{a:?}").contains("pw\""));
     }

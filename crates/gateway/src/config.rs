@@ -42,7 +42,15 @@ impl std::fmt::Debug for AuthSetting {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             AuthSetting::None => f.write_str("None"),
-            AuthSetting::Token(t) => write!(f, "Token({})", if t.is_some() { "<redacted>" } else { "generated" }),
+            AuthSetting::Token(t) => write!(
+                f,
+                "Token({})",
+                if t.is_some() {
+                    "<redacted>"
+                } else {
+                    "generated"
+                }
+            ),
             AuthSetting::Password(_) => f.write_str("Password(<redacted>)"),
         }
     }
@@ -103,8 +111,11 @@ impl Timers {
         let d = Timers::default();
         Timers {
             tick_interval: env_ms(&["PINCER_TICK_INTERVAL_MS"]).unwrap_or(d.tick_interval),
-            handshake_timeout: env_ms(&["PINCER_HANDSHAKE_TIMEOUT_MS", "OPENCLAW_HANDSHAKE_TIMEOUT_MS"])
-                .unwrap_or(d.handshake_timeout),
+            handshake_timeout: env_ms(&[
+                "PINCER_HANDSHAKE_TIMEOUT_MS",
+                "OPENCLAW_HANDSHAKE_TIMEOUT_MS",
+            ])
+            .unwrap_or(d.handshake_timeout),
             health_refresh: env_ms(&["PINCER_HEALTH_REFRESH_MS"]).unwrap_or(d.health_refresh),
             ws_ping_interval: env_ms(&["PINCER_WS_PING_INTERVAL_MS"]).unwrap_or(d.ws_ping_interval),
         }
@@ -116,7 +127,9 @@ pub fn default_state_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("PINCER_STATE_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".pincer")
 }
 
@@ -137,7 +150,12 @@ mod tests {
     fn bind_modes() {
         assert!(BindMode::Loopback.is_loopback());
         assert!(!BindMode::Lan.is_loopback());
-        assert!(BindMode::Custom("127.0.0.2".parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))).is_loopback());
+        assert!(BindMode::Custom(
+            "127.0.0.2"
+                .parse()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+        )
+        .is_loopback());
     }
 
     #[test]

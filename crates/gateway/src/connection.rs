@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pincer_protocol::close;
-use pincer_protocol::frames::{parse_request, response_err, EventEnvelope, FrameError};
 use pincer_protocol::errors::ErrorShape;
+use pincer_protocol::frames::{parse_request, response_err, EventEnvelope, FrameError};
 use pincer_protocol::hello::ChallengePayload;
 use pincer_protocol::limits;
 use tokio::net::TcpStream;
@@ -22,7 +22,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role as WsRole, WebSocketConfig, WebSocketContext};
+use tokio_tungstenite::tungstenite::protocol::{
+    CloseFrame, Role as WsRole, WebSocketConfig, WebSocketContext,
+};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::dispatch::{dispatch, DispatchState, Dispatched};
@@ -79,8 +81,15 @@ enum Phase {
     /// `connect` is being evaluated; further frames queue (at most 15).
     Connecting { pending: VecDeque<String> },
     /// Refused; the answer goes out when the delay has passed.
-    Delaying { rejection: Rejection, pending: usize },
-    Open { handle: Arc<ConnHandle>, ds: DispatchState, presence_key: Option<String> },
+    Delaying {
+        rejection: Rejection,
+        pending: usize,
+    },
+    Open {
+        handle: Arc<ConnHandle>,
+        ds: DispatchState,
+        presence_key: Option<String>,
+    },
     /// Close frame sent; waiting briefly for the peer's.
     Closing,
 }
@@ -136,7 +145,10 @@ impl Conn {
         if matches!(self.phase, Phase::Closing) || self.done {
             return;
         }
-        let frame = CloseFrame { code: CloseCode::from(code), reason: close::truncate_reason(reason).to_string().into() };
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: close::truncate_reason(reason).to_string().into(),
+        };
         match self.ws.close(&mut SockIo(&self.tcp), Some(frame)) {
             Ok(()) => {}
             Err(e) if would_block(&e) => self.write_blocked = true,
@@ -150,7 +162,12 @@ impl Conn {
     }
 
     fn leave_open_phase(&mut self) {
-        if let Phase::Open { handle, presence_key, .. } = std::mem::replace(&mut self.phase, Phase::Closing) {
+        if let Phase::Open {
+            handle,
+            presence_key,
+            ..
+        } = std::mem::replace(&mut self.phase, Phase::Closing)
+        {
             self.state.registry.remove(handle.info.id);
             if let Some(key) = presence_key {
                 self.state.presence_remove(&key);
@@ -159,7 +176,11 @@ impl Conn {
     }
 
     fn send_challenge(&mut self) {
-        let payload = ChallengePayload { nonce: self.facts.challenge_nonce.clone(), ts: util::now_ms(), capabilities: vec![] };
+        let payload = ChallengePayload {
+            nonce: self.facts.challenge_nonce.clone(),
+            ts: util::now_ms(),
+            capabilities: vec![],
+        };
         let json = serde_json::to_string(&payload).unwrap_or_default();
         self.write_text(EventEnvelope::new("connect.challenge", Some(&json), None).frame(None));
         self.flush();
@@ -173,9 +194,13 @@ impl Conn {
                     self.begin_close(close::POLICY_VIOLATION, close::REASON_INVALID_REQUEST_FRAME)
                 }
                 Ok(req) if req.method != "connect" => {
-                    let err = ErrorShape::invalid_request(close::REASON_FIRST_REQUEST_MUST_BE_CONNECT);
+                    let err =
+                        ErrorShape::invalid_request(close::REASON_FIRST_REQUEST_MUST_BE_CONNECT);
                     self.write_text(response_err(&req.id, &err));
-                    self.begin_close(close::POLICY_VIOLATION, close::REASON_FIRST_REQUEST_MUST_BE_CONNECT);
+                    self.begin_close(
+                        close::POLICY_VIOLATION,
+                        close::REASON_FIRST_REQUEST_MUST_BE_CONNECT,
+                    );
                 }
                 Ok(req) => {
                     let state = Arc::clone(&self.state);
@@ -186,19 +211,27 @@ impl Conn {
                     self.connect_fut = Some(Box::pin(async move {
                         process_connect(&state, &facts, uid, &id, params.as_deref()).await
                     }));
-                    self.phase = Phase::Connecting { pending: VecDeque::new() };
+                    self.phase = Phase::Connecting {
+                        pending: VecDeque::new(),
+                    };
                 }
             },
             Phase::Connecting { pending, .. } => {
                 pending.push_back(text);
                 if pending.len() > limits::MAX_PENDING_HANDSHAKE_FRAMES {
-                    self.begin_close(close::POLICY_VIOLATION, close::REASON_TOO_MANY_PENDING_FRAMES);
+                    self.begin_close(
+                        close::POLICY_VIOLATION,
+                        close::REASON_TOO_MANY_PENDING_FRAMES,
+                    );
                 }
             }
             Phase::Delaying { pending, .. } => {
                 *pending += 1;
                 if *pending > limits::MAX_PENDING_HANDSHAKE_FRAMES {
-                    self.begin_close(close::POLICY_VIOLATION, close::REASON_TOO_MANY_PENDING_FRAMES);
+                    self.begin_close(
+                        close::POLICY_VIOLATION,
+                        close::REASON_TOO_MANY_PENDING_FRAMES,
+                    );
                 }
             }
             Phase::Open { .. } => self.on_request(&text),
@@ -207,9 +240,13 @@ impl Conn {
     }
 
     fn on_request(&mut self, text: &str) {
-        let Phase::Open { handle, ds, .. } = &mut self.phase else { return };
+        let Phase::Open { handle, ds, .. } = &mut self.phase else {
+            return;
+        };
         match parse_request(text) {
-            Err(FrameError::NotJson) => tracing::debug!(conn = handle.info.id, "ignoring non-JSON frame"),
+            Err(FrameError::NotJson) => {
+                tracing::debug!(conn = handle.info.id, "ignoring non-JSON frame")
+            }
             Err(FrameError::Invalid { id, message }) => {
                 let id = id.unwrap_or_else(|| "invalid".to_string());
                 let err = ErrorShape::invalid_request(format!("invalid request frame: {message}"));
@@ -238,7 +275,10 @@ impl Conn {
         match result {
             Err(rejection) if !rejection.delay.is_zero() => {
                 self.deadline = Some(Instant::now() + rejection.delay);
-                self.phase = Phase::Delaying { pending: pending.len(), rejection };
+                self.phase = Phase::Delaying {
+                    pending: pending.len(),
+                    rejection,
+                };
             }
             Err(rejection) => self.reject(rejection),
             Ok(accepted) => self.accept(accepted, pending),
@@ -254,7 +294,11 @@ impl Conn {
     }
 
     fn accept(&mut self, accepted: Accepted, pending: VecDeque<String>) {
-        let Accepted { info, hello_frame, presence } = accepted;
+        let Accepted {
+            info,
+            hello_frame,
+            presence,
+        } = accepted;
         self.ws.set_config(|c| {
             c.max_message_size = Some(limits::MAX_PAYLOAD_BYTES);
             c.max_frame_size = Some(limits::MAX_PAYLOAD_BYTES);
@@ -262,7 +306,12 @@ impl Conn {
         self.preauth_slot = None;
         self.deadline = None;
         let handle = Arc::new(ConnHandle::new(info, limits::MAX_BUFFERED_BYTES));
-        tracing::debug!(conn = handle.info.id, role = handle.info.role.as_str(), client = handle.info.client_id.as_str(), "connected");
+        tracing::debug!(
+            conn = handle.info.id,
+            role = handle.info.role.as_str(),
+            client = handle.info.client_id.as_str(),
+            "connected"
+        );
         self.write_text(hello_frame);
         self.state.registry.insert(Arc::clone(&handle));
         let presence_key = presence.map(|(key, entry)| {
@@ -270,7 +319,11 @@ impl Conn {
             key
         });
         self.state.send_health_to(handle.info.id);
-        self.phase = Phase::Open { handle, ds: DispatchState::default(), presence_key };
+        self.phase = Phase::Open {
+            handle,
+            ds: DispatchState::default(),
+            presence_key,
+        };
         for text in pending {
             self.on_text(text);
         }
@@ -290,7 +343,9 @@ impl Conn {
                 },
                 Ok(Message::Pong(_)) => {
                     if let Phase::Open { handle, .. } = &self.phase {
-                        handle.pong_pending.store(false, std::sync::atomic::Ordering::Release);
+                        handle
+                            .pong_pending
+                            .store(false, std::sync::atomic::Ordering::Release);
                     }
                 }
                 Ok(Message::Ping(_)) | Ok(Message::Frame(_)) => {}
@@ -298,7 +353,8 @@ impl Conn {
                     // tungstenite queued the close reply; flushing completes the handshake.
                     self.leave_open_phase();
                     self.phase = Phase::Closing;
-                    self.deadline = Some(Instant::now() + Duration::from_millis(limits::CLOSE_GRACE_MS));
+                    self.deadline =
+                        Some(Instant::now() + Duration::from_millis(limits::CLOSE_GRACE_MS));
                 }
                 Err(e) if would_block(&e) => return,
                 Err(WsError::Capacity(CapacityError::MessageTooLong { .. })) => {
@@ -321,7 +377,9 @@ impl Conn {
 
     /// Move queued outbox frames into the socket; honour close/ping requests.
     fn drain_outbox(&mut self) {
-        let Phase::Open { handle, .. } = &self.phase else { return };
+        let Phase::Open { handle, .. } = &self.phase else {
+            return;
+        };
         let handle = Arc::clone(handle);
         match handle.pending_close() {
             Some(CloseRequest::Terminate) => {
@@ -337,7 +395,10 @@ impl Conn {
             }
             None => {}
         }
-        if handle.ping_requested.swap(false, std::sync::atomic::Ordering::AcqRel) {
+        if handle
+            .ping_requested
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
             self.write(Message::Ping(Default::default()));
         }
         if !self.write_blocked {
@@ -417,7 +478,13 @@ pub struct UpgradeFacts {
 }
 
 /// Drive one upgraded socket to completion.
-pub async fn run(state: Arc<GatewayState>, tcp: TcpStream, already_read: Vec<u8>, up: UpgradeFacts, slot: PreauthSlot) {
+pub async fn run(
+    state: Arc<GatewayState>,
+    tcp: TcpStream,
+    already_read: Vec<u8>,
+    up: UpgradeFacts,
+    slot: PreauthSlot,
+) {
     state.socket_opened();
     let mut shutdown: watch::Receiver<bool> = state.shutdown_tx.subscribe();
     let uid = state.registry.next_id();
@@ -428,7 +495,11 @@ pub async fn run(state: Arc<GatewayState>, tcp: TcpStream, already_read: Vec<u8>
         host: up.host,
         challenge_nonce: uuid::Uuid::new_v4().to_string(),
     };
-    let ws = WebSocketContext::from_partially_read(already_read, WsRole::Server, Some(ws_config(limits::MAX_PREAUTH_PAYLOAD_BYTES)));
+    let ws = WebSocketContext::from_partially_read(
+        already_read,
+        WsRole::Server,
+        Some(ws_config(limits::MAX_PREAUTH_PAYLOAD_BYTES)),
+    );
     let mut conn = Conn {
         deadline: Some(Instant::now() + state.timers.handshake_timeout),
         state: Arc::clone(&state),

@@ -49,7 +49,11 @@ pub struct DedupeCache<V> {
 impl<V: Clone> DedupeCache<V> {
     pub fn new(ttl: Duration, max: usize) -> Self {
         DedupeCache {
-            inner: Mutex::new(Inner { entries: HashMap::new(), order: VecDeque::new(), next_generation: 0 }),
+            inner: Mutex::new(Inner {
+                entries: HashMap::new(),
+                order: VecDeque::new(),
+                next_generation: 0,
+            }),
             ttl,
             max,
         }
@@ -68,7 +72,9 @@ impl<V: Clone> DedupeCache<V> {
         if let Some(entry) = inner.entries.get(key) {
             match &entry.slot {
                 Slot::InFlight => return Begin::InFlight,
-                Slot::Done(v) if now.duration_since(entry.at) < self.ttl => return Begin::Replay(v.clone()),
+                Slot::Done(v) if now.duration_since(entry.at) < self.ttl => {
+                    return Begin::Replay(v.clone())
+                }
                 Slot::Done(_) => {
                     inner.entries.remove(key);
                 }
@@ -76,7 +82,14 @@ impl<V: Clone> DedupeCache<V> {
         }
         let generation = inner.next_generation;
         inner.next_generation += 1;
-        inner.entries.insert(key.to_string(), Entry { at: now, generation, slot: Slot::InFlight });
+        inner.entries.insert(
+            key.to_string(),
+            Entry {
+                at: now,
+                generation,
+                slot: Slot::InFlight,
+            },
+        );
         Begin::Fresh
     }
 
@@ -85,7 +98,14 @@ impl<V: Clone> DedupeCache<V> {
         let mut inner = self.inner.lock();
         let generation = inner.next_generation;
         inner.next_generation += 1;
-        inner.entries.insert(key.to_string(), Entry { at: now, generation, slot: Slot::Done(value) });
+        inner.entries.insert(
+            key.to_string(),
+            Entry {
+                at: now,
+                generation,
+                slot: Slot::Done(value),
+            },
+        );
         inner.order.push_back((generation, key.to_string()));
         self.evict(&mut inner, now);
     }
@@ -93,7 +113,10 @@ impl<V: Clone> DedupeCache<V> {
     /// Forget an in-flight key (the run never started).
     pub fn abandon(&self, key: &str) {
         let mut inner = self.inner.lock();
-        if matches!(inner.entries.get(key).map(|e| &e.slot), Some(Slot::InFlight)) {
+        if matches!(
+            inner.entries.get(key).map(|e| &e.slot),
+            Some(Slot::InFlight)
+        ) {
             inner.entries.remove(key);
         }
     }
@@ -115,7 +138,10 @@ impl<V: Clone> DedupeCache<V> {
     fn evict(&self, inner: &mut Inner<V>, now: Instant) {
         // Expired first (completion order is time order), then oldest until under capacity.
         while let Some((generation, key)) = inner.order.front().cloned() {
-            let current = inner.entries.get(&key).filter(|e| e.generation == generation && matches!(e.slot, Slot::Done(_)));
+            let current = inner
+                .entries
+                .get(&key)
+                .filter(|e| e.generation == generation && matches!(e.slot, Slot::Done(_)));
             let Some(entry) = current else {
                 inner.order.pop_front();
                 continue;
@@ -142,7 +168,10 @@ mod tests {
         assert_eq!(c.begin("chat:k1", t), Begin::Fresh);
         assert_eq!(c.begin("chat:k1", t), Begin::InFlight);
         c.complete("chat:k1", "outcome".into(), t);
-        assert_eq!(c.begin("chat:k1", t + Duration::from_secs(10)), Begin::Replay("outcome".into()));
+        assert_eq!(
+            c.begin("chat:k1", t + Duration::from_secs(10)),
+            Begin::Replay("outcome".into())
+        );
     }
 
     #[test]
@@ -182,7 +211,10 @@ mod tests {
             c.complete(&k, i, t);
         }
         c.sweep(t + Duration::from_secs(3600));
-        assert_eq!(c.begin("running", t + Duration::from_secs(3600)), Begin::InFlight);
+        assert_eq!(
+            c.begin("running", t + Duration::from_secs(3600)),
+            Begin::InFlight
+        );
         c.abandon("running");
         assert_eq!(c.begin("running", t), Begin::Fresh);
     }

@@ -39,7 +39,9 @@ impl Reply {
     pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Reply {
         match serde_json::to_string(value) {
             Ok(s) => Reply::Json(s),
-            Err(e) => Reply::Error(ErrorShape::unavailable(format!("failed to encode result: {e}"))),
+            Err(e) => Reply::Error(ErrorShape::unavailable(format!(
+                "failed to encode result: {e}"
+            ))),
         }
     }
 
@@ -91,7 +93,8 @@ impl OwnedCall {
 }
 
 fn parse_params<T: serde::de::DeserializeOwned>(params: Option<&str>) -> Result<T, ErrorShape> {
-    serde_json::from_str(params.unwrap_or("{}")).map_err(|e| ErrorShape::invalid_request(format!("invalid params: {e}")))
+    serde_json::from_str(params.unwrap_or("{}"))
+        .map_err(|e| ErrorShape::invalid_request(format!("invalid params: {e}")))
 }
 
 pub type SyncHandler = fn(&CallCtx<'_>) -> Reply;
@@ -125,11 +128,19 @@ impl MethodRegistry {
     }
 
     pub fn sync(&mut self, name: &'static str, params: &'static Schema, f: SyncHandler) {
-        self.register(MethodDef { name, handler: Handler::Sync(f), params });
+        self.register(MethodDef {
+            name,
+            handler: Handler::Sync(f),
+            params,
+        });
     }
 
     pub fn asynchronous(&mut self, name: &'static str, params: &'static Schema, f: AsyncHandler) {
-        self.register(MethodDef { name, handler: Handler::Async(f), params });
+        self.register(MethodDef {
+            name,
+            handler: Handler::Async(f),
+            params,
+        });
     }
 
     pub fn get(&self, name: &str) -> Option<&MethodDef> {
@@ -138,7 +149,11 @@ impl MethodRegistry {
 
     /// Registered, non-hidden methods in registration order.
     pub fn advertised(&self) -> Vec<&'static str> {
-        self.order.iter().copied().filter(|m| !methods::lookup(m).is_some_and(|s| s.hidden)).collect()
+        self.order
+            .iter()
+            .copied()
+            .filter(|m| !methods::lookup(m).is_some_and(|s| s.hidden))
+            .collect()
     }
 
     pub fn names(&self) -> &[&'static str] {
@@ -175,12 +190,20 @@ fn validate_params(def: &MethodDef, params: Option<&str>) -> Result<(), String> 
 }
 
 /// Handle one request after hello.
-pub fn dispatch(state: &Arc<GatewayState>, conn: &Arc<ConnHandle>, ds: &mut DispatchState, req: Request<'_>) -> Dispatched {
+pub fn dispatch(
+    state: &Arc<GatewayState>,
+    conn: &Arc<ConnHandle>,
+    ds: &mut DispatchState,
+    req: Request<'_>,
+) -> Dispatched {
     let id = req.id.as_ref();
     let method = req.method.as_ref();
     if method == "connect" {
         ds.unauthorized_role_streak = 0;
-        return Dispatched::Frame(response_err(id, &ErrorShape::invalid_request("connect is only valid as the first request")));
+        return Dispatched::Frame(response_err(
+            id,
+            &ErrorShape::invalid_request("connect is only valid as the first request"),
+        ));
     }
     let params = req.params_str();
     if let Err(err) = authorize_method(conn.info.role, &conn.info.scopes, method, params) {
@@ -208,7 +231,12 @@ pub fn dispatch(state: &Arc<GatewayState>, conn: &Arc<ConnHandle>, ds: &mut Disp
     }
     match def.handler {
         Handler::Sync(f) => {
-            let ctx = CallCtx { state, conn, id, params };
+            let ctx = CallCtx {
+                state,
+                conn,
+                id,
+                params,
+            };
             Dispatched::Frame(f(&ctx).into_frame(id))
         }
         Handler::Async(f) => {

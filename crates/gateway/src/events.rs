@@ -34,11 +34,17 @@ pub struct PublishOpts {
 
 impl PublishOpts {
     pub fn droppable() -> Self {
-        PublishOpts { drop_if_slow: true, ..Default::default() }
+        PublishOpts {
+            drop_if_slow: true,
+            ..Default::default()
+        }
     }
 
     pub fn to_conn(id: u64) -> Self {
-        PublishOpts { target: Target::Conn(id), ..Default::default() }
+        PublishOpts {
+            target: Target::Conn(id),
+            ..Default::default()
+        }
     }
 
     pub fn with_state_version(mut self, sv: StateVersion) -> Self {
@@ -72,25 +78,47 @@ impl EventBus {
     }
 
     /// Publish `event` with a serialisable payload.
-    pub fn publish<T: Serialize + ?Sized>(&self, event: &str, payload: &T, opts: PublishOpts) -> PublishReport {
+    pub fn publish<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        payload: &T,
+        opts: PublishOpts,
+    ) -> PublishReport {
         match serde_json::to_string(payload) {
             Ok(json) => self.publish_raw(event, Some(&json), opts),
             Err(e) => {
                 tracing::error!(event, error = %e, "event payload failed to serialise");
-                PublishReport { rejected: true, ..Default::default() }
+                PublishReport {
+                    rejected: true,
+                    ..Default::default()
+                }
             }
         }
     }
 
     /// Publish with a pre-serialised payload (`None` = no payload key).
-    pub fn publish_raw(&self, event: &str, payload_json: Option<&str>, opts: PublishOpts) -> PublishReport {
+    pub fn publish_raw(
+        &self,
+        event: &str,
+        payload_json: Option<&str>,
+        opts: PublishOpts,
+    ) -> PublishReport {
         let Some(guard) = events::guard_of(event) else {
-            tracing::debug!(event, "dropping event without a delivery guard (fail-closed)");
-            return PublishReport { rejected: true, ..Default::default() };
+            tracing::debug!(
+                event,
+                "dropping event without a delivery guard (fail-closed)"
+            );
+            return PublishReport {
+                rejected: true,
+                ..Default::default()
+            };
         };
         if guard == EventGuard::Direct {
             tracing::debug!(event, "direct-only event cannot be broadcast");
-            return PublishReport { rejected: true, ..Default::default() };
+            return PublishReport {
+                rejected: true,
+                ..Default::default()
+            };
         }
         let envelope = Arc::new(EventEnvelope::new(event, payload_json, opts.state_version));
         let mut report = PublishReport::default();
@@ -123,8 +151,12 @@ impl EventBus {
 
     /// Send a direct event (no `seq`) to one connection, e.g. node-targeted events.
     pub fn send_direct<T: Serialize + ?Sized>(&self, conn: u64, event: &str, payload: &T) -> bool {
-        let Some(h) = self.registry.get(conn) else { return false };
-        let Ok(json) = serde_json::to_string(payload) else { return false };
+        let Some(h) = self.registry.get(conn) else {
+            return false;
+        };
+        let Ok(json) = serde_json::to_string(payload) else {
+            return false;
+        };
         let frame = EventEnvelope::new(event, Some(&json), None).frame(None);
         h.send_text(frame) == Delivery::Queued
     }
@@ -139,7 +171,10 @@ mod tests {
     use pincer_protocol::scopes;
     use serde_json::{json, Value};
 
-    fn bus_with(conns: &[(Role, &[&str])], max_buffered: usize) -> (EventBus, Vec<Arc<ConnHandle>>) {
+    fn bus_with(
+        conns: &[(Role, &[&str])],
+        max_buffered: usize,
+    ) -> (EventBus, Vec<Arc<ConnHandle>>) {
         let registry = Arc::new(Registry::default());
         let mut handles = vec![];
         for (role, sc) in conns {
@@ -154,29 +189,51 @@ mod tests {
     fn frames(h: &ConnHandle) -> Vec<Value> {
         let mut out = Vec::new();
         h.drain(&mut out, usize::MAX);
-        out.into_iter().map(|o| serde_json::from_str(&o.render()).unwrap_or_default()).collect()
+        out.into_iter()
+            .map(|o| serde_json::from_str(&o.render()).unwrap_or_default())
+            .collect()
     }
 
     #[test]
     fn seq_counts_only_events_delivered_to_this_client() {
-        let (bus, h) = bus_with(&[(Role::Operator, &[scopes::READ]), (Role::Operator, &[])], 1 << 20);
+        let (bus, h) = bus_with(
+            &[(Role::Operator, &[scopes::READ]), (Role::Operator, &[])],
+            1 << 20,
+        );
         bus.publish("tick", &json!({"ts":1}), PublishOpts::default());
         bus.publish("presence", &json!({"presence":[]}), PublishOpts::default());
         bus.publish("tick", &json!({"ts":2}), PublishOpts::default());
-        let reader: Vec<u64> = frames(&h[0]).iter().map(|f| f["seq"].as_u64().unwrap_or(0)).collect();
+        let reader: Vec<u64> = frames(&h[0])
+            .iter()
+            .map(|f| f["seq"].as_u64().unwrap_or(0))
+            .collect();
         let scopeless: Vec<(String, u64)> = frames(&h[1])
             .iter()
-            .map(|f| (f["event"].as_str().unwrap_or("").to_string(), f["seq"].as_u64().unwrap_or(0)))
+            .map(|f| {
+                (
+                    f["event"].as_str().unwrap_or("").to_string(),
+                    f["seq"].as_u64().unwrap_or(0),
+                )
+            })
             .collect();
         assert_eq!(reader, vec![1, 2, 3]);
-        assert_eq!(scopeless, vec![("tick".to_string(), 1), ("tick".to_string(), 2)]);
+        assert_eq!(
+            scopeless,
+            vec![("tick".to_string(), 1), ("tick".to_string(), 2)]
+        );
     }
 
     #[test]
     fn unknown_and_direct_events_are_not_broadcast() {
         let (bus, h) = bus_with(&[(Role::Operator, &[scopes::ADMIN])], 1 << 20);
-        assert!(bus.publish("no.such.event", &json!({}), PublishOpts::default()).rejected);
-        assert!(bus.publish("connect.challenge", &json!({}), PublishOpts::default()).rejected);
+        assert!(
+            bus.publish("no.such.event", &json!({}), PublishOpts::default())
+                .rejected
+        );
+        assert!(
+            bus.publish("connect.challenge", &json!({}), PublishOpts::default())
+                .rejected
+        );
         assert!(frames(&h[0]).is_empty());
         assert_eq!(h[0].last_seq(), 0);
     }
@@ -185,7 +242,11 @@ mod tests {
     fn node_role_gets_only_unguarded_events() {
         let (bus, h) = bus_with(&[(Role::Node, &[scopes::ADMIN])], 1 << 20);
         bus.publish("presence", &json!({}), PublishOpts::default());
-        bus.publish("shutdown", &json!({"reason":"gateway stopping"}), PublishOpts::default());
+        bus.publish(
+            "shutdown",
+            &json!({"reason":"gateway stopping"}),
+            PublishOpts::default(),
+        );
         let f = frames(&h[0]);
         assert_eq!(f.len(), 1);
         assert_eq!(f[0]["event"], "shutdown");
@@ -195,7 +256,13 @@ mod tests {
     #[test]
     fn slow_consumer_drops_droppable_and_closes_otherwise() {
         let payload = json!({"blob": "x".repeat(400)});
-        let (bus, h) = bus_with(&[(Role::Operator, &[scopes::READ]), (Role::Operator, &[scopes::READ])], 1000);
+        let (bus, h) = bus_with(
+            &[
+                (Role::Operator, &[scopes::READ]),
+                (Role::Operator, &[scopes::READ]),
+            ],
+            1000,
+        );
         // Fill the first connection's buffer; the second drains as it goes.
         let r1 = bus.publish("presence", &payload, PublishOpts::droppable());
         assert_eq!(r1.delivered, 2);
@@ -208,7 +275,10 @@ mod tests {
         // The dropped event still consumed seq 3 on the slow connection.
         assert_eq!(h[0].last_seq(), 3);
         assert_eq!(h[0].pending_close(), None);
-        let after_drop: Vec<u64> = frames(&h[1]).iter().map(|f| f["seq"].as_u64().unwrap_or(0)).collect();
+        let after_drop: Vec<u64> = frames(&h[1])
+            .iter()
+            .map(|f| f["seq"].as_u64().unwrap_or(0))
+            .collect();
         assert_eq!(after_drop, vec![3]);
         // A non-droppable event over the limit closes the slow connection with 1008.
         let mut big = Vec::new();
@@ -223,7 +293,15 @@ mod tests {
             h[0].pending_close(),
             Some(CloseRequest::Close(1008, "slow consumer".into()))
         );
-        assert!(matches!(h[0].offer_event(&Arc::new(pincer_protocol::frames::EventEnvelope::new("tick", None, None)), false), Delivery::Closed));
+        assert!(matches!(
+            h[0].offer_event(
+                &Arc::new(pincer_protocol::frames::EventEnvelope::new(
+                    "tick", None, None
+                )),
+                false
+            ),
+            Delivery::Closed
+        ));
     }
 
     #[test]
@@ -243,15 +321,27 @@ mod tests {
             _ => panic!("expected shared envelopes"),
         }
         let text = a.pop().map(Outgoing::render).unwrap_or_default();
-        assert_eq!(text, r#"{"type":"event","event":"tick","payload":{"ts":6},"seq":2}"#);
+        assert_eq!(
+            text,
+            r#"{"type":"event","event":"tick","payload":{"ts":6},"seq":2}"#
+        );
     }
 
     #[test]
     fn targets_and_filters() {
-        let (bus, h) = bus_with(&[(Role::Operator, &[scopes::READ]), (Role::Operator, &[scopes::READ])], 1 << 20);
+        let (bus, h) = bus_with(
+            &[
+                (Role::Operator, &[scopes::READ]),
+                (Role::Operator, &[scopes::READ]),
+            ],
+            1 << 20,
+        );
         let id1 = h[1].info.id;
         bus.publish("presence", &json!({}), PublishOpts::to_conn(id1));
-        let only_first = PublishOpts { target: Target::Filter(Arc::new(move |i: &ConnInfo| i.id != id1)), ..Default::default() };
+        let only_first = PublishOpts {
+            target: Target::Filter(Arc::new(move |i: &ConnInfo| i.id != id1)),
+            ..Default::default()
+        };
         bus.publish("presence", &json!({}), only_first);
         assert_eq!(frames(&h[0]).len(), 1);
         assert_eq!(frames(&h[1]).len(), 1);

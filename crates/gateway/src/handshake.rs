@@ -11,7 +11,9 @@ use std::time::Duration;
 use pincer_protocol::close;
 use pincer_protocol::connect::{ClientId, ClientMode, ConnectParams, Role};
 use pincer_protocol::device_auth::{self, DeviceProofContext};
-use pincer_protocol::errors::{AuthClientKind, AuthFailureReason, ConnectDetailCode, ErrorCode, ErrorShape};
+use pincer_protocol::errors::{
+    AuthClientKind, AuthFailureReason, ConnectDetailCode, ErrorCode, ErrorShape,
+};
 use pincer_protocol::frames::{response_err, response_ok};
 use pincer_protocol::hello::{HelloAuth, HelloOk, PresenceEntry, ServerInfo, Snapshot};
 use pincer_protocol::limits;
@@ -59,7 +61,12 @@ pub struct Rejection {
 impl Rejection {
     fn with_error(id: &str, error: ErrorShape, close_code: u16) -> Rejection {
         let reason = close::truncate_reason(&error.message).to_string();
-        Rejection { frame: Some(response_err(id, &error)), close_code, close_reason: reason, delay: Duration::ZERO }
+        Rejection {
+            frame: Some(response_err(id, &error)),
+            close_code,
+            close_reason: reason,
+            delay: Duration::ZERO,
+        }
     }
 
     fn policy(id: &str, error: ErrorShape) -> Rejection {
@@ -69,8 +76,10 @@ impl Rejection {
 
 fn client_kind(params: &ConnectParams, direct_local: bool) -> AuthClientKind {
     let is_cli = params.client.mode == ClientMode::Cli || params.client.id == ClientId::Cli;
-    let is_ui = matches!(params.client.id, ClientId::ControlUi | ClientId::WebchatUi | ClientId::Webchat)
-        || params.client.mode == ClientMode::Webchat;
+    let is_ui = matches!(
+        params.client.id,
+        ClientId::ControlUi | ClientId::WebchatUi | ClientId::Webchat
+    ) || params.client.mode == ClientMode::Webchat;
     match (is_cli, is_ui, direct_local) {
         (true, _, true) => AuthClientKind::CliLocal,
         (true, _, false) => AuthClientKind::CliRemote,
@@ -102,7 +111,9 @@ fn origin_error(facts: &SocketFacts, params: &ConnectParams) -> Option<ErrorShap
     let reason = match (&facts.origin, &facts.host) {
         (None, _) if needs_origin => "origin missing or invalid",
         (None, _) => return None,
-        (Some(origin), Some(host)) if origin_host(origin).is_some_and(|h| h.eq_ignore_ascii_case(host)) => {
+        (Some(origin), Some(host))
+            if origin_host(origin).is_some_and(|h| h.eq_ignore_ascii_case(host)) =>
+        {
             return None
         }
         (Some(_), _) => "origin not allowed",
@@ -120,7 +131,13 @@ fn device_identity_required() -> ErrorShape {
         .with_details(json!({"code": ConnectDetailCode::DeviceIdentityRequired.as_str()}))
 }
 
-fn auth_failure(id: &str, reason: AuthFailureReason, can_retry: bool, kind: AuthClientKind, delay: Duration) -> Rejection {
+fn auth_failure(
+    id: &str,
+    reason: AuthFailureReason,
+    can_retry: bool,
+    kind: AuthClientKind,
+    delay: Duration,
+) -> Rejection {
     let mut r = Rejection::policy(id, reason.to_error_shape(can_retry, kind));
     if reason.is_mismatch() {
         r.delay = delay;
@@ -140,8 +157,12 @@ pub async fn process_connect(
         Some(text) => serde_json::from_str(text).unwrap_or(Value::Null),
         None => Value::Null,
     };
-    let params = ConnectParams::from_value(&value)
-        .map_err(|msg| Rejection::policy(req_id, ErrorShape::invalid_request(format!("invalid connect params: {msg}"))))?;
+    let params = ConnectParams::from_value(&value).map_err(|msg| {
+        Rejection::policy(
+            req_id,
+            ErrorShape::invalid_request(format!("invalid connect params: {msg}")),
+        )
+    })?;
 
     if params.claims_worker() {
         return Err(Rejection {
@@ -154,17 +175,21 @@ pub async fn process_connect(
 
     let role = Role::parse(params.role_str());
     if !protocol_ok(&params, role) {
-        let err = ErrorShape::invalid_request(close::REASON_PROTOCOL_MISMATCH).with_details(json!({
-            "code": ConnectDetailCode::ProtocolMismatch.as_str(),
-            "clientMinProtocol": params.min_protocol,
-            "clientMaxProtocol": params.max_protocol,
-            "expectedProtocol": PROTOCOL_VERSION,
-            "minimumProbeProtocol": MIN_PROBE_PROTOCOL_VERSION,
-        }));
+        let err =
+            ErrorShape::invalid_request(close::REASON_PROTOCOL_MISMATCH).with_details(json!({
+                "code": ConnectDetailCode::ProtocolMismatch.as_str(),
+                "clientMinProtocol": params.min_protocol,
+                "clientMaxProtocol": params.max_protocol,
+                "expectedProtocol": PROTOCOL_VERSION,
+                "minimumProbeProtocol": MIN_PROBE_PROTOCOL_VERSION,
+            }));
         return Err(Rejection::with_error(req_id, err, close::PROTOCOL_ERROR));
     }
     let Some(role) = role else {
-        return Err(Rejection::policy(req_id, ErrorShape::invalid_request(close::REASON_INVALID_ROLE)));
+        return Err(Rejection::policy(
+            req_id,
+            ErrorShape::invalid_request(close::REASON_INVALID_ROLE),
+        ));
     };
 
     if let Some(err) = origin_error(facts, &params) {
@@ -173,22 +198,37 @@ pub async fn process_connect(
 
     let kind = client_kind(&params, facts.direct_local);
     let shared = state.auth.evaluate(params.auth.as_ref());
-    let has_device_token = params.auth.as_ref().is_some_and(|a| a.device_token.as_deref().is_some_and(|t| !t.is_empty()));
+    let has_device_token = params
+        .auth
+        .as_ref()
+        .is_some_and(|a| a.device_token.as_deref().is_some_and(|t| !t.is_empty()));
     let one_failure = Duration::from_millis(limits::AUTH_FAILURE_DELAY_MS);
-    let locality = if facts.direct_local { Locality::DirectLocal } else { Locality::Remote };
+    let locality = if facts.direct_local {
+        Locality::DirectLocal
+    } else {
+        Locality::Remote
+    };
     let requested: Vec<String> = params.scopes_slice().to_vec();
 
     let (granted, auth_method, device_id) = match &params.device {
         None => {
             // Step 6: missing device identity.
             if matches!(params.client.id, ClientId::ControlUi | ClientId::Tui) {
-                let err = ErrorShape::invalid_request("control ui requires device identity (use HTTPS or localhost secure context)")
-                    .with_details(json!({"code": ConnectDetailCode::ControlUiDeviceIdentityRequired.as_str()}));
+                let err = ErrorShape::invalid_request(
+                    "control ui requires device identity (use HTTPS or localhost secure context)",
+                )
+                .with_details(
+                    json!({"code": ConnectDetailCode::ControlUiDeviceIdentityRequired.as_str()}),
+                );
                 return Err(Rejection::policy(req_id, err));
             }
             match shared {
-                SharedAuth::Failed(reason) => return Err(auth_failure(req_id, reason, false, kind, one_failure)),
-                SharedAuth::Missing(_) => return Err(Rejection::policy(req_id, device_identity_required())),
+                SharedAuth::Failed(reason) => {
+                    return Err(auth_failure(req_id, reason, false, kind, one_failure))
+                }
+                SharedAuth::Missing(_) => {
+                    return Err(Rejection::policy(req_id, device_identity_required()))
+                }
                 SharedAuth::Ok | SharedAuth::NotRequired => {}
             }
             if role == Role::Node {
@@ -197,9 +237,14 @@ pub async fn process_connect(
             let local_exception = facts.direct_local
                 && matches!(
                     (params.client.id, params.client.mode),
-                    (ClientId::Cli, ClientMode::Cli) | (ClientId::GatewayClient, ClientMode::Backend)
+                    (ClientId::Cli, ClientMode::Cli)
+                        | (ClientId::GatewayClient, ClientMode::Backend)
                 );
-            let scopes = if local_exception { requested.clone() } else { Vec::new() };
+            let scopes = if local_exception {
+                requested.clone()
+            } else {
+                Vec::new()
+            };
             (scopes, state.auth.method_str(), None)
         }
         Some(device) => {
@@ -223,13 +268,29 @@ pub async fn process_connect(
             let mut method = state.auth.method_str();
             match shared {
                 SharedAuth::Failed(reason) => {
-                    return Err(auth_failure(req_id, reason, !has_device_token, kind, one_failure * 2));
+                    return Err(auth_failure(
+                        req_id,
+                        reason,
+                        !has_device_token,
+                        kind,
+                        one_failure * 2,
+                    ));
                 }
                 SharedAuth::Missing(reason) => {
                     let token = auth.device_token.as_deref().unwrap_or("");
                     if has_device_token {
-                        if !state.pairing.verify_device_token(&verified.device_id, role, token).await {
-                            return Err(auth_failure(req_id, AuthFailureReason::DeviceTokenMismatch, false, kind, one_failure));
+                        if !state
+                            .pairing
+                            .verify_device_token(&verified.device_id, role, token)
+                            .await
+                        {
+                            return Err(auth_failure(
+                                req_id,
+                                AuthFailureReason::DeviceTokenMismatch,
+                                false,
+                                kind,
+                                one_failure,
+                            ));
                         }
                         method = "device-token";
                     } else {
@@ -253,9 +314,12 @@ pub async fn process_connect(
                 shared_auth_ok: true,
             };
             match state.pairing.authorize(request.clone()).await {
-                PairingDecision::Approved { scopes, .. } => (scopes, method, Some(verified.device_id)),
+                PairingDecision::Approved { scopes, .. } => {
+                    (scopes, method, Some(verified.device_id))
+                }
                 PairingDecision::Required { reason, request_id } => {
-                    let (err, close_reason) = pairing_required_error(reason, request_id.as_deref(), &request);
+                    let (err, close_reason) =
+                        pairing_required_error(reason, request_id.as_deref(), &request);
                     let mut r = Rejection::policy(req_id, err);
                     r.close_reason = close::truncate_reason(&close_reason).to_string();
                     return Err(r);
@@ -265,7 +329,11 @@ pub async fn process_connect(
     };
 
     // Step 11: hello-ok.
-    let scopes = if role == Role::Node { Vec::new() } else { granted };
+    let scopes = if role == Role::Node {
+        Vec::new()
+    } else {
+        granted
+    };
     let conn_id = uuid::Uuid::new_v4().to_string();
     let is_admin = ScopeSet::new(scopes.iter()).is_admin();
     let info = ConnInfo {
@@ -342,7 +410,11 @@ pub async fn process_connect(
         };
         (key, entry)
     });
-    Ok(Accepted { info, hello_frame, presence })
+    Ok(Accepted {
+        info,
+        hello_frame,
+        presence,
+    })
 }
 
 #[cfg(test)]
@@ -351,7 +423,10 @@ mod tests {
 
     #[test]
     fn origin_hosts() {
-        assert_eq!(origin_host("http://127.0.0.1:18789"), Some("127.0.0.1:18789"));
+        assert_eq!(
+            origin_host("http://127.0.0.1:18789"),
+            Some("127.0.0.1:18789")
+        );
         assert_eq!(origin_host("https://a.example/x"), Some("a.example"));
         assert_eq!(origin_host("null"), None);
     }

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use pincer_protocol::hello::{
-    AgentHealth, ConfigReloadHealth, EventLoopHealth, HealthSnapshot, HeartbeatHealth, PluginsHealth, SessionsHealth,
+    AgentHealth, ConfigReloadHealth, EventLoopHealth, HealthSnapshot, HeartbeatHealth,
+    PluginsHealth, SessionsHealth,
 };
 use serde_json::value::RawValue;
 use serde_json::Map;
@@ -38,7 +39,11 @@ pub struct HealthCache {
 
 impl HealthCache {
     pub fn new(state_dir: &Path) -> Self {
-        let sessions_path = state_dir.join("state").join("pincer.sqlite").display().to_string();
+        let sessions_path = state_dir
+            .join("state")
+            .join("pincer.sqlite")
+            .display()
+            .to_string();
         let cache = HealthCache {
             json: RwLock::new(Arc::from(Box::<RawValue>::default())),
             stable: Mutex::new(String::new()),
@@ -69,13 +74,19 @@ impl HealthCache {
             }
             *since
         };
-        let sessions = SessionsHealth { path: self.sessions_path.clone(), count: 0, recent: vec![] };
+        let sessions = SessionsHealth {
+            path: self.sessions_path.clone(),
+            count: 0,
+            recent: vec![],
+        };
         HealthSnapshot {
             ok: Some(true),
             ts: Some(now),
             duration_ms: Some(started.elapsed().as_millis() as u64),
             plugins: Some(PluginsHealth::default()),
-            config_reload: Some(ConfigReloadHealth { hot_reload_status: "disabled".into() }),
+            config_reload: Some(ConfigReloadHealth {
+                hot_reload_status: "disabled".into(),
+            }),
             channels: Some(Map::new()),
             channel_order: Some(vec![]),
             channel_labels: Some(Map::new()),
@@ -101,7 +112,11 @@ impl HealthCache {
             event_loop: Some(EventLoopHealth {
                 degraded,
                 degraded_since_ms: degraded_since,
-                reasons: if degraded { vec!["scheduling-lag".into()] } else { vec![] },
+                reasons: if degraded {
+                    vec!["scheduling-lag".into()]
+                } else {
+                    vec![]
+                },
                 interval_ms: sample.interval.as_secs_f64() * 1000.0,
                 delay_p99_ms: (lag_ms * 10.0).round() / 10.0,
                 delay_max_ms: (lag_ms * 10.0).round() / 10.0,
@@ -119,7 +134,9 @@ impl HealthCache {
             *self.sample.lock() = s;
         }
         let snapshot = self.build(started);
-        let Ok(raw) = serde_json::value::to_raw_value(&snapshot) else { return false };
+        let Ok(raw) = serde_json::value::to_raw_value(&snapshot) else {
+            return false;
+        };
         let stable = {
             let mut s = snapshot.clone();
             s.ts = None;
@@ -150,15 +167,35 @@ mod tests {
         let dir = std::env::temp_dir();
         let h = HealthCache::new(&dir);
         let v: serde_json::Value = serde_json::from_str(h.json().get()).unwrap_or_default();
-        for key in ["ok", "ts", "durationMs", "plugins", "configReload", "channels", "channelOrder", "channelLabels",
-            "heartbeatSeconds", "defaultAgentId", "agents", "sessions", "eventLoop"] {
+        for key in [
+            "ok",
+            "ts",
+            "durationMs",
+            "plugins",
+            "configReload",
+            "channels",
+            "channelOrder",
+            "channelLabels",
+            "heartbeatSeconds",
+            "defaultAgentId",
+            "agents",
+            "sessions",
+            "eventLoop",
+        ] {
             assert!(v.get(key).is_some(), "{key}");
         }
         // Load figures alone are not a change…
-        let calm = LoopSample { interval: Duration::from_secs(60), lag: Duration::from_millis(2), cpu_core_ratio: 0.01 };
+        let calm = LoopSample {
+            interval: Duration::from_secs(60),
+            lag: Duration::from_millis(2),
+            cpu_core_ratio: 0.01,
+        };
         assert!(!h.refresh(Some(calm)));
         // …but a degraded event loop is.
-        let busy = LoopSample { lag: Duration::from_secs(2), ..calm };
+        let busy = LoopSample {
+            lag: Duration::from_secs(2),
+            ..calm
+        };
         assert!(h.refresh(Some(busy)));
         let v: serde_json::Value = serde_json::from_str(h.json().get()).unwrap_or_default();
         assert_eq!(v["eventLoop"]["degraded"], true);

@@ -19,10 +19,18 @@ pub struct PeerAddr(pub SocketAddr);
 
 fn json_response(status: StatusCode, body: serde_json::Value, head: bool) -> Response<Body> {
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
-    let mut resp = Response::new(if head { Body::empty() } else { Body::from(bytes) });
+    let mut resp = Response::new(if head {
+        Body::empty()
+    } else {
+        Body::from(bytes)
+    });
     *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
@@ -32,7 +40,8 @@ fn method_not_allowed() -> Response<Body> {
         json!({"error": {"message": "Method Not Allowed", "type": "method_not_allowed"}}),
         false,
     );
-    resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
     resp
 }
 
@@ -51,14 +60,25 @@ async fn live(method: Method) -> Response<Body> {
     }
 }
 
-async fn ready(State(state): State<Arc<GatewayState>>, peer: Option<Extension<PeerAddr>>, method: Method) -> Response<Body> {
-    let Some(head) = probe_method(&method) else { return method_not_allowed() };
+async fn ready(
+    State(state): State<Arc<GatewayState>>,
+    peer: Option<Extension<PeerAddr>>,
+    method: Method,
+) -> Response<Body> {
+    let Some(head) = probe_method(&method) else {
+        return method_not_allowed();
+    };
     let draining = state.is_shutting_down();
-    let status = if draining { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let status = if draining {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
     let local = peer.is_some_and(|Extension(PeerAddr(p))| p.ip().is_loopback());
     let failing: Vec<&str> = if draining { vec!["draining"] } else { vec![] };
     let body = if local {
-        let health: serde_json::Value = serde_json::from_str(state.health.json().get()).unwrap_or_default();
+        let health: serde_json::Value =
+            serde_json::from_str(state.health.json().get()).unwrap_or_default();
         json!({"ready": !draining, "failing": failing, "uptimeMs": state.uptime_ms(), "eventLoop": health.get("eventLoop")})
     } else {
         json!({"ready": !draining})
@@ -66,11 +86,21 @@ async fn ready(State(state): State<Arc<GatewayState>>, peer: Option<Extension<Pe
     json_response(status, body, head)
 }
 
-async fn startup(State(state): State<Arc<GatewayState>>, peer: Option<Extension<PeerAddr>>, method: Method) -> Response<Body> {
-    let Some(head) = probe_method(&method) else { return method_not_allowed() };
+async fn startup(
+    State(state): State<Arc<GatewayState>>,
+    peer: Option<Extension<PeerAddr>>,
+    method: Method,
+) -> Response<Body> {
+    let Some(head) = probe_method(&method) else {
+        return method_not_allowed();
+    };
     let draining = state.is_shutting_down();
     let status_word = if draining { "draining" } else { "started" };
-    let code = if draining { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let code = if draining {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
     let local = peer.is_some_and(|Extension(PeerAddr(p))| p.ip().is_loopback());
     let body = if local {
         json!({"ok": !draining, "status": status_word, "version": state.version, "uptimeMs": state.uptime_ms()})
@@ -81,7 +111,11 @@ async fn startup(State(state): State<Arc<GatewayState>>, peer: Option<Extension<
 }
 
 async fn not_found() -> Response<Body> {
-    json_response(StatusCode::NOT_FOUND, json!({"error": {"message": "Not Found", "type": "not_found"}}), false)
+    json_response(
+        StatusCode::NOT_FOUND,
+        json!({"error": {"message": "Not Found", "type": "not_found"}}),
+        false,
+    )
 }
 
 /// The HTTP router.

@@ -64,7 +64,11 @@ impl GatewayIdentity {
         };
         let json = serde_json::to_vec_pretty(&file).unwrap_or_default();
         write_private_file(&path, &json)?;
-        Ok(GatewayIdentity { keypair, created_at_ms: now_ms, path })
+        Ok(GatewayIdentity {
+            keypair,
+            created_at_ms: now_ms,
+            path,
+        })
     }
 
     /// The public view returned by `gateway.identity.get`.
@@ -91,7 +95,9 @@ mod tests {
         let b = GatewayIdentity::load_or_create(dir.path(), 9).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(a.keypair.device_id(), b.keypair.device_id());
         assert_eq!(b.created_at_ms, 5);
-        let mode = std::fs::metadata(&a.path).map(|m| m.permissions().mode() & 0o777).ok();
+        let mode = std::fs::metadata(&a.path)
+            .map(|m| m.permissions().mode() & 0o777)
+            .ok();
         assert_eq!(mode, Some(0o600));
         let public = a.public_json().to_string();
         assert!(!public.contains(&encode_base64url(&a.keypair.seed())));
@@ -102,7 +108,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         std::fs::create_dir_all(dir.path().join("identity")).unwrap_or_default();
         std::fs::write(dir.path().join("identity/device.json"), "garbage").unwrap_or_default();
-        let err = GatewayIdentity::load_or_create(dir.path(), 1).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = GatewayIdentity::load_or_create(dir.path(), 1)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("device.json"), "{err}");
     }
 }

@@ -49,7 +49,12 @@ pub struct LogStore {
 impl LogStore {
     /// A store without a file (tests, or when the state dir is unusable).
     pub fn memory_only() -> Arc<LogStore> {
-        Arc::new(LogStore { ring: Mutex::new(Ring::default()), tx: None, path: None, dropped: AtomicU64::new(0) })
+        Arc::new(LogStore {
+            ring: Mutex::new(Ring::default()),
+            tx: None,
+            path: None,
+            dropped: AtomicU64::new(0),
+        })
     }
 
     /// A store appending to `path` (mode 0600) from a dedicated thread.
@@ -61,7 +66,10 @@ impl LogStore {
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         let (tx, rx) = sync_channel::<Vec<u8>>(CHANNEL_CAPACITY);
         let store = Arc::new(LogStore {
-            ring: Mutex::new(Ring { size, ..Default::default() }),
+            ring: Mutex::new(Ring {
+                size,
+                ..Default::default()
+            }),
             tx: Some(tx),
             path: Some(path.clone()),
             dropped: AtomicU64::new(0),
@@ -129,7 +137,9 @@ impl LogStore {
             return r;
         }
         match &self.path {
-            Some(path) => read_file_tail(path, req).unwrap_or_else(|_| TailResult::empty(self.size())),
+            Some(path) => {
+                read_file_tail(path, req).unwrap_or_else(|_| TailResult::empty(self.size()))
+            }
             None => TailResult::empty(self.size()),
         }
     }
@@ -147,10 +157,20 @@ fn push_ring(ring: &mut Ring, offset: u64, text: &str) {
 }
 
 fn open_log(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new().create(true).append(true).mode(0o600).open(path)
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
 }
 
-fn writer_thread(rx: Receiver<Vec<u8>>, mut file: File, path: PathBuf, mut size: u64, store: std::sync::Weak<LogStore>) {
+fn writer_thread(
+    rx: Receiver<Vec<u8>>,
+    mut file: File,
+    path: PathBuf,
+    mut size: u64,
+    store: std::sync::Weak<LogStore>,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while let Ok(more) = rx.try_recv() {
@@ -214,7 +234,14 @@ pub struct TailResult {
 
 impl TailResult {
     fn empty(size: u64) -> Self {
-        TailResult { cursor: size, size, lines: vec![], truncated: false, reset: false, skipped_bytes: 0 }
+        TailResult {
+            cursor: size,
+            size,
+            lines: vec![],
+            truncated: false,
+            reset: false,
+            skipped_bytes: 0,
+        }
     }
 }
 
@@ -280,27 +307,38 @@ fn select(lines: &[(u64, Arc<str>)], size: u64, req: &TailRequest, first: u64) -
 fn read_file_tail(path: &Path, req: &TailRequest) -> std::io::Result<TailResult> {
     let mut file = File::open(path)?;
     let size = file.metadata()?.len();
-    let (read_from, reset) = match req.cursor {
-        Some(c) if c > size => (0, true),
-        Some(c) => (c, false),
-        None => (size.saturating_sub(req.max_bytes as u64), false),
+    let (from, reset) = match req.cursor {
+        Some(c) if c > size => (Some(0), true),
+        Some(c) => (Some(c), false),
+        None => (None, false),
     };
-    let want = (req.max_bytes as u64 + 64 * 1024).min(size - read_from.min(size));
+    // Read one byte early so we can tell whether we start on a line boundary.
+    let read_from = match from {
+        Some(c) => c.saturating_sub(1),
+        None => size.saturating_sub(req.max_bytes as u64 + 1),
+    };
+    let want = (req.max_bytes as u64 + 64 * 1024).min(size.saturating_sub(read_from));
     file.seek(SeekFrom::Start(read_from))?;
     let mut buf = vec![0u8; want as usize];
     let n = file.read(&mut buf)?;
     buf.truncate(n);
     let text = String::from_utf8_lossy(&buf);
-    let mut lines: Vec<(u64, Arc<str>)> = Vec::new();
-    let mut offset = read_from;
     let mut parts = text.split_inclusive('\n').peekable();
-    // Tail reads start mid-file: drop the partial first line.
-    if req.cursor.is_none() && read_from > 0 {
-        if let Some(p) = parts.next() {
-            offset += p.len() as u64;
+    let mut offset = read_from;
+    let mut skipped = 0u64;
+    if read_from > 0 || from.is_some_and(|c| c > 0) {
+        // Drop the (possibly partial) line the read started in.
+        if let Some(first) = parts.next() {
+            let start = from.unwrap_or(read_from);
+            let end = read_from + first.len() as u64;
+            if from.is_some() && end > start {
+                skipped = end - start;
+            }
+            offset = end;
         }
     }
     let first = offset;
+    let mut lines: Vec<(u64, Arc<str>)> = Vec::new();
     for part in parts {
         if !part.ends_with('\n') {
             break;
@@ -309,13 +347,14 @@ fn read_file_tail(path: &Path, req: &TailRequest) -> std::io::Result<TailResult>
         offset += part.len() as u64;
     }
     let covered_end = offset;
-    let mut req2 = *req;
-    if reset {
-        req2.cursor = Some(0);
-    }
-    let mut result = select(&lines, covered_end, &req2, first);
+    let sel = TailRequest {
+        cursor: from.map(|_| first),
+        ..*req
+    };
+    let mut result = select(&lines, covered_end, &sel, first);
     result.reset = reset;
     result.size = size;
+    result.skipped_bytes = skipped;
     if req.cursor.is_none() {
         result.cursor = size;
         result.truncated = result.truncated || read_from > 0;
@@ -361,7 +400,10 @@ impl Drop for LineWriter {
 impl<'a> MakeWriter<'a> for StoreWriter {
     type Writer = LineWriter;
     fn make_writer(&'a self) -> Self::Writer {
-        LineWriter { store: Arc::clone(&self.store), buf: Vec::with_capacity(256) }
+        LineWriter {
+            store: Arc::clone(&self.store),
+            buf: Vec::with_capacity(256),
+        }
     }
 }
 
@@ -370,12 +412,19 @@ impl<'a> MakeWriter<'a> for StoreWriter {
 pub fn init(format: LogFormat, verbose: bool, log_file: Option<PathBuf>) -> Arc<LogStore> {
     let store = match log_file {
         Some(path) => LogStore::with_file(path.clone()).unwrap_or_else(|e| {
-            eprintln!("warning: cannot open log file {}: {e}; logging to memory only", path.display());
+            eprintln!(
+                "warning: cannot open log file {}: {e}; logging to memory only",
+                path.display()
+            );
             LogStore::memory_only()
         }),
         None => LogStore::memory_only(),
     };
-    let level = if verbose { LevelFilter::DEBUG } else { LevelFilter::INFO };
+    let level = if verbose {
+        LevelFilter::DEBUG
+    } else {
+        LevelFilter::INFO
+    };
     let targets = || {
         Targets::new()
             .with_default(level)
@@ -387,7 +436,9 @@ pub fn init(format: LogFormat, verbose: bool, log_file: Option<PathBuf>) -> Arc<
         .json()
         .with_current_span(false)
         .with_span_list(false)
-        .with_writer(StoreWriter { store: Arc::clone(&store) })
+        .with_writer(StoreWriter {
+            store: Arc::clone(&store),
+        })
         .with_filter(targets());
     let stderr_layer = match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
@@ -403,7 +454,10 @@ pub fn init(format: LogFormat, verbose: bool, log_file: Option<PathBuf>) -> Arc<
             .with_filter(targets())
             .boxed(),
     };
-    let _ = tracing_subscriber::registry().with(file_layer).with(stderr_layer).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(file_layer)
+        .with(stderr_layer)
+        .try_init();
     store
 }
 
@@ -412,7 +466,11 @@ mod tests {
     use super::*;
 
     fn req(cursor: Option<u64>, limit: usize, max_bytes: usize) -> TailRequest {
-        TailRequest { cursor, limit, max_bytes }
+        TailRequest {
+            cursor,
+            limit,
+            max_bytes,
+        }
     }
 
     fn fill(store: &LogStore, n: usize) {
@@ -475,17 +533,31 @@ mod tests {
         let s = LogStore::with_file(path.clone()).unwrap_or_else(|e| panic!("{e}"));
         fill(&s, 50);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while s.size() < 50 * 9 && std::time::Instant::now() < deadline {
+        while s.size() < 10 * 8 + 40 * 9 && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
         assert_eq!(on_disk.lines().count(), 50);
         let from_ring = s.tail(&req(None, 5, 10_000));
-        let from_file = read_file_tail(&path, &req(None, 5, 10_000)).unwrap_or_else(|e| panic!("{e}"));
+        let from_file =
+            read_file_tail(&path, &req(None, 5, 10_000)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(from_ring.lines, from_file.lines);
-        assert_eq!(from_file.lines.last().map(String::as_str), Some("{\"n\":49}"));
+        assert_eq!(
+            from_file.lines.last().map(String::as_str),
+            Some("{\"n\":49}")
+        );
+        // Cursor on a line boundary (line 1 starts at byte 8).
+        let aligned =
+            read_file_tail(&path, &req(Some(8), 2, 10_000)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(aligned.lines, vec!["{\"n\":1}", "{\"n\":2}"]);
+        assert!(aligned.truncated);
+        assert_eq!(aligned.cursor, 24);
+        // A cursor inside a line skips the rest of it.
         let mid = read_file_tail(&path, &req(Some(9), 2, 10_000)).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(mid.lines, vec!["{\"n\":1}", "{\"n\":2}"]);
-        assert!(mid.truncated);
+        assert_eq!(mid.lines, vec!["{\"n\":2}", "{\"n\":3}"]);
+        assert_eq!(mid.skipped_bytes, 7);
+        let start =
+            read_file_tail(&path, &req(Some(0), 1, 10_000)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(start.lines, vec!["{\"n\":0}"]);
     }
 }

@@ -69,8 +69,12 @@ impl PairingReason {
     fn requirement(self) -> &'static str {
         match self {
             PairingReason::NotPaired => "device is not approved yet",
-            PairingReason::RoleUpgrade => "device is asking for a higher role than currently approved",
-            PairingReason::ScopeUpgrade => "device is asking for more scopes than currently approved",
+            PairingReason::RoleUpgrade => {
+                "device is asking for a higher role than currently approved"
+            }
+            PairingReason::ScopeUpgrade => {
+                "device is asking for more scopes than currently approved"
+            }
             PairingReason::MetadataUpgrade => "device metadata changed since it was approved",
         }
     }
@@ -78,9 +82,15 @@ impl PairingReason {
     fn remediation(self) -> &'static str {
         match self {
             PairingReason::NotPaired => "Approve this device from the pending pairing requests.",
-            PairingReason::RoleUpgrade => "Review the requested role upgrade, then approve the pending request.",
-            PairingReason::ScopeUpgrade => "Review the requested scope upgrade, then approve the pending request.",
-            PairingReason::MetadataUpgrade => "Review the device metadata change, then approve the pending request.",
+            PairingReason::RoleUpgrade => {
+                "Review the requested role upgrade, then approve the pending request."
+            }
+            PairingReason::ScopeUpgrade => {
+                "Review the requested scope upgrade, then approve the pending request."
+            }
+            PairingReason::MetadataUpgrade => {
+                "Review the device metadata change, then approve the pending request."
+            }
         }
     }
 }
@@ -88,8 +98,14 @@ impl PairingReason {
 /// The outcome of step 9.
 #[derive(Debug, Clone)]
 pub enum PairingDecision {
-    Approved { scopes: Vec<String>, device_token: Option<IssuedDeviceToken> },
-    Required { reason: PairingReason, request_id: Option<String> },
+    Approved {
+        scopes: Vec<String>,
+        device_token: Option<IssuedDeviceToken>,
+    },
+    Required {
+        reason: PairingReason,
+        request_id: Option<String>,
+    },
 }
 
 /// Build the `NOT_PAIRED` error and the close reason for a pairing-required connect.
@@ -114,7 +130,10 @@ pub fn pairing_required_error(
         Some(id) => format!("{message} (requestId: {id})"),
         None => message.clone(),
     };
-    (ErrorShape::new(ErrorCode::NotPaired, message).with_details(details), close_reason)
+    (
+        ErrorShape::new(ErrorCode::NotPaired, message).with_details(details),
+        close_reason,
+    )
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -124,7 +143,12 @@ pub trait DeviceAuthority: Send + Sync {
     fn authorize(&self, request: PairingRequest) -> BoxFuture<'_, PairingDecision>;
 
     /// Verify `auth.deviceToken` for (device, role). No tokens exist before the store lands.
-    fn verify_device_token(&self, _device_id: &str, _role: Role, _token: &str) -> BoxFuture<'_, bool> {
+    fn verify_device_token(
+        &self,
+        _device_id: &str,
+        _role: Role,
+        _token: &str,
+    ) -> BoxFuture<'_, bool> {
         Box::pin(async { false })
     }
 }
@@ -137,9 +161,15 @@ impl DeviceAuthority for LocalOnlyAuthority {
     fn authorize(&self, request: PairingRequest) -> BoxFuture<'_, PairingDecision> {
         Box::pin(async move {
             if request.locality == Locality::DirectLocal && request.shared_auth_ok {
-                PairingDecision::Approved { scopes: request.requested_scopes, device_token: None }
+                PairingDecision::Approved {
+                    scopes: request.requested_scopes,
+                    device_token: None,
+                }
             } else {
-                PairingDecision::Required { reason: PairingReason::NotPaired, request_id: None }
+                PairingDecision::Required {
+                    reason: PairingReason::NotPaired,
+                    request_id: None,
+                }
             }
         })
     }
@@ -152,7 +182,11 @@ mod tests {
 
     fn request(locality: Locality) -> PairingRequest {
         PairingRequest {
-            device: VerifiedDevice { device_id: "d".into(), public_key: "k".into(), signature_version: SignatureVersion::V3 },
+            device: VerifiedDevice {
+                device_id: "d".into(),
+                public_key: "k".into(),
+                signature_version: SignatureVersion::V3,
+            },
             role: Role::Operator,
             requested_scopes: vec!["operator.read".into()],
             client_id: "cli".into(),
@@ -170,7 +204,9 @@ mod tests {
     async fn local_devices_are_approved_remote_ones_need_pairing() {
         let a = LocalOnlyAuthority;
         match a.authorize(request(Locality::DirectLocal)).await {
-            PairingDecision::Approved { scopes, .. } => assert_eq!(scopes, vec!["operator.read".to_string()]),
+            PairingDecision::Approved { scopes, .. } => {
+                assert_eq!(scopes, vec!["operator.read".to_string()])
+            }
             other => panic!("{other:?}"),
         }
         let remote = request(Locality::Remote);
@@ -180,12 +216,18 @@ mod tests {
                 assert_eq!(err.code, ErrorCode::NotPaired);
                 assert_eq!(err.message, "pairing required: device is not approved yet");
                 assert_eq!(close, "pairing required: device is not approved yet");
-                assert_eq!(err.details.as_ref().map(|d| d["code"].clone()), Some(json!("PAIRING_REQUIRED")));
+                assert_eq!(
+                    err.details.as_ref().map(|d| d["code"].clone()),
+                    Some(json!("PAIRING_REQUIRED"))
+                );
             }
             other => panic!("{other:?}"),
         }
         let (_, close) = pairing_required_error(PairingReason::NotPaired, Some("r1"), &remote);
-        assert_eq!(close, "pairing required: device is not approved yet (requestId: r1)");
+        assert_eq!(
+            close,
+            "pairing required: device is not approved yet (requestId: r1)"
+        );
         assert!(!a.verify_device_token("d", Role::Operator, "t").await);
     }
 }

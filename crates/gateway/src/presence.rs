@@ -40,7 +40,10 @@ fn empty_list() -> Arc<RawValue> {
 impl PresenceTracker {
     /// Start with the gateway's own entry.
     pub fn new(self_entry: PresenceEntry) -> Self {
-        let tracker = PresenceTracker { entries: Mutex::new(Vec::new()), json: RwLock::new(empty_list()) };
+        let tracker = PresenceTracker {
+            entries: Mutex::new(Vec::new()),
+            json: RwLock::new(empty_list()),
+        };
         tracker.upsert("gateway:self".to_string(), self_entry);
         tracker
     }
@@ -50,7 +53,9 @@ impl PresenceTracker {
         let host = util::hostname();
         let platform = util::platform_string();
         PresenceEntry {
-            text: Some(format!("Gateway: {host} · app {version} · mode gateway · reason self")),
+            text: Some(format!(
+                "Gateway: {host} · app {version} · mode gateway · reason self"
+            )),
             host: Some(host),
             version: Some(version.to_string()),
             platform: Some(platform),
@@ -117,8 +122,22 @@ mod tests {
         let j: serde_json::Value = serde_json::from_str(t.json().get()).unwrap_or_default();
         assert_eq!(j[0]["mode"], "gateway");
         assert_eq!(j[0]["reason"], "self");
-        t.upsert("c1".into(), PresenceEntry { mode: Some("ui".into()), ts: 1, ..Default::default() });
-        t.upsert("c1".into(), PresenceEntry { mode: Some("webchat".into()), ts: 2, ..Default::default() });
+        t.upsert(
+            "c1".into(),
+            PresenceEntry {
+                mode: Some("ui".into()),
+                ts: 1,
+                ..Default::default()
+            },
+        );
+        t.upsert(
+            "c1".into(),
+            PresenceEntry {
+                mode: Some("webchat".into()),
+                ts: 2,
+                ..Default::default()
+            },
+        );
         assert_eq!(t.len(), 2);
         let j: serde_json::Value = serde_json::from_str(t.json().get()).unwrap_or_default();
         assert_eq!(j[1]["mode"], "webchat");

@@ -93,7 +93,9 @@ pub struct ConnHandle {
 
 impl std::fmt::Debug for ConnHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnHandle").field("info", &self.info).finish_non_exhaustive()
+        f.debug_struct("ConnHandle")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
     }
 }
 
@@ -131,13 +133,17 @@ impl ConnHandle {
             if drop_if_slow {
                 return Delivery::DroppedSlow;
             }
-            ob.close = Some(CloseRequest::Close(close::POLICY_VIOLATION, close::REASON_SLOW_CONSUMER.into()));
+            ob.close = Some(CloseRequest::Close(
+                close::POLICY_VIOLATION,
+                close::REASON_SLOW_CONSUMER.into(),
+            ));
             drop(ob);
             self.notify.notify_one();
             return Delivery::ClosedSlow;
         }
         ob.bytes += len;
-        ob.queue.push_back((Outgoing::Event(Arc::clone(envelope), seq), len));
+        ob.queue
+            .push_back((Outgoing::Event(Arc::clone(envelope), seq), len));
         drop(ob);
         self.notify.notify_one();
         Delivery::Queued
@@ -151,7 +157,10 @@ impl ConnHandle {
             return Delivery::Closed;
         }
         if ob.bytes + len > self.max_buffered {
-            ob.close = Some(CloseRequest::Close(close::POLICY_VIOLATION, close::REASON_SLOW_CONSUMER.into()));
+            ob.close = Some(CloseRequest::Close(
+                close::POLICY_VIOLATION,
+                close::REASON_SLOW_CONSUMER.into(),
+            ));
             drop(ob);
             self.notify.notify_one();
             return Delivery::ClosedSlow;
@@ -221,7 +230,10 @@ pub struct Registry {
 
 impl Default for Registry {
     fn default() -> Self {
-        Registry { shards: std::array::from_fn(|_| RwLock::new(HashMap::new())), next_id: AtomicU64::new(1) }
+        Registry {
+            shards: std::array::from_fn(|_| RwLock::new(HashMap::new())),
+            next_id: AtomicU64::new(1),
+        }
     }
 }
 
@@ -235,7 +247,9 @@ impl Registry {
     }
 
     pub fn insert(&self, handle: Arc<ConnHandle>) {
-        self.shard(handle.info.id).write().insert(handle.info.id, handle);
+        self.shard(handle.info.id)
+            .write()
+            .insert(handle.info.id, handle);
     }
 
     pub fn remove(&self, id: u64) -> Option<Arc<ConnHandle>> {
@@ -303,7 +317,10 @@ pub(crate) mod tests {
         let r = Registry::default();
         for _ in 0..40 {
             let id = r.next_id();
-            r.insert(Arc::new(ConnHandle::new(info(id, Role::Operator, &[]), 1024)));
+            r.insert(Arc::new(ConnHandle::new(
+                info(id, Role::Operator, &[]),
+                1024,
+            )));
         }
         assert_eq!(r.len(), 40);
         let mut n = 0;

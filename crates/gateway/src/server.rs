@@ -39,30 +39,51 @@ pub enum StartError {
     #[error("{0}")]
     InvalidAuth(String),
     #[error("cannot listen on {addr}: {source}{hint}")]
-    Bind { addr: SocketAddr, source: std::io::Error, hint: &'static str },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+        hint: &'static str,
+    },
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
 }
 
 /// Paths of headers that mean "a proxy forwarded this" (they disqualify locality).
-const FORWARDING_HEADERS: [&str; 6] =
-    ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip", "x-forwarded-port"];
+const FORWARDING_HEADERS: [&str; 6] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "x-forwarded-port",
+];
 
-fn resolve_auth(config: &GatewayConfig) -> Result<(GatewayAuth, Option<std::path::PathBuf>), StartError> {
+fn resolve_auth(
+    config: &GatewayConfig,
+) -> Result<(GatewayAuth, Option<std::path::PathBuf>), StartError> {
     match &config.auth {
         AuthSetting::None => {
             if !config.bind.is_loopback() {
-                return Err(StartError::InsecureBind { addr: format!("{}:{}", config.bind.ip(), config.port) });
+                return Err(StartError::InsecureBind {
+                    addr: format!("{}:{}", config.bind.ip(), config.port),
+                });
             }
             Ok((GatewayAuth::None, None))
         }
-        AuthSetting::Token(Some(t)) if t.trim().is_empty() => Err(StartError::InvalidAuth("the gateway token is empty".into())),
+        AuthSetting::Token(Some(t)) if t.trim().is_empty() => {
+            Err(StartError::InvalidAuth("the gateway token is empty".into()))
+        }
         AuthSetting::Token(Some(t)) => Ok((GatewayAuth::Token(t.trim().to_string()), None)),
         AuthSetting::Token(None) => {
             let (token, _) = state_dir::load_or_create_token(&config.state_dir)?;
-            Ok((GatewayAuth::Token(token), Some(config.state_dir.join("gateway.token"))))
+            Ok((
+                GatewayAuth::Token(token),
+                Some(config.state_dir.join("gateway.token")),
+            ))
         }
-        AuthSetting::Password(p) if p.is_empty() => Err(StartError::InvalidAuth("the gateway password is empty".into())),
+        AuthSetting::Password(p) if p.is_empty() => Err(StartError::InvalidAuth(
+            "the gateway password is empty".into(),
+        )),
         AuthSetting::Password(p) => Ok((GatewayAuth::Password(p.clone()), None)),
     }
 }
@@ -78,7 +99,11 @@ pub struct RunningGateway {
 /// Everything up to and including `gateway.json`; returns once the port is bound.
 pub async fn start(config: &GatewayConfig) -> Result<RunningGateway, StartError> {
     state_dir::ensure_private_dir(&config.state_dir)?;
-    let logs = logging::init(config.log_format, config.verbose, Some(config.state_dir.join("logs").join("pincer.log")));
+    let logs = logging::init(
+        config.log_format,
+        config.verbose,
+        Some(config.state_dir.join("logs").join("pincer.log")),
+    );
     let lock = StateLock::acquire(&config.state_dir)?;
     let (auth, token_file) = resolve_auth(config)?;
     let identity = GatewayIdentity::load_or_create(&config.state_dir, util::now_ms())?;
@@ -97,12 +122,20 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway, StartError>
         } else {
             ""
         };
-        StartError::Bind { addr: bind_addr, source, hint }
+        StartError::Bind {
+            addr: bind_addr,
+            source,
+            hint,
+        }
     })?;
     let addr = listener.local_addr().unwrap_or(bind_addr);
     tokio::spawn(accept_loop(Arc::clone(&state), listener));
     spawn_timers(&state);
-    let url_host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
+    let url_host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
     let info = GatewayInfo {
         pid: std::process::id(),
         port: addr.port(),
@@ -113,18 +146,37 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway, StartError>
     };
     state_dir::write_gateway_json(&config.state_dir, &info)?;
     tracing::info!(url = %info.url, auth = info.auth_mode, pid = info.pid, "gateway listening");
-    Ok(RunningGateway { state, addr, _lock: lock, token_file })
+    Ok(RunningGateway {
+        state,
+        addr,
+        _lock: lock,
+        token_file,
+    })
 }
 
 impl RunningGateway {
     /// The start-up banner: URL, where the token is, what to configure next.
     pub fn banner(&self) -> String {
         let s = &self.state;
-        let url = format!("ws://{}:{}", if self.addr.ip().is_unspecified() { "127.0.0.1".into() } else { self.addr.ip().to_string() }, self.addr.port());
+        let url = format!(
+            "ws://{}:{}",
+            if self.addr.ip().is_unspecified() {
+                "127.0.0.1".into()
+            } else {
+                self.addr.ip().to_string()
+            },
+            self.addr.port()
+        );
         let auth_line = match (&s.auth, &self.token_file) {
-            (GatewayAuth::Token(_), Some(path)) => format!("token auth; the token is in {}", path.display()),
-            (GatewayAuth::Token(_), None) => "token auth (token from --token / PINCER_GATEWAY_TOKEN)".to_string(),
-            (GatewayAuth::Password(_), _) => "password auth (from --password / PINCER_GATEWAY_PASSWORD)".to_string(),
+            (GatewayAuth::Token(_), Some(path)) => {
+                format!("token auth; the token is in {}", path.display())
+            }
+            (GatewayAuth::Token(_), None) => {
+                "token auth (token from --token / PINCER_GATEWAY_TOKEN)".to_string()
+            }
+            (GatewayAuth::Password(_), _) => {
+                "password auth (from --password / PINCER_GATEWAY_PASSWORD)".to_string()
+            }
             (GatewayAuth::None, _) => "no auth (loopback only)".to_string(),
         };
         let config_path = s.state_dir.join("pincer.json");
@@ -140,7 +192,11 @@ impl RunningGateway {
     /// Broadcast `shutdown`, close every socket with 1012, remove `gateway.json`.
     pub async fn shutdown(self, reason: &str) {
         let state = &self.state;
-        state.bus.publish("shutdown", &serde_json::json!({"reason": reason}), PublishOpts::default());
+        state.bus.publish(
+            "shutdown",
+            &serde_json::json!({"reason": reason}),
+            PublishOpts::default(),
+        );
         state.shutdown_tx.send_replace(true);
         let drained = async {
             while state.open_sockets.load(Ordering::Acquire) > 0 {
@@ -189,7 +245,8 @@ fn spawn_timers(state: &Arc<GatewayState>) {
                 return;
             }
             let payload = format!(r#"{{"ts":{}}}"#, util::now_ms());
-            s.bus.publish_raw("tick", Some(&payload), PublishOpts::droppable());
+            s.bus
+                .publish_raw("tick", Some(&payload), PublishOpts::droppable());
         }
     });
     // One global WS ping; a ping still unanswered at the next round terminates the socket.
@@ -234,7 +291,11 @@ fn spawn_timers(state: &Arc<GatewayState>) {
             };
             last_cpu = cpu;
             last_at = std::time::Instant::now();
-            s.refresh_health(Some(LoopSample { interval: period, lag, cpu_core_ratio: ratio }));
+            s.refresh_health(Some(LoopSample {
+                interval: period,
+                lag,
+                cpu_core_ratio: ratio,
+            }));
             s.dedupe.sweep(std::time::Instant::now());
             next += period;
             if next < tokio::time::Instant::now() {
@@ -280,19 +341,34 @@ async fn serve_http(state: Arc<GatewayState>, stream: TcpStream, peer: SocketAdd
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
-    let upgrade = headers.get(header::UPGRADE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let connection = headers.get(header::CONNECTION).and_then(|v| v.to_str().ok()).unwrap_or("");
-    upgrade.eq_ignore_ascii_case("websocket") && connection.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+    let upgrade = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let connection = headers
+        .get(header::CONNECTION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    upgrade.eq_ignore_ascii_case("websocket")
+        && connection
+            .split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     let mut resp = Response::new(Body::from(text));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     resp
 }
 
@@ -317,24 +393,44 @@ async fn handle_request(
     }
 }
 
-fn upgrade(state: Arc<GatewayState>, peer: SocketAddr, req: &mut Request<Incoming>) -> Response<Body> {
+fn upgrade(
+    state: Arc<GatewayState>,
+    peer: SocketAddr,
+    req: &mut Request<Incoming>,
+) -> Response<Body> {
     if req.uri().path().starts_with("/__openclaw__/worker") {
         return plain(StatusCode::NOT_FOUND, "worker ingress is not enabled");
     }
     let headers = req.headers();
-    if headers.get(header::SEC_WEBSOCKET_VERSION).and_then(|v| v.to_str().ok()) != Some("13") {
-        let mut resp = plain(StatusCode::UPGRADE_REQUIRED, "unsupported websocket version");
-        resp.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .and_then(|v| v.to_str().ok())
+        != Some("13")
+    {
+        let mut resp = plain(
+            StatusCode::UPGRADE_REQUIRED,
+            "unsupported websocket version",
+        );
+        resp.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
         return resp;
     }
-    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).map(|k| k.as_bytes().to_vec()) else {
+    let Some(key) = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map(|k| k.as_bytes().to_vec())
+    else {
         return plain(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
     };
     if state.is_shutting_down() {
         return plain(StatusCode::SERVICE_UNAVAILABLE, "gateway is shutting down");
     }
     let Some(slot) = state.try_preauth_slot(peer.ip()) else {
-        return plain(StatusCode::SERVICE_UNAVAILABLE, "Too many unauthenticated sockets");
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many unauthenticated sockets",
+        );
     };
     let forwarded = FORWARDING_HEADERS.iter().any(|h| headers.contains_key(*h));
     let facts = UpgradeFacts {

@@ -28,7 +28,13 @@ use crate::registry::Registry;
 use crate::util;
 
 /// Events Pincer emits today (`hello-ok.features.events`); later issues add theirs here.
-pub const EMITTED_EVENTS: &[&str] = &["connect.challenge", "presence", "tick", "shutdown", "health"];
+pub const EMITTED_EVENTS: &[&str] = &[
+    "connect.challenge",
+    "presence",
+    "tick",
+    "shutdown",
+    "health",
+];
 
 /// A queued system event (`system-event`), consumed by the heartbeat in a later issue.
 #[derive(Debug, Clone)]
@@ -179,7 +185,10 @@ impl GatewayState {
             return None;
         }
         *n += 1;
-        Some(PreauthSlot { budget: Arc::clone(self), ip })
+        Some(PreauthSlot {
+            budget: Arc::clone(self),
+            ip,
+        })
     }
 
     /// Add or replace a presence entry and broadcast the change.
@@ -208,16 +217,24 @@ impl GatewayState {
         let changed = self.health.refresh(sample);
         if changed {
             self.versions.health.fetch_add(1, Ordering::AcqRel);
-            let opts = PublishOpts { state_version: Some(self.versions.current()), ..Default::default() };
-            self.bus.publish_raw("health", Some(self.health.json().get()), opts);
+            let opts = PublishOpts {
+                state_version: Some(self.versions.current()),
+                ..Default::default()
+            };
+            self.bus
+                .publish_raw("health", Some(self.health.json().get()), opts);
         }
         changed
     }
 
     /// Send the current health to one connection (right after its hello).
     pub fn send_health_to(&self, conn: u64) {
-        let opts = PublishOpts { state_version: Some(self.versions.current()), ..PublishOpts::to_conn(conn) };
-        self.bus.publish_raw("health", Some(self.health.json().get()), opts);
+        let opts = PublishOpts {
+            state_version: Some(self.versions.current()),
+            ..PublishOpts::to_conn(conn)
+        };
+        self.bus
+            .publish_raw("health", Some(self.health.json().get()), opts);
     }
 
     pub fn socket_opened(&self) {

@@ -12,19 +12,28 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum StateDirError {
     #[error("cannot create state dir {path}: {source}")]
-    Create { path: PathBuf, source: std::io::Error },
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "another pincer gateway is already running with state dir {dir} (lock held on {lock}); stop it first or use another PINCER_STATE_DIR"
     )]
     Locked { dir: PathBuf, lock: PathBuf },
     #[error("cannot use {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is empty; delete it to generate a new token or write a token into it")]
     EmptyToken { path: PathBuf },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StateDirError + '_ {
-    move |source| StateDirError::Io { path: path.to_path_buf(), source }
+    move |source| StateDirError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Create `dir` (and parents) with mode 0700 if missing.
@@ -33,7 +42,10 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), StateDirError> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|source| StateDirError::Create { path: dir.to_path_buf(), source })
+        .map_err(|source| StateDirError::Create {
+            path: dir.to_path_buf(),
+            source,
+        })
 }
 
 /// Write `contents` to `path` with mode 0600, atomically (temp file + rename).
@@ -76,9 +88,14 @@ impl StateLock {
         match fs4::FileExt::try_lock(&file) {
             Ok(()) => {}
             Err(fs4::TryLockError::WouldBlock) => {
-                return Err(StateDirError::Locked { dir: state_dir.to_path_buf(), lock: path })
+                return Err(StateDirError::Locked {
+                    dir: state_dir.to_path_buf(),
+                    lock: path,
+                })
             }
-            Err(fs4::TryLockError::Error(source)) => return Err(StateDirError::Io { path, source }),
+            Err(fs4::TryLockError::Error(source)) => {
+                return Err(StateDirError::Io { path, source })
+            }
         }
         let _ = file.set_len(0);
         let _ = (&file).write_all(format!("{}\n", std::process::id()).as_bytes());
@@ -169,7 +186,8 @@ mod tests {
         let (t2, created) = load_or_create_token(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         assert!(!created);
         assert_eq!(t1, t2);
-        let mode = fs::metadata(dir.path().join("gateway.token")).map(|m| m.permissions().mode() & 0o777);
+        let mode =
+            fs::metadata(dir.path().join("gateway.token")).map(|m| m.permissions().mode() & 0o777);
         assert_eq!(mode.ok(), Some(0o600));
     }
 

@@ -4,12 +4,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Wall-clock time in ms since the Unix epoch.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Read a small pseudo-file (e.g. under `/proc`); these are served from memory by the kernel.
 pub fn read_small(path: &str) -> Option<String> {
-    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 /// This process's resident set size in bytes (from `/proc/self/status`).

@@ -250,16 +250,22 @@ impl AuthFailureReason {
         let token_hint = match client {
             AuthClientKind::CliLocal => "use this gateway's gateway.auth.token or pair the device",
             AuthClientKind::CliRemote => "set gateway.remote.token to match gateway.auth.token",
-            AuthClientKind::Ui => "open the dashboard URL and paste the token in Control UI settings",
+            AuthClientKind::Ui => {
+                "open the dashboard URL and paste the token in Control UI settings"
+            }
             AuthClientKind::Other => "provide gateway auth token",
         };
         let missing_token_hint = match client {
-            AuthClientKind::Ui => "paste in Control UI settings or openclaw doctor --generate-gateway-token",
+            AuthClientKind::Ui => {
+                "paste in Control UI settings or openclaw doctor --generate-gateway-token"
+            }
             _ => token_hint,
         };
         let password_hint = match client {
             AuthClientKind::CliLocal => "use this gateway's gateway.auth.password",
-            AuthClientKind::CliRemote => "set gateway.remote.password to match gateway.auth.password",
+            AuthClientKind::CliRemote => {
+                "set gateway.remote.password to match gateway.auth.password"
+            }
             AuthClientKind::Ui => "enter the password in Control UI settings",
             AuthClientKind::Other => "provide gateway auth password",
         };
@@ -285,7 +291,11 @@ impl AuthFailureReason {
 
     /// Build the full error shape. `can_retry_with_device_token` is true only for a token mismatch
     /// from a client that presented a device identity but no `auth.deviceToken`.
-    pub fn to_error_shape(self, can_retry_with_device_token: bool, client: AuthClientKind) -> ErrorShape {
+    pub fn to_error_shape(
+        self,
+        can_retry_with_device_token: bool,
+        client: AuthClientKind,
+    ) -> ErrorShape {
         let can_retry = can_retry_with_device_token && self == AuthFailureReason::TokenMismatch;
         let next = match self {
             AuthFailureReason::RateLimited => RecommendedNextStep::WaitThenRetry,
@@ -319,7 +329,8 @@ mod tests {
 
     #[test]
     fn token_mismatch_without_device_matches_golden() {
-        let shape = AuthFailureReason::TokenMismatch.to_error_shape(false, AuthClientKind::CliLocal);
+        let shape =
+            AuthFailureReason::TokenMismatch.to_error_shape(false, AuthClientKind::CliLocal);
         let v = serde_json::to_value(&shape).unwrap_or_default();
         assert_eq!(
             v,
@@ -330,16 +341,20 @@ mod tests {
 
     #[test]
     fn token_mismatch_with_device_recommends_device_token() {
-        let v = serde_json::to_value(AuthFailureReason::TokenMismatch.to_error_shape(true, AuthClientKind::CliLocal))
-            .unwrap_or_default();
+        let v = serde_json::to_value(
+            AuthFailureReason::TokenMismatch.to_error_shape(true, AuthClientKind::CliLocal),
+        )
+        .unwrap_or_default();
         assert_eq!(v["details"]["canRetryWithDeviceToken"], json!(true));
         assert_eq!(
             v["details"]["recommendedNextStep"],
             json!("retry_with_device_token")
         );
         // Only token mismatches can be retried with a device token.
-        let v = serde_json::to_value(AuthFailureReason::PasswordMismatch.to_error_shape(true, AuthClientKind::Other))
-            .unwrap_or_default();
+        let v = serde_json::to_value(
+            AuthFailureReason::PasswordMismatch.to_error_shape(true, AuthClientKind::Other),
+        )
+        .unwrap_or_default();
         assert_eq!(v["details"]["canRetryWithDeviceToken"], json!(false));
         assert_eq!(v["details"]["code"], json!("AUTH_PASSWORD_MISMATCH"));
     }

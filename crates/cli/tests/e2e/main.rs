@@ -1,1 +1,13 @@
+//! Process-level tests: the real `pincer` binary on an ephemeral port with a temp state dir.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cli_cmd;
+mod events;
+mod handshake;
+mod lifecycle;
+
+use std::path::Path;
+
+pub fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_pincer"))
+}

@@ -11,7 +11,9 @@ const DEFAULT_LIMIT: usize = 200;
 const DEFAULT_MAX_BYTES: usize = 250_000;
 
 pub fn register(reg: &mut MethodRegistry) {
-    reg.asynchronous("logs.tail", &LOGS_TAIL_PARAMS, |call| Box::pin(logs_tail(call)));
+    reg.asynchronous("logs.tail", &LOGS_TAIL_PARAMS, |call| {
+        Box::pin(logs_tail(call))
+    });
 }
 
 #[derive(Deserialize)]
@@ -38,10 +40,19 @@ async fn logs_tail(call: OwnedCall) -> Reply {
         Some(r) => r,
         None => match tokio::task::spawn_blocking(move || store.tail(&req)).await {
             Ok(r) => r,
-            Err(e) => return Reply::Error(pincer_protocol::errors::ErrorShape::unavailable(format!("logs.tail failed: {e}"))),
+            Err(e) => {
+                return Reply::Error(pincer_protocol::errors::ErrorShape::unavailable(format!(
+                    "logs.tail failed: {e}"
+                )))
+            }
         },
     };
-    let file = call.state.logs.path().map(|p| p.display().to_string()).unwrap_or_default();
+    let file = call
+        .state
+        .logs
+        .path()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     let mut payload = json!({
         "file": file,
         "cursor": result.cursor,

@@ -28,7 +28,14 @@ mod tests {
         }
         assert_eq!(
             reg.advertised(),
-            vec!["health", "status", "system-presence", "system-event", "logs.tail", "gateway.identity.get"]
+            vec![
+                "health",
+                "status",
+                "system-presence",
+                "system-event",
+                "logs.tail",
+                "gateway.identity.get"
+            ]
         );
     }
 }

@@ -39,9 +39,20 @@ fn health(ctx: &CallCtx<'_>) -> Reply {
 fn status(ctx: &CallCtx<'_>) -> Reply {
     let state = ctx.state;
     let admin = ctx.conn.info.scopes.is_admin();
-    let health: serde_json::Value = serde_json::from_str(state.health.json().get()).unwrap_or_default();
-    let sessions_path = state.state_dir.join("state").join("pincer.sqlite").display().to_string();
-    let queued: Vec<String> = state.system_events.lock().iter().map(|e| e.text.clone()).collect();
+    let health: serde_json::Value =
+        serde_json::from_str(state.health.json().get()).unwrap_or_default();
+    let sessions_path = state
+        .state_dir
+        .join("state")
+        .join("pincer.sqlite")
+        .display()
+        .to_string();
+    let queued: Vec<String> = state
+        .system_events
+        .lock()
+        .iter()
+        .map(|e| e.text.clone())
+        .collect();
     let mut payload = json!({
         "runtimeVersion": state.version,
         "heartbeat": {
@@ -70,7 +81,10 @@ fn status(ctx: &CallCtx<'_>) -> Reply {
     if admin {
         if let Some(obj) = payload.as_object_mut() {
             obj.insert("pid".into(), json!(std::process::id()));
-            obj.insert("stateDir".into(), json!(state.state_dir.display().to_string()));
+            obj.insert(
+                "stateDir".into(),
+                json!(state.state_dir.display().to_string()),
+            );
             if let Some(s) = obj.get_mut("sessions").and_then(|s| s.as_object_mut()) {
                 s.insert("paths".into(), json!([sessions_path]));
             }
@@ -111,23 +125,38 @@ fn system_event(ctx: &CallCtx<'_>) -> Reply {
         Ok(p) => p,
         Err(e) => return Reply::Error(e),
     };
-    let dedupe_key = p.idempotency_key.as_ref().map(|k| format!("system-event:{k}"));
+    let dedupe_key = p
+        .idempotency_key
+        .as_ref()
+        .map(|k| format!("system-event:{k}"));
     if let Some(key) = &dedupe_key {
         match ctx.state.dedupe.begin(key, Instant::now()) {
             Begin::Fresh => {}
-            Begin::InFlight => return Reply::Error(ErrorShape::unavailable("system event already in flight").retry_after(500)),
+            Begin::InFlight => {
+                return Reply::Error(
+                    ErrorShape::unavailable("system event already in flight").retry_after(500),
+                )
+            }
             Begin::Replay(payload) => return Reply::Json(payload),
         }
     }
     let now = util::now_ms();
     {
         let mut queue = ctx.state.system_events.lock();
-        queue.push_back(SystemEvent { text: p.text.clone(), session_key: p.session_key.clone(), ts: now });
+        queue.push_back(SystemEvent {
+            text: p.text.clone(),
+            session_key: p.session_key.clone(),
+            ts: now,
+        });
         while queue.len() > MAX_SYSTEM_EVENTS {
             queue.pop_front();
         }
     }
-    let presence_key = p.device_id.clone().or_else(|| p.instance_id.clone()).or_else(|| p.host.clone());
+    let presence_key = p
+        .device_id
+        .clone()
+        .or_else(|| p.instance_id.clone())
+        .or_else(|| p.host.clone());
     if let Some(key) = presence_key {
         let entry = PresenceEntry {
             host: p.host,
@@ -152,7 +181,9 @@ fn system_event(ctx: &CallCtx<'_>) -> Reply {
     }
     let payload = r#"{"ok":true}"#.to_string();
     if let Some(key) = &dedupe_key {
-        ctx.state.dedupe.complete(key, payload.clone(), Instant::now());
+        ctx.state
+            .dedupe
+            .complete(key, payload.clone(), Instant::now());
     }
     Reply::Json(payload)
 }
