@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Run the whole test suite. Installs what the tests need and the machine lacks (cargo-nextest),
+# then runs `cargo nextest run --workspace` (extra arguments are passed through).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "error: cargo is not installed; install the Rust toolchain (https://rustup.rs) first" >&2
+    exit 1
+fi
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "cargo-nextest not found; installing it with cargo (one-time, a few minutes)..." >&2
+    cargo install --locked cargo-nextest
+fi
+
+# The e2e tests signal the gateway with `kill`; make sure it exists (procps on Debian).
+if ! command -v kill >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+        apt-get update -qq && apt-get install -y -qq procps >/dev/null
+    else
+        echo "error: the 'kill' command is missing (install procps)" >&2
+        exit 1
+    fi
+fi
+
+exec cargo nextest run --workspace "$@"
