@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use criterion::{criterion_group, criterion_main, Criterion};
 use pincer_tools::builtin::builtin_registry;
 use pincer_tools::confine::Workspace;
-use pincer_tools::policy::{resolve_effective_tools, PolicyRequest, ToolProfile, ToolsPolicyConfig};
+use pincer_tools::policy::{
+    resolve_effective_tools, PolicyRequest, ToolProfile, ToolsPolicyConfig,
+};
 use pincer_tools::schema::builtin_spec;
 use pincer_tools::web::WebFetchConfig;
 use pincer_tools::{Tool, ToolContext, ToolError, ToolOutput, ToolRegistry, ToolSpec};
@@ -30,7 +32,10 @@ impl Tool for Noop {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("small.txt"), "hello\nworld\n").unwrap();
     let ws = Arc::new(Workspace::new(dir.path()).unwrap());
@@ -41,7 +46,10 @@ fn bench(c: &mut Criterion) {
     }
     let policy = Arc::new(resolve_effective_tools(
         ["read", "exec", "sessions_spawn"],
-        &ToolsPolicyConfig { profile: Some(ToolProfile::Coding), ..ToolsPolicyConfig::default() },
+        &ToolsPolicyConfig {
+            profile: Some(ToolProfile::Coding),
+            ..ToolsPolicyConfig::default()
+        },
         None,
         &PolicyRequest::default(),
     ));
@@ -49,8 +57,14 @@ fn bench(c: &mut Criterion) {
 
     let cases = [
         ("read", r#"{"path":"src/main.rs","offset":10,"limit":50}"#),
-        ("exec", r#"{"command":"cargo test -p foo -- --nocapture","workdir":"crates/foo","timeoutSeconds":120,"env":{"RUST_LOG":"debug"},"yieldMs":5000}"#),
-        ("sessions_spawn", r#"{"task":"Review the diff and report problems","label":"review","cleanup":"delete","context":"isolated","runTimeoutSeconds":600,"placement":{"kind":"local"},"attachments":[]}"#),
+        (
+            "exec",
+            r#"{"command":"cargo test -p foo -- --nocapture","workdir":"crates/foo","timeoutSeconds":120,"env":{"RUST_LOG":"debug"},"yieldMs":5000}"#,
+        ),
+        (
+            "sessions_spawn",
+            r#"{"task":"Review the diff and report problems","label":"review","cleanup":"delete","context":"isolated","runTimeoutSeconds":600,"placement":{"kind":"local"},"attachments":[]}"#,
+        ),
     ];
     let mut group = c.benchmark_group("dispatch_overhead");
     for (tool, raw) in cases {
@@ -65,7 +79,11 @@ fn bench(c: &mut Criterion) {
     group.finish();
 
     // For scale: a real `read` of a tiny file (includes the blocking-pool hop and openat2).
-    let mt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let real = builtin_registry(WebFetchConfig::default());
     let ctx = ToolContext::builder(ws).build();
     c.bench_function("read_small_file_end_to_end", |b| {

@@ -10,6 +10,22 @@
 //! * [`exec`]: `exec`/`process`, exec security/ask decisions and approvals, bubblewrap sandbox.
 //! * [`web`]: `web_fetch` with an SSRF guard.
 //! * [`fs`], [`sessions`], [`memory`], [`message`], [`nodes`]: the remaining built-in tools.
+//!
+//! Typical use by the agent loop:
+//!
+//! ```ignore
+//! // once per agent (or gateway): registry, process registry, sandbox runtime
+//! let registry = pincer_tools::builtin::builtin_registry(web_fetch_config);
+//! let processes = Arc::new(ProcessRegistry::default());
+//! // once per run: the effective tool set decides what the model is offered
+//! let policy = Arc::new(resolve_effective_tools(registry.names(), &global, agent, &request));
+//! let base = ToolContext::builder(workspace).agent_id(id).session_key(key).run_id(run)
+//!     .policy(policy).processes(processes).hosts(hosts).config(cfg).cancel(run_token).build();
+//! let tools = registry.specs_for(&base);              // → provider request
+//! // per tool call emitted by the model
+//! let out = registry.dispatch(&name, args, &base.for_call(Some(&call_id))).await;
+//! // out.to_result_json() → `tool` event `result` / transcript `toolResult`; out.is_error
+//! ```
 
 pub mod builtin;
 pub mod confine;

@@ -21,7 +21,7 @@ use crate::schema::builtin_spec;
 use crate::util::{now_ms, num_to_usize, parse_args, tail_bytes, truncate_chars};
 
 /// Bytes kept per job (older output is dropped, counted).
-pub const DEFAULT_BUFFER_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_BUFFER_BYTES: usize = 256 * 1024;
 /// Jobs retained per registry (finished ones are pruned first).
 pub const DEFAULT_MAX_JOBS: usize = 64;
 /// `process poll` waits at most this long.
