@@ -65,22 +65,14 @@ pub enum BindMode {
     Tailnet,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AuthConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<AuthMode>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<SecretInput>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<SecretInput>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allow_tailscale: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate_limit: Option<RateLimitConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trusted_proxy: Option<TrustedProxyConfig>,
-}
+section!(AuthConfig {
+    mode: AuthMode,
+    token: SecretInput,
+    password: SecretInput,
+    allow_tailscale: bool,
+    rate_limit: RateLimitConfig,
+    trusted_proxy: TrustedProxyConfig,
+});
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -91,64 +83,35 @@ pub enum AuthMode {
     TrustedProxy,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RateLimitConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_attempts: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub window_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lockout_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exempt_loopback: Option<bool>,
-}
+section!(RateLimitConfig {
+    max_attempts: u32,
+    window_ms: u64,
+    lockout_ms: u64,
+    exempt_loopback: bool,
+});
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TrustedProxyConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_header: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub required_headers: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allow_users: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allow_loopback: Option<bool>,
-}
+section!(TrustedProxyConfig {
+    user_header: String,
+    required_headers: Vec<String>,
+    allow_users: Vec<String>,
+    allow_loopback: bool,
+});
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ControlUiConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enabled: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub base_path: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allowed_origins: Option<Vec<String>>,
-}
+section!(ControlUiConfig {
+    enabled: bool,
+    base_path: String,
+    allowed_origins: Vec<String>,
+});
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TlsConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enabled: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auto_generate: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cert_path: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_path: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_path: Option<String>,
-}
+section!(TlsConfig {
+    enabled: bool,
+    auto_generate: bool,
+    cert_path: String,
+    key_path: String,
+    ca_path: String,
+});
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ReloadConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<ReloadMode>,
-}
+section!(ReloadConfig { mode: ReloadMode });
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -165,66 +128,38 @@ pub struct HttpConfig {
     pub endpoints: HttpEndpoints,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HttpEndpoints {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub chat_completions: Option<EndpointToggle>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub responses: Option<EndpointToggle>,
-}
+section!(HttpEndpoints {
+    chat_completions: EndpointToggle,
+    responses: EndpointToggle,
+});
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct EndpointToggle {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enabled: Option<bool>,
-}
+section!(EndpointToggle { enabled: bool });
 
-/// `{allow, deny}` tool/command lists.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AllowDeny {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allow: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deny: Option<Vec<String>>,
-}
+section!(
+    /// `{allow, deny}` tool/command lists.
+    AllowDeny {
+    allow: Vec<String>,
+    deny: Vec<String>,
+});
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct NodesConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pairing: Option<NodePairingConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub commands: Option<AllowDeny>,
-}
+section!(NodesConfig {
+    pairing: NodePairingConfig,
+    commands: AllowDeny,
+});
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct NodePairingConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auto_approve_local: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auto_approve_cidrs: Option<Vec<String>>,
-}
+section!(NodePairingConfig {
+    auto_approve_local: bool,
+    auto_approve_cidrs: Vec<String>,
+});
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RemoteConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transport: Option<RemoteTransport>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<SecretInput>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<SecretInput>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_fingerprint: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ssh_target: Option<String>,
-}
+section!(RemoteConfig {
+    url: String,
+    transport: RemoteTransport,
+    token: SecretInput,
+    password: SecretInput,
+    tls_fingerprint: String,
+    ssh_target: String,
+});
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
