@@ -28,7 +28,7 @@ use approvals::{
     allow_always_entries, allowlist_match, analyze_command, decide, effective_policy,
     fallback_decision, ApprovalsFile, AskFallback, ExecAsk, ExecDecision, ExecSecurity,
 };
-use process::{job_summary, spawn_job, Job, SpawnSpec};
+use process::{job_summary, spawn_job, Job, KillOnDrop, SpawnSpec};
 
 /// `tools.exec.*` (plus the caps this implementation adds).
 #[derive(Debug, Clone)]
@@ -461,6 +461,7 @@ impl Tool for ExecTool {
             command: a.command.clone(),
             sandboxed,
         })?;
+        let mut guard = KillOnDrop::new(&job);
         // Without the process tool the model could not reach a background job: run to the end.
         let can_background = ctx.tool_allowed("process");
         let background = can_background && a.background.unwrap_or(false);
@@ -476,6 +477,7 @@ impl Tool for ExecTool {
             let yield_at = yield_after.map(|d| tokio::time::Instant::now() + d);
             loop {
                 if job.is_finished() {
+                    guard.disarm();
                     let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                     let (cmd_title, _) = truncate_chars(&a.command, 80);
                     return Ok(completed_output(&job, cfg.max_output_chars, ms)
@@ -501,6 +503,7 @@ impl Tool for ExecTool {
             job.kill(Duration::from_millis(500)).await;
             return Err(e);
         }
+        guard.disarm();
         let tail = job.output();
         let (cmd_title, _) = truncate_chars(&a.command, 80);
         let mut details = job_summary(&job);

@@ -193,19 +193,29 @@ impl Job {
         self.bump();
     }
 
-    /// Signal the whole process group (the command and everything it started).
+    /// Signal the whole process group (the command and everything it started). For sandboxed
+    /// jobs the sandbox's PID-namespace init runs in its own session, so it and its group are
+    /// signalled too; killing that init takes down everything inside the namespace.
     pub fn signal(&self, sig: rustix::process::Signal) -> bool {
         if self.is_finished() {
             return false;
         }
-        let Some(pid) = self
-            .pid
-            .and_then(|p| i32::try_from(p).ok())
-            .and_then(rustix::process::Pid::from_raw)
-        else {
+        let Some(pid) = self.pid.and_then(|p| i32::try_from(p).ok()) else {
             return false;
         };
-        rustix::process::kill_process_group(pid, sig).is_ok()
+        let mut targets = Vec::with_capacity(2);
+        if self.sandboxed {
+            targets.extend(child_pids(pid));
+        }
+        targets.push(pid);
+        let mut any = false;
+        for t in targets {
+            if let Some(p) = rustix::process::Pid::from_raw(t) {
+                any |= rustix::process::kill_process_group(p, sig).is_ok();
+                any |= rustix::process::kill_process(p, sig).is_ok();
+            }
+        }
+        any
     }
 
     /// SIGTERM, then SIGKILL if still alive after `grace`.
@@ -412,6 +422,39 @@ pub fn spawn_job(spec: SpawnSpec) -> Result<Arc<Job>, ToolError> {
         job.bump();
     });
     Ok(job)
+}
+
+/// Direct children of `pid` (Linux `/proc/<pid>/task/<pid>/children`).
+fn child_pids(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Kills a foreground job if the call that owns it goes away (cancelled run, dropped future)
+/// before the job finished or was handed to the background registry.
+pub(crate) struct KillOnDrop(Option<Arc<Job>>);
+
+impl KillOnDrop {
+    pub(crate) fn new(job: &Arc<Job>) -> Self {
+        Self(Some(Arc::clone(job)))
+    }
+    pub(crate) fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(job) = self.0.take() {
+            job.lock().killed = true;
+            job.signal(rustix::process::Signal::KILL);
+        }
+    }
 }
 
 fn new_job_id() -> String {

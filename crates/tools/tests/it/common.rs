@@ -70,3 +70,30 @@ pub fn error_kind(out: &ToolOutput) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// Processes whose command line contains `token` (leak checks).
+pub fn procs_with(token: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|c| String::from_utf8_lossy(c).contains(token))
+        .count()
+}
+
+/// Wait (bounded) until no process carries `token`; returns the remaining count.
+pub async fn wait_gone(token: &str) -> usize {
+    for _ in 0..50 {
+        if procs_with(token) == 0 {
+            return 0;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    procs_with(token)
+}

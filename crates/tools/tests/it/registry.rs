@@ -4,7 +4,7 @@ use pincer_tools::policy::EffectiveTools;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::common::{err_text, error_kind, ok_text, Env};
+use crate::common::{err_text, error_kind, ok_text, procs_with, wait_gone, Env};
 
 #[tokio::test]
 async fn invalid_arguments_are_a_readable_tool_error() {

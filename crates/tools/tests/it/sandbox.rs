@@ -8,7 +8,7 @@ use pincer_tools::exec::sandbox::{Sandbox, SandboxConfig, SandboxError};
 use pincer_tools::{SandboxMode, ToolContext};
 use serde_json::json;
 
-use crate::common::{error_kind, ok_text, Env};
+use crate::common::{error_kind, ok_text, procs_with, wait_gone, Env};
 
 fn sandbox(config: SandboxConfig) -> Arc<Sandbox> {
     match Sandbox::new(config) {
