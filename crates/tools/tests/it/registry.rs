@@ -4,7 +4,7 @@ use pincer_tools::policy::EffectiveTools;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::common::{err_text, error_kind, ok_text, procs_with, wait_gone, Env};
+use crate::common::{err_text, error_kind, ok_text, wait_gone, Env};
 
 #[tokio::test]
 async fn invalid_arguments_are_a_readable_tool_error() {
@@ -64,14 +64,21 @@ async fn cancellation_stops_a_running_tool() {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         token.cancel();
     });
+    let marker = format!("pincer-cancel-{}", std::process::id());
     let out = env
         .call(
             &ctx,
             "exec",
-            json!({"command": "sleep 30", "yieldMs": 60000}),
+            json!({"command": format!("exec -a {marker} sleep 30"), "yieldMs": 60000}),
         )
         .await;
     canceller.await.unwrap();
     assert_eq!(error_kind(&out), "cancelled");
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    // The command did not outlive the cancelled call.
+    assert_eq!(
+        wait_gone(&marker).await,
+        0,
+        "cancelled command still running"
+    );
 }

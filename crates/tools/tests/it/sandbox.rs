@@ -163,21 +163,50 @@ async fn sandboxed_background_job_and_pty() {
         )
         .await;
     assert!(ok_text(&out).contains("is-a-tty"), "{}", out.text_content());
+    let marker = format!("pincer-sbx-kill-{}", std::process::id());
     let out = env
         .call(
             &ctx,
             "exec",
-            json!({"command": "sleep 60", "background": true}),
+            json!({"command": format!("exec -a {marker} sleep 60"), "background": true}),
         )
         .await;
     let id = out.details.as_ref().unwrap()["sessionId"]
         .as_str()
         .unwrap()
         .to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // bwrap's own command lines carry the marker too.
+    assert!(procs_with(&marker) >= 1, "the sandboxed command is running");
     let out = env
         .call(&ctx, "process", json!({"action": "kill", "sessionId": id}))
         .await;
     assert_eq!(out.details.as_ref().unwrap()["status"], "killed");
+    // Nothing inside the sandbox survives the kill…
+    assert_eq!(
+        wait_gone(&marker).await,
+        0,
+        "sandboxed command survived kill"
+    );
+    // …or a timeout.
+    let marker = format!("pincer-sbx-timeout-{}", std::process::id());
+    let out = env
+        .call(
+            &ctx,
+            "exec",
+            json!({"command": format!("exec -a {marker} sleep 60"), "timeoutSeconds": 1}),
+        )
+        .await;
+    assert!(
+        out.text_content().contains("timed out"),
+        "{}",
+        out.text_content()
+    );
+    assert_eq!(
+        wait_gone(&marker).await,
+        0,
+        "sandboxed command survived its timeout"
+    );
 }
 
 #[tokio::test]
