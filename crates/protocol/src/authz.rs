@@ -116,8 +116,8 @@ pub fn authorize_method(
     if scopes.is_admin() {
         return Ok(());
     }
+    // Core table first; reserved prefixes (and the admin default) only for other methods.
     let required: Vec<&'static str> = match spec.map(|s| s.scope) {
-        _ if methods::has_admin_only_prefix(method) => vec![scopes::ADMIN],
         Some(MethodScope::Dynamic) => {
             let params: Value = params_json
                 .and_then(|p| serde_json::from_str(p).ok())
@@ -125,6 +125,8 @@ pub fn authorize_method(
             dynamic_required_scopes(method, &params)
         }
         Some(fixed) => vec![fixed.operator_scope().unwrap_or(scopes::ADMIN)],
+        // Not a core method: reserved admin prefixes (`methods::has_admin_only_prefix`) and the
+        // plugin default are both `operator.admin`; declared plugin scopes slot in here later.
         None => vec![scopes::ADMIN],
     };
     let session_method = method.starts_with("sessions.") || method.starts_with("session.");
@@ -342,13 +344,16 @@ mod tests {
     #[test]
     fn read_scope_cases() {
         assert_eq!(check(&[scopes::READ], "status", None), Ok(()));
+        // config.get is a core read method; only non-core methods under config.* need admin.
+        assert_eq!(check(&[scopes::READ], "config.get", None), Ok(()));
         assert_eq!(
-            check(&[scopes::READ], "config.get", None),
+            check(&[scopes::READ], "config.set", None),
             Err(AuthzError::MissingScope {
                 missing: scopes::ADMIN.into(),
                 required: vec![scopes::ADMIN.into()]
             })
         );
+        assert!(check(&[scopes::WRITE], "config.plugin.custom", None).is_err());
         assert!(check(&[], "status", None).is_err());
         assert_eq!(check(&[scopes::WRITE], "status", None), Ok(()));
         assert!(check(&[scopes::READ], "send", None).is_err());

@@ -354,3 +354,8 @@ pub fn key_set(v: &Value) -> Vec<String> {
     keys.sort();
     keys
 }
+
+/// Send a text frame, reporting failure instead of panicking (for abuse tests).
+pub async fn try_send_text(ws: &mut RawWs, text: String) -> bool {
+    ws.send(Message::Text(text.into())).await.is_ok()
+}

@@ -360,3 +360,88 @@ async fn device_proofs_are_verified() {
         }
     }
 }
+
+#[tokio::test]
+async fn node_role_is_limited_to_node_methods_and_floods_close() {
+    let gw = GatewayProcess::spawn(bin(), SpawnOptions::default());
+    let token = gw.token();
+    let kp = DeviceKeypair::from_seed(&[7u8; 32]);
+    let mut ws = ws_connect(&gw.url).await;
+    let challenge = recv(&mut ws, T).await.json();
+    let nonce = challenge["payload"]["nonce"].as_str().unwrap();
+    let ts = challenge["payload"]["ts"].as_u64().unwrap();
+    let payload = build_payload_v3(
+        &kp.device_id(),
+        "node-host",
+        "node",
+        "node",
+        &[],
+        ts,
+        &token,
+        nonce,
+        Some("linux"),
+        None,
+    );
+    let params = json!({
+        "minProtocol": 3, "maxProtocol": 4,
+        "client": {"id": "node-host", "version": "1", "platform": "linux", "mode": "node"},
+        "role": "node", "scopes": [], "caps": ["system"], "commands": ["system.which"],
+        "auth": {"token": token},
+        "device": {"id": kp.device_id(), "publicKey": kp.public_key(), "signature": kp.sign(&payload), "signedAt": ts, "nonce": nonce}
+    });
+    send_json(
+        &mut ws,
+        &json!({"type":"req","id":"c1","method":"connect","params":params}),
+    )
+    .await;
+    let (res, _) = recv_res(&mut ws, "c1", T).await;
+    assert_eq!(res["ok"], true, "{res}");
+    assert_eq!(res["payload"]["auth"]["role"], "node");
+    send_json(&mut ws, &json!({"type":"req","id":"h","method":"health"})).await;
+    assert_eq!(recv_res(&mut ws, "h", T).await.0["ok"], true);
+    for i in 0..11 {
+        let id = format!("s{i}");
+        send_json(&mut ws, &json!({"type":"req","id":id,"method":"status"})).await;
+        let (res, _) = recv_res(&mut ws, &id, T).await;
+        assert_eq!(res["error"]["message"], "unauthorized role: node");
+    }
+    assert_eq!(
+        recv_close(&mut ws, T).await.0,
+        Received::Close(1008, "repeated unauthorized calls".into())
+    );
+
+    // A node without a device identity is refused even with the shared token.
+    let mut params = golden_connect_params(Some(&gw.token()));
+    params["role"] = json!("node");
+    params["scopes"] = json!([]);
+    params["client"] =
+        json!({"id": "node-host", "version": "1", "platform": "linux", "mode": "node"});
+    let (_, _, res) = handshake(&gw.url, params).await;
+    assert_eq!(res["error"]["code"], "NOT_PAIRED");
+}
+
+#[tokio::test]
+async fn oversized_frame_after_hello_closes_1009_and_others_keep_working() {
+    let gw = GatewayProcess::spawn(bin(), SpawnOptions::default());
+    let (mut ws, _, res) = handshake(&gw.url, golden_connect_params(Some(&gw.token()))).await;
+    assert_eq!(res["ok"], true);
+    let big = "x".repeat(30 * 1024 * 1024);
+    // The server may close before the whole frame is written; a send error is fine.
+    let _ = futures_util_send(&mut ws, big).await;
+    let (close, _) = recv_close(&mut ws, Duration::from_secs(20)).await;
+    assert!(
+        matches!(close, Received::Close(1009, _) | Received::Ended),
+        "{close:?}"
+    );
+    let (_, _, res) = handshake(&gw.url, golden_connect_params(Some(&gw.token()))).await;
+    assert_eq!(res["ok"], true);
+}
+
+async fn futures_util_send(ws: &mut RawWs, text: String) -> bool {
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        pincer_testkit::try_send_text(ws, text),
+    )
+    .await
+    .unwrap_or(false)
+}
