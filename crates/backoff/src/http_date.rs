@@ -107,8 +107,10 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// Inverse of [`days_from_civil`]: (year, month 1–12, day 1–31).
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
+/// Proleptic Gregorian `(year, month 1–12, day 1–31)` of a count of days since
+/// 1970-01-01 (inverse of the parser's date arithmetic; shared with other timestamp
+/// formatting so the calendar maths exists once).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;

@@ -24,7 +24,7 @@ mod random;
 
 use std::time::{Duration, SystemTime};
 
-pub use http_date::{format_http_date, parse_http_date};
+pub use http_date::{civil_from_days, format_http_date, parse_http_date};
 
 /// Exponential backoff: `initial * multiplier^attempt`, capped at `max`, then spread by
 /// `jitter` (a fraction: 0.1 spreads the delay uniformly over ±10 %), never above `max`.
@@ -138,7 +138,8 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     }
     if value.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         let secs: f64 = value.parse().ok()?;
-        return (0.0..1e12).contains(&secs)
+        return (0.0..1e12)
+            .contains(&secs)
             .then(|| Duration::from_secs_f64(secs));
     }
     let at = parse_http_date(value)?;
@@ -149,7 +150,9 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 pub fn parse_retry_after_ms(value: &str) -> Option<Duration> {
     let value = value.trim();
     let ms: f64 = value.parse().ok()?;
-    (0.0..1e15).contains(&ms).then(|| Duration::from_secs_f64(ms / 1000.0))
+    (0.0..1e15)
+        .contains(&ms)
+        .then(|| Duration::from_secs_f64(ms / 1000.0))
 }
 
 /// A bounded retry budget around a [`Backoff`].

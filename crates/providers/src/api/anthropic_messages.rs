@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use serde_json::{json, Map, Value};
 
-use super::{parse_arguments, parse_json, Decoder, Flow, WireError};
+use super::{parse_arguments, parse_json, push_text, push_thinking, Decoder, Flow, WireError};
 use crate::error::ErrorKind;
 use crate::event::ProviderEvent;
 use crate::model::{CompletionRequest, ContentBlock, Message, StopReason, Usage, UserContent};
@@ -232,19 +232,11 @@ impl Decoder for MessagesDecoder {
                 let block = &v["content_block"];
                 let parsed = match block["type"].as_str() {
                     Some("text") => {
-                        if let Some(text) = block["text"].as_str().filter(|t| !t.is_empty()) {
-                            out.push(ProviderEvent::TextDelta {
-                                text: text.to_owned(),
-                            });
-                        }
+                        push_text(out, block["text"].as_str());
                         Block::Text
                     }
                     Some("thinking") => {
-                        if let Some(text) = block["thinking"].as_str().filter(|t| !t.is_empty()) {
-                            out.push(ProviderEvent::ThinkingDelta {
-                                text: text.to_owned(),
-                            });
-                        }
+                        push_thinking(out, block["thinking"].as_str());
                         Block::Thinking {
                             signature: block["signature"].as_str().unwrap_or("").to_owned(),
                         }
@@ -282,18 +274,10 @@ impl Decoder for MessagesDecoder {
                 let block = self.blocks.get_mut(&index);
                 match (delta["type"].as_str(), block) {
                     (Some("text_delta"), _) => {
-                        if let Some(text) = delta["text"].as_str().filter(|t| !t.is_empty()) {
-                            out.push(ProviderEvent::TextDelta {
-                                text: text.to_owned(),
-                            });
-                        }
+                        push_text(out, delta["text"].as_str());
                     }
                     (Some("thinking_delta"), _) => {
-                        if let Some(text) = delta["thinking"].as_str().filter(|t| !t.is_empty()) {
-                            out.push(ProviderEvent::ThinkingDelta {
-                                text: text.to_owned(),
-                            });
-                        }
+                        push_thinking(out, delta["thinking"].as_str());
                     }
                     (Some("signature_delta"), Some(Block::Thinking { signature })) => {
                         signature.push_str(delta["signature"].as_str().unwrap_or(""));

@@ -226,6 +226,32 @@ pub(crate) fn extract_error(v: &Value) -> Option<(Option<String>, String)> {
     Some((error_type, message))
 }
 
+/// Pushes a text delta unless the fragment is missing or empty.
+pub(crate) fn push_text(out: &mut Vec<ProviderEvent>, text: Option<&str>) {
+    if let Some(text) = text.filter(|t| !t.is_empty()) {
+        out.push(ProviderEvent::TextDelta {
+            text: text.to_owned(),
+        });
+    }
+}
+
+/// Pushes a reasoning delta unless the fragment is missing or empty.
+pub(crate) fn push_thinking(out: &mut Vec<ProviderEvent>, text: Option<&str>) {
+    if let Some(text) = text.filter(|t| !t.is_empty()) {
+        out.push(ProviderEvent::ThinkingDelta {
+            text: text.to_owned(),
+        });
+    }
+}
+
+/// Tools in the `{"type":"function","function":{…}}` shape (Chat Completions, Ollama).
+pub(crate) fn function_tools(tools: &[crate::model::ToolSpec]) -> Vec<Value> {
+    tools
+        .iter()
+        .map(|t| serde_json::json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}))
+        .collect()
+}
+
 /// Parses streamed tool arguments. Empty means no arguments; invalid JSON becomes `{}`
 /// (the raw text travels alongside, so the agent can tell the model what went wrong).
 pub(crate) fn parse_arguments(raw: &str) -> Value {

@@ -7,7 +7,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{blocks_text, parse_json, Decoder, Flow, WireError};
+use super::{
+    blocks_text, function_tools, parse_json, push_text, push_thinking, Decoder, Flow, WireError,
+};
 use crate::error::ErrorKind;
 use crate::event::ProviderEvent;
 use crate::model::{CompletionRequest, ContentBlock, Message, StopReason, ThinkingLevel, Usage};
@@ -67,11 +69,7 @@ pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Value 
     body.insert("messages".into(), messages.into());
     body.insert("stream".into(), true.into());
     if !request.tools.is_empty() {
-        let tools: Vec<Value> = request
-            .tools
-            .iter()
-            .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}))
-            .collect();
+        let tools = function_tools(&request.tools);
         body.insert("tools".into(), tools.into());
     }
     if model.reasoning {
@@ -121,16 +119,8 @@ impl Decoder for OllamaDecoder {
             out.push(ProviderEvent::ResponseStart { response_id: None });
         }
         let message = &v["message"];
-        if let Some(text) = message["thinking"].as_str().filter(|t| !t.is_empty()) {
-            out.push(ProviderEvent::ThinkingDelta {
-                text: text.to_owned(),
-            });
-        }
-        if let Some(text) = message["content"].as_str().filter(|t| !t.is_empty()) {
-            out.push(ProviderEvent::TextDelta {
-                text: text.to_owned(),
-            });
-        }
+        push_thinking(out, message["thinking"].as_str());
+        push_text(out, message["content"].as_str());
         if let Some(calls) = message["tool_calls"].as_array() {
             for call in calls {
                 let index = self.tool_calls;

@@ -11,7 +11,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use super::{blocks_text, extract_error, parse_arguments, parse_json, Decoder, Flow, WireError};
+use super::{
+    blocks_text, extract_error, function_tools, parse_arguments, parse_json, push_text,
+    push_thinking, Decoder, Flow, WireError,
+};
 use crate::error::ErrorKind;
 use crate::event::ProviderEvent;
 use crate::model::{CompletionRequest, ContentBlock, Message, StopReason, Usage, UserContent};
@@ -95,11 +98,7 @@ pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Value 
         request.max_tokens.unwrap_or(model.max_tokens).into(),
     );
     if !request.tools.is_empty() {
-        let tools: Vec<Value> = request
-            .tools
-            .iter()
-            .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}))
-            .collect();
+        let tools = function_tools(&request.tools);
         body.insert("tools".into(), tools.into());
         body.insert("tool_choice".into(), "auto".into());
     }
@@ -213,17 +212,9 @@ impl Decoder for CompletionsDecoder {
         if let Some(choice) = chunk["choices"].as_array().and_then(|c| c.first()) {
             let delta = &choice["delta"];
             for key in ["reasoning_content", "reasoning"] {
-                if let Some(text) = delta[key].as_str().filter(|t| !t.is_empty()) {
-                    out.push(ProviderEvent::ThinkingDelta {
-                        text: text.to_owned(),
-                    });
-                }
+                push_thinking(out, delta[key].as_str());
             }
-            if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
-                out.push(ProviderEvent::TextDelta {
-                    text: text.to_owned(),
-                });
-            }
+            push_text(out, delta["content"].as_str());
             if let Some(refusal) = delta["refusal"].as_str() {
                 self.refusal.push_str(refusal);
             }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use super::{blocks_text, parse_arguments, parse_json, Decoder, Flow, WireError};
+use super::{blocks_text, parse_arguments, parse_json, push_text, Decoder, Flow, WireError};
 use crate::error::ErrorKind;
 use crate::event::ProviderEvent;
 use crate::model::{CompletionRequest, ContentBlock, Message, StopReason, Usage, UserContent};
@@ -189,11 +189,7 @@ impl Decoder for ResponsesDecoder {
             }
             "response.output_text.delta" => {
                 self.close_reasoning(out);
-                if let Some(text) = v["delta"].as_str().filter(|t| !t.is_empty()) {
-                    out.push(ProviderEvent::TextDelta {
-                        text: text.to_owned(),
-                    });
-                }
+                push_text(out, v["delta"].as_str());
             }
             "response.refusal.delta" => self.refusal.push_str(v["delta"].as_str().unwrap_or("")),
             "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
