@@ -20,11 +20,13 @@
 pub mod edit;
 pub mod json5;
 pub mod load;
+mod migrate;
 pub mod model;
 pub mod openclaw;
 pub mod redact;
 pub mod reload;
 pub mod secrets;
+mod semantic;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
@@ -112,6 +114,8 @@ pub enum WarningKind {
     Unimplemented,
     /// `${VAR}` with an unset or empty variable.
     MissingEnv,
+    /// A legacy key that was read in its current form (e.g. `agents.list`).
+    Legacy,
 }
 
 /// A non-fatal finding.
@@ -270,6 +274,7 @@ pub fn parse_str(raw: &str, path: &Path, opts: &LoadOptions) -> Result<Loaded, C
     }
     loader.substitute_env(&mut node, &mut Vec::new());
     let source = node.to_value();
+    let mut legacy = migrate::legacy_agents_list(&mut node, &loader.files);
     let files = loader.files.clone();
     let mut validator = validate::Validator::new(json_schema(), &files);
     validator.validate(&mut node, json_schema(), &mut Vec::new());
@@ -278,7 +283,12 @@ pub fn parse_str(raw: &str, path: &Path, opts: &LoadOptions) -> Result<Loaded, C
             issues: validator.issues,
         });
     }
+    let semantic = semantic::check(&node, &files);
+    if !semantic.is_empty() {
+        return Err(ConfigError::Invalid { issues: semantic });
+    }
     let mut warnings = loader.warnings;
+    warnings.append(&mut legacy);
     if !validator.unimplemented.is_empty() {
         warnings.push(Warning {
             kind: WarningKind::Unimplemented,

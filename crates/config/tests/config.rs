@@ -742,3 +742,108 @@ fn watcher_applies_good_edits_and_keeps_last_good_on_bad_ones() {
     }
     drop(watcher);
 }
+
+// ---- semantic rules, legacy shapes, agents ---------------------------------------------
+
+#[test]
+fn error_token_and_password_without_mode() {
+    let (path, msg) = error_of("{\n  gateway: { auth: { token: 'a', password: 'b' } },\n}");
+    assert_eq!(
+        msg,
+        format!(
+            "invalid configuration: {}:2:20 — gateway.auth: both token and password are set; choose one with gateway.auth.mode (\"token\" or \"password\")",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn error_allow_and_also_allow_in_one_scope() {
+    let (path, msg) =
+        error_of("{ tools: { byProvider: { openai: { allow: ['read'], alsoAllow: ['exec'] } } } }");
+    assert_eq!(
+        msg,
+        format!(
+            "invalid configuration: {}:1:64 — tools.byProvider.openai.alsoAllow: allow and alsoAllow cannot be used in the same scope; list everything in allow",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn legacy_agents_list_is_read_as_entries_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "pincer.json",
+        "{ agents: {\n  list: [ { id: 'main', default: true }, { id: 'ops', workspace: '/w/ops', model: 'openai/gpt-5' } ],\n} }",
+    );
+    let loaded = load(&path, &opts()).unwrap();
+    let c = &loaded.config;
+    assert_eq!(c.agent_ids(), vec!["main".to_string(), "ops".to_string()]);
+    assert_eq!(
+        c.agent_workspace("ops", Path::new("/state")),
+        PathBuf::from("/w/ops")
+    );
+    assert_eq!(
+        c.agent_model("ops").and_then(ModelSelection::primary),
+        Some("openai/gpt-5")
+    );
+    let legacy: Vec<_> = loaded
+        .warnings
+        .iter()
+        .filter(|w| w.kind == WarningKind::Legacy)
+        .collect();
+    assert_eq!(legacy.len(), 1);
+    assert_eq!(
+        legacy[0].message,
+        format!("{}:2:3 — agents.list: legacy agent roster read as agents.entries (main, ops); rewrite it as keyed agents.entries.<id>", path.display())
+    );
+}
+
+#[test]
+fn agent_defaults_and_workspaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "pincer.json",
+        "{ agents: { defaults: { model: { primary: 'a/b', fallbacks: ['c/d'] } }, entries: { main: {}, Ops: { model: 'x/y' } } } }",
+    );
+    let c = load(&path, &opts()).unwrap().config;
+    assert_eq!(c.default_agent_id(), "main");
+    assert_eq!(c.agent_ids(), vec!["main".to_string(), "ops".to_string()]);
+    let state = dir.path().join("state");
+    assert_eq!(c.agent_workspace("main", &state), state.join("workspace"));
+    assert_eq!(
+        c.agent_workspace("ops", &state),
+        state.join("workspace-ops")
+    );
+    assert_eq!(
+        c.agent_model("main").unwrap().fallbacks(),
+        &["c/d".to_string()]
+    );
+    assert_eq!(
+        c.agent_model("ops").and_then(ModelSelection::primary),
+        Some("x/y")
+    );
+    let ws = c.ensure_agent_workspace("ops", &state).unwrap();
+    assert!(ws.is_dir());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&ws).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+    }
+    // A single non-main entry becomes the default agent.
+    let path = write(
+        dir.path(),
+        "pincer.json",
+        "{ agents: { entries: { solo: {} } } }",
+    );
+    assert_eq!(
+        load(&path, &opts()).unwrap().config.default_agent_id(),
+        "solo"
+    );
+}

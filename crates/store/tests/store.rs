@@ -848,3 +848,29 @@ async fn data_survives_reopen() {
         "chain continues across restarts"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_entry_fields_survive_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let sample: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../testdata/spec-samples/session-entry.json"
+    ))
+    .unwrap();
+    let template: SessionEntry = serde_json::from_value(sample.clone()).unwrap();
+    let k = key("main");
+    let mut req = EnsureSession::at(5);
+    req.template = Some(template);
+    let created = store.ensure_session(&k, req).await.unwrap();
+    let stored = store.get_session(&k).await.unwrap().unwrap();
+    assert_eq!(stored, created.record);
+    let json = serde_json::to_value(&stored.entry).unwrap();
+    // The store owns identity and creation timestamps; everything else is kept verbatim.
+    for (field, value) in sample.as_object().unwrap() {
+        if ["sessionId", "updatedAt", "createdAt", "sessionStartedAt"].contains(&field.as_str()) {
+            continue;
+        }
+        assert_eq!(&json[field], value, "field {field}");
+    }
+    assert_eq!(json["sessionStartedAt"], 5);
+}

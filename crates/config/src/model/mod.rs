@@ -156,6 +156,40 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Creates the agent's workspace directory (mode 0700) if it does not exist yet and
+    /// returns its path ("workspace directory created on first use").
+    pub fn ensure_agent_workspace(
+        &self,
+        agent_id: &str,
+        state_dir: &std::path::Path,
+    ) -> std::io::Result<std::path::PathBuf> {
+        let dir = self.agent_workspace(agent_id, state_dir);
+        if !dir.is_dir() {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&dir)?;
+            }
+            #[cfg(not(unix))]
+            std::fs::create_dir_all(&dir)?;
+        }
+        Ok(dir)
+    }
+
+    /// `env.vars` to export into the process environment (never overriding a variable
+    /// that is already set).
+    pub fn env_vars(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.env
+            .iter()
+            .flat_map(|e| e.vars.iter().flatten())
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
 /// `~/x` → `$HOME/x`.
 pub fn expand_home(path: &str) -> std::path::PathBuf {
     match path.strip_prefix("~/") {
