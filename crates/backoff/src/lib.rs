@@ -24,7 +24,7 @@ mod random;
 
 use std::time::{Duration, SystemTime};
 
-pub use http_date::{civil_from_days, format_http_date, parse_http_date};
+pub use http_date::{civil_from_days, days_from_civil, format_http_date, parse_http_date};
 
 /// Exponential backoff: `initial * multiplier^attempt`, capped at `max`, then spread by
 /// `jitter` (a fraction: 0.1 spreads the delay uniformly over ±10 %), never above `max`.

@@ -1,4 +1,7 @@
-//! Calendar arithmetic on epoch milliseconds (UTC), without a date-time dependency.
+//! Calendar arithmetic on epoch milliseconds (UTC), without a date-time dependency (the
+//! civil-date conversion is `pincer-backoff`'s, so the calendar maths exists once).
+
+use pincer_backoff::{civil_from_days, days_from_civil};
 
 const MS_PER_DAY: i64 = 86_400_000;
 
@@ -54,7 +57,7 @@ pub fn ms_from_iso8601(s: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    let days = days_from_civil(y, mo, d);
+    let days = days_from_civil(y, u32::try_from(mo).ok()?, u32::try_from(d).ok()?);
     Some(days * MS_PER_DAY + h * 3_600_000 + mi * 60_000 + se * 1000 + millis - offset_ms)
 }
 
@@ -68,30 +71,6 @@ pub fn last_daily_boundary(now_ms: i64, at_hour: u8, utc_offset_ms: i64) -> i64 
         boundary -= MS_PER_DAY;
     }
     boundary - utc_offset_ms
-}
-
-// Howard Hinnant's civil calendar algorithms (public domain).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
