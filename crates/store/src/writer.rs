@@ -111,6 +111,7 @@ fn apply_batch(
         Ok(tx) => tx,
         Err(e) => {
             let msg = e.to_string();
+            tracing::error!(error = %msg, "store: cannot begin a write transaction; failing the batch");
             for op in ops {
                 fail(op, &msg);
             }
@@ -202,7 +203,8 @@ fn apply_batch(
         finishes.push(finish);
     }
     let commit_error = tx.commit().err().map(|e| e.to_string());
-    if commit_error.is_some() {
+    if let Some(e) = &commit_error {
+        tracing::error!(error = %e, "store: commit failed; every write of the batch is reported as failed");
         heads.clear();
     }
     for f in finishes {
