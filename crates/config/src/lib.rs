@@ -17,6 +17,27 @@
 //! reload: a debounced file watcher plus a diff that classifies every changed path as hot
 //! or restart ([`reload`]).
 
+//! # Using it from the gateway
+//!
+//! ```no_run
+//! # fn demo(state_dir: &std::path::Path) -> Result<(), pincer_config::ConfigError> {
+//! use std::sync::Arc;
+//! use pincer_config::reload::{ConfigWatcher, ReloadEvent};
+//!
+//! let mut opts = pincer_config::LoadOptions::from_process_env();
+//! opts.hash_key = b"per-install secret, e.g. derived from the gateway token".to_vec();
+//! let path = pincer_config::config_path(state_dir, &|k| std::env::var(k).ok());
+//! // Refuse to start on error: its Display names file, line, key path and reason.
+//! let current = Arc::new(pincer_config::load(&path, &opts)?);
+//! for w in &current.warnings { eprintln!("warning: {}", w.message); }
+//! // Keep `current` in an RwLock/ArcSwap; the watcher reports changes from its own thread.
+//! let _watcher = ConfigWatcher::spawn(current.clone(), opts.clone(), move |event| match event {
+//!     ReloadEvent::Applied { loaded, plan } => { /* swap in `loaded`; apply plan.hot; announce plan.restart */ let _ = (loaded, plan); }
+//!     ReloadEvent::Rejected { error } => { /* log + surface in health; keep the old config */ let _ = error; }
+//! })?;
+//! # Ok(()) }
+//! ```
+
 pub mod edit;
 pub mod json5;
 pub mod load;

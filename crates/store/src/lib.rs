@@ -30,6 +30,31 @@
 //! trade durability for speed by default. `Durability::Normal` remains available for
 //! throwaway state (tests, benchmarks of other parts).
 //!
+//! # Using it from the gateway
+//!
+//! ```no_run
+//! # async fn demo(state_dir: &std::path::Path) -> Result<(), pincer_store::StoreError> {
+//! use pincer_sessions::{SessionKey, Touch, TranscriptEntry};
+//! use pincer_store::{AppendOptions, EnsureSession, HistoryQuery, EntryFilter, Store, StoreOptions};
+//!
+//! // Once at start-up (blocking; before serving or in spawn_blocking). Clone freely.
+//! let store = Store::open_in_state_dir(state_dir, StoreOptions::default())?;
+//! let now = 1_795_236_198_656;
+//! let key = SessionKey::canonicalize("main", "main").expect("valid key");
+//! // Inbound message: get or create (rotating a stale sessionId per the reset policy).
+//! let mut req = EnsureSession::at(now);
+//! req.touch = Some(Touch::UserMessage);
+//! let session = store.ensure_session(&key, req).await?;
+//! // Durable append; `ack.last_seq` is the entry's seq.
+//! let entry = TranscriptEntry::message(None, now, serde_json::json!({"role": "user", "content": "hi"}));
+//! let ack = store.append(&key, vec![entry], AppendOptions { chain: true, now_ms: now, ..Default::default() }).await?;
+//! // chat.history: newest 200 messages, `next_cursor` pages back.
+//! let page = store.history(&key, HistoryQuery { limit: 200, cursor: None, filter: EntryFilter::Messages }).await?;
+//! # let _ = (session, ack, page);
+//! store.close().await; // at shutdown, from the last handle
+//! # Ok(()) }
+//! ```
+//!
 //! # Adding a migration
 //!
 //! Create `migrations/NNNN_what.sql` with the next number. The build script embeds it; the
