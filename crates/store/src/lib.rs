@@ -4,7 +4,8 @@
 //! (`PRAGMA user_version`; one `migrations/NNNN_name.sql` file per migration, collected at
 //! build time). Today it holds sessions (one row per session key, the reference-compatible
 //! `SessionEntry` JSON plus indexed projections), session windows (one row per sessionId,
-//! with why it began and ended) and the append-only transcript.
+//! with why it began and ended), the append-only transcript, and device pairing (paired
+//! devices per role, device-token hashes, pending pairing requests; see `devices`).
 //!
 //! # Concurrency
 //!
@@ -62,6 +63,7 @@
 //! append-only: never edit one that has shipped.
 
 mod db;
+mod devices;
 mod error;
 mod read;
 mod types;
@@ -78,6 +80,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 pub use db::{latest_version, migrations, Durability, Migration};
+pub use devices::{DeviceTokenRecord, DevicesTx, PairedDevice, PendingPairing};
 pub use error::{Result, StoreError};
 pub use types::*;
 

@@ -57,6 +57,11 @@ pub(crate) enum Op {
         now_ms: i64,
         ack: Ack<DeleteOutcome>,
     },
+    /// A device-pairing read-modify-write (`Store::devices_write`).
+    Devices {
+        f: crate::devices::DevicesFn,
+        ack: Ack<Box<dyn std::any::Any + Send>>,
+    },
 }
 
 /// The writer's view of a key's current transcript head.
@@ -182,6 +187,7 @@ fn apply_batch(
                 ack,
                 delete(&sp, &mut staged, &key, delete_transcript, now_ms)
             ),
+            Op::Devices { f, ack } => run_op!(ack, crate::devices::run_devices(&sp, f)),
         };
         if ok {
             if sp.commit().is_ok() {
@@ -220,6 +226,7 @@ fn fail(op: Op, msg: &str) {
         Op::Update { ack, .. } => drop(ack.send(Err(err()))),
         Op::Reset { ack, .. } => drop(ack.send(Err(err()))),
         Op::Delete { ack, .. } => drop(ack.send(Err(err()))),
+        Op::Devices { ack, .. } => drop(ack.send(Err(err()))),
     }
 }
 
