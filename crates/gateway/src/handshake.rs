@@ -15,7 +15,7 @@ use pincer_protocol::errors::{
     AuthClientKind, AuthFailureReason, ConnectDetailCode, ErrorCode, ErrorShape,
 };
 use pincer_protocol::frames::{response_err, response_ok};
-use pincer_protocol::hello::{HelloAuth, HelloOk, PresenceEntry, ServerInfo, Snapshot};
+use pincer_protocol::hello::{HelloAuth, HelloOk, PresenceEntry, ServerInfo, Snapshot, Suspension};
 use pincer_protocol::limits;
 use pincer_protocol::scopes::ScopeSet;
 use pincer_protocol::{MIN_NODE_PROTOCOL_VERSION, MIN_PROBE_PROTOCOL_VERSION, PROTOCOL_VERSION};
@@ -350,7 +350,7 @@ pub async fn process_connect(
     };
     let server = ServerInfo {
         version: state.version.to_string(),
-        build_id: None,
+        build_id: Some(crate::state::BUILD_ID.to_string()),
         boot_id: Some(state.boot_id.clone()),
         conn_id,
     };
@@ -371,6 +371,13 @@ pub async fn process_connect(
         server: &server,
         features: &state.features_json,
         snapshot: Snapshot {
+            suspension: Some(Suspension {
+                phase: if state.is_shutting_down() {
+                    "draining"
+                } else {
+                    "accepting"
+                },
+            }),
             presence: &presence_json,
             health: &health_json,
             state_version: state.versions.current(),

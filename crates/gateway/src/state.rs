@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::Mutex;
-use pincer_protocol::hello::{Policy, PresenceEntry, SessionDefaults};
+use pincer_protocol::hello::{AttachmentPolicy, Policy, PresenceEntry, SessionDefaults};
 use pincer_protocol::limits;
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -35,6 +35,13 @@ pub const EMITTED_EVENTS: &[&str] = &[
     "shutdown",
     "health",
 ];
+
+/// `hello-ok.server.buildId`: identifies this build (the Control UI embedded in the same
+/// binary compares its own against it). Release builds set `PINCER_BUILD_ID` at compile time.
+pub const BUILD_ID: &str = match option_env!("PINCER_BUILD_ID") {
+    Some(id) => id,
+    None => concat!("pincer-", env!("CARGO_PKG_VERSION"), "-dev"),
+};
 
 /// A queued system event (`system-event`), consumed by the heartbeat in a later issue.
 #[derive(Debug, Clone)]
@@ -161,6 +168,10 @@ impl GatewayState {
                 max_payload: limits::MAX_PAYLOAD_BYTES as u64,
                 max_buffered_bytes: limits::MAX_BUFFERED_BYTES as u64,
                 tick_interval_ms: parts.timers.tick_interval.as_millis() as u64,
+                attachments: Some(AttachmentPolicy::for_media_max_mb(
+                    limits::DEFAULT_MEDIA_MAX_MB,
+                )),
+                has_multiple_session_sharing_identities: Some(false),
             },
             shutdown_tx,
             boot_id,

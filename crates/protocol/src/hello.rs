@@ -5,6 +5,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::frames::StateVersion;
+use crate::limits;
 
 /// `connect.challenge` payload.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +57,8 @@ pub struct SessionDefaults {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Snapshot<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspension: Option<Suspension>,
     pub presence: &'a RawValue,
     pub health: &'a RawValue,
     pub state_version: StateVersion,
@@ -84,6 +87,27 @@ pub struct HelloAuth {
     pub issued_at_ms: Option<u64>,
 }
 
+/// `hello-ok.policy.attachments`: what `chat.send` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentPolicy {
+    pub max_bytes: u64,
+    pub max_image_bytes: u64,
+}
+
+impl AttachmentPolicy {
+    /// `maxBytes = min(mediaMaxMb · MiB, envelope cap)`, `maxImageBytes = min(maxBytes, 6 MiB)`.
+    pub fn for_media_max_mb(media_max_mb: u64) -> AttachmentPolicy {
+        let max_bytes = media_max_mb
+            .saturating_mul(1024 * 1024)
+            .min(limits::MAX_ATTACHMENT_ENVELOPE_BYTES);
+        AttachmentPolicy {
+            max_bytes,
+            max_image_bytes: max_bytes.min(limits::MAX_IMAGE_ATTACHMENT_BYTES),
+        }
+    }
+}
+
 /// `hello-ok.policy`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -91,6 +115,19 @@ pub struct Policy {
     pub max_payload: u64,
     pub max_buffered_bytes: u64,
     pub tick_interval_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachments: Option<AttachmentPolicy>,
+    /// Whether sessions can be shared between several identities (always `false` in Pincer:
+    /// one owner).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub has_multiple_session_sharing_identities: Option<bool>,
+}
+
+/// `hello-ok.snapshot.suspension`: whether the gateway takes new work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Suspension {
+    /// `"accepting"` while serving; `"draining"` once shutdown began.
+    pub phase: &'static str,
 }
 
 /// `hello-ok`. `features` is embedded pre-serialised: it is the same for every connection.
@@ -267,6 +304,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn attachment_policy_is_capped_by_the_frame_envelope() {
+        let default = AttachmentPolicy::for_media_max_mb(limits::DEFAULT_MEDIA_MAX_MB);
+        assert_eq!(default.max_bytes, 19_464_192);
+        assert_eq!(default.max_image_bytes, 6_291_456);
+        let small = AttachmentPolicy::for_media_max_mb(2);
+        assert_eq!(small.max_bytes, 2 * 1024 * 1024);
+        assert_eq!(small.max_image_bytes, 2 * 1024 * 1024);
+    }
+
+    #[test]
     fn presence_entry_is_closed_and_camel_case() {
         let e = PresenceEntry {
             host: Some("h".into()),
@@ -304,6 +351,10 @@ mod tests {
             max_payload: 1,
             max_buffered_bytes: 2,
             tick_interval_ms: 3,
+            attachments: Some(AttachmentPolicy::for_media_max_mb(
+                limits::DEFAULT_MEDIA_MAX_MB,
+            )),
+            has_multiple_session_sharing_identities: Some(false),
         };
         let hello = HelloOk {
             kind: "hello-ok",
@@ -311,6 +362,7 @@ mod tests {
             server: &server,
             features: &features,
             snapshot: Snapshot {
+                suspension: Some(Suspension { phase: "accepting" }),
                 presence: &presence,
                 health: &health,
                 state_version: StateVersion {
@@ -333,6 +385,11 @@ mod tests {
             assert!(v.get(key).is_some(), "{key}");
         }
         assert_eq!(v["policy"]["tickIntervalMs"], 3);
+        assert_eq!(
+            v["policy"]["attachments"],
+            serde_json::json!({"maxBytes": 19_464_192, "maxImageBytes": 6_291_456})
+        );
+        assert_eq!(v["snapshot"]["suspension"]["phase"], "accepting");
         assert_eq!(v["snapshot"]["stateVersion"]["presence"], 1);
     }
 }

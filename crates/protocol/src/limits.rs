@@ -4,6 +4,13 @@
 pub const MAX_PREAUTH_PAYLOAD_BYTES: usize = 65_536;
 /// Largest frame accepted after `hello-ok` (`policy.maxPayload`).
 pub const MAX_PAYLOAD_BYTES: usize = 26_214_400;
+/// Default `agents.defaults.mediaMaxMb` (chat attachment ceiling before the envelope cap).
+pub const DEFAULT_MEDIA_MAX_MB: u64 = 20;
+/// Largest chat attachment that fits a max-size frame once base64-encoded, with 256 KiB left
+/// for the rest of the request: `floor((25 MiB − 256 KiB) · 3/4)` = 19464192.
+pub const MAX_ATTACHMENT_ENVELOPE_BYTES: u64 = (MAX_PAYLOAD_BYTES as u64 - 256 * 1024) * 3 / 4;
+/// Ceiling for image attachments (`policy.attachments.maxImageBytes`).
+pub const MAX_IMAGE_ATTACHMENT_BYTES: u64 = 6_291_456;
 /// Outbound buffer per connection (`policy.maxBufferedBytes`); over it the slow-consumer rule applies.
 pub const MAX_BUFFERED_BYTES: usize = 52_428_800;
 /// Frames that may queue while a `connect` is processed; one more closes 1008.

@@ -55,7 +55,9 @@ async fn challenge_hello_ok_and_health() {
     );
     assert_eq!(
         hello["policy"],
-        json!({"maxPayload":26214400,"maxBufferedBytes":52428800,"tickIntervalMs":30000})
+        json!({"maxPayload":26214400,"maxBufferedBytes":52428800,"tickIntervalMs":30000,
+            "attachments":{"maxBytes":19464192,"maxImageBytes":6291456},
+            "hasMultipleSessionSharingIdentities":false})
     );
     // Local cli/cli with the shared token keeps its requested scopes.
     assert_eq!(
