@@ -19,7 +19,7 @@ impl std::fmt::Debug for GatewayAuth {
 }
 
 /// Outcome of evaluating the shared secret of a `connect`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SharedAuth {
     /// Auth mode `none`: nothing to check.
     NotRequired,
@@ -32,7 +32,7 @@ pub enum SharedAuth {
 }
 
 impl SharedAuth {
-    pub fn is_ok(self) -> bool {
+    pub fn is_ok(&self) -> bool {
         matches!(self, SharedAuth::Ok | SharedAuth::NotRequired)
     }
 }

@@ -3,7 +3,7 @@
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -204,6 +204,15 @@ pub fn decode_public_key(s: &str) -> Option<[u8; 32]> {
 
 /// Verify a base64url Ed25519 signature over `payload`.
 pub fn verify_signature(public_key: &[u8; 32], payload: &str, signature_b64url: &str) -> bool {
+    verify_signature_bytes(public_key, payload.as_bytes(), signature_b64url)
+}
+
+/// Verify a base64url Ed25519 signature over raw bytes.
+pub fn verify_signature_bytes(
+    public_key: &[u8; 32],
+    payload: &[u8],
+    signature_b64url: &str,
+) -> bool {
     let Ok(key) = VerifyingKey::from_bytes(public_key) else {
         return false;
     };
@@ -213,7 +222,58 @@ pub fn verify_signature(public_key: &[u8; 32], payload: &str, signature_b64url: 
     let Ok(sig) = Signature::from_slice(&sig_bytes) else {
         return false;
     };
-    key.verify(payload.as_bytes(), &sig).is_ok()
+    // `verify_strict` also refuses small-order keys and non-canonical signature encodings.
+    key.verify_strict(payload, &sig).is_ok()
+}
+
+/// Desktop platform aliases of node hosts and their canonical `(platform, deviceFamily)`.
+const NODE_HOST_DESKTOP_METADATA: [(&str, &str, &str); 5] = [
+    ("darwin", "macos", "Mac"),
+    ("linux", "linux", "Linux"),
+    ("macos", "macos", "Mac"),
+    ("win32", "windows", "Windows"),
+    ("windows", "windows", "Windows"),
+];
+
+/// Node metadata normalisation (spec §9.28), applied *after* the signature was verified over
+/// what the client sent: a `node-host`/`node` client on a desktop platform alias with no (or
+/// a compatible) `deviceFamily` is rewritten to the canonical pair, which is what pairing pins.
+/// Returns `None` when nothing changes.
+pub fn normalize_node_host_metadata(
+    client_id: &str,
+    client_mode: &str,
+    platform: &str,
+    device_family: Option<&str>,
+) -> Option<(String, String)> {
+    if client_id != "node-host" || client_mode != "node" {
+        return None;
+    }
+    let (_, canonical_platform, canonical_family) = NODE_HOST_DESKTOP_METADATA
+        .iter()
+        .find(|(alias, _, _)| *alias == platform)?;
+    let family = device_family.map(str::trim).filter(|f| !f.is_empty());
+    if let Some(f) = family {
+        if !f.eq_ignore_ascii_case(canonical_family) {
+            return None;
+        }
+        if platform == *canonical_platform {
+            return None;
+        }
+    }
+    Some((
+        canonical_platform.to_string(),
+        family.unwrap_or(canonical_family).to_string(),
+    ))
+}
+
+/// The platform identity a runtime platform string stands for (`darwin` → `macos`,
+/// `win32` → `windows`), used to compare pinned platforms of node hosts.
+pub fn runtime_platform_identity(platform: &str) -> &str {
+    match platform {
+        "darwin" => "macos",
+        "win32" => "windows",
+        other => other,
+    }
 }
 
 /// Verify a `connect.params.device` proof in the reference's order of checks.
@@ -251,7 +311,7 @@ pub fn verify_device_proof(
         ctx.scopes,
         device.signed_at,
         ctx.token,
-        &device.nonce,
+        nonce,
         ctx.platform,
         ctx.device_family,
     );
@@ -266,7 +326,7 @@ pub fn verify_device_proof(
             ctx.scopes,
             device.signed_at,
             ctx.token,
-            &device.nonce,
+            nonce,
         );
         if verify_signature(&raw, &v2, &device.signature) {
             SignatureVersion::V2
@@ -498,6 +558,30 @@ mod tests {
                 assert_eq!(shape, verdict["error"], "{name}: error shape");
             }
         }
+    }
+
+    #[test]
+    fn node_host_metadata_is_normalised_after_verification() {
+        let n = |id, mode, p, f| normalize_node_host_metadata(id, mode, p, f);
+        assert_eq!(
+            n("node-host", "node", "linux", None),
+            Some(("linux".into(), "Linux".into()))
+        );
+        assert_eq!(
+            n("node-host", "node", "darwin", None),
+            Some(("macos".into(), "Mac".into()))
+        );
+        assert_eq!(
+            n("node-host", "node", "win32", Some("windows")),
+            Some(("windows".into(), "windows".into()))
+        );
+        // Already canonical with a family, an incompatible family, other clients: unchanged.
+        assert_eq!(n("node-host", "node", "linux", Some("Linux")), None);
+        assert_eq!(n("node-host", "node", "darwin", Some("iPhone")), None);
+        assert_eq!(n("cli", "cli", "darwin", None), None);
+        assert_eq!(n("node-host", "node", "LINUX", None), None);
+        assert_eq!(runtime_platform_identity("darwin"), "macos");
+        assert_eq!(runtime_platform_identity("linux"), "linux");
     }
 
     #[test]

@@ -159,7 +159,7 @@ impl ConnectDetailCode {
 }
 
 /// Why shared-secret (or device-token) auth failed; maps to `details.authReason` and a detail code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum AuthFailureReason {
     TokenMissing,
     TokenMismatch,
@@ -168,9 +168,22 @@ pub enum AuthFailureReason {
     PasswordMismatch,
     PasswordMissingConfig,
     DeviceTokenMismatch,
+    /// The device token does not cover the requested role/scopes.
+    ScopeMismatch,
     RateLimited,
+    /// Trusted-proxy auth: the socket peer is not a configured proxy.
+    TrustedProxyUntrustedSource,
+    /// Trusted-proxy auth: a loopback proxy without `allowLoopback`.
+    TrustedProxyLoopbackSource,
+    /// Trusted-proxy auth: `gateway.trustedProxies` is empty.
+    TrustedProxyNoProxiesConfigured,
+    /// Trusted-proxy auth: the user header is missing or blank.
+    TrustedProxyUserMissing,
+    /// Trusted-proxy auth: the user is not in `allowUsers`.
+    TrustedProxyUserNotAllowed,
+    /// Trusted-proxy auth: a required header (lower-case name) is missing.
+    TrustedProxyMissingHeader(String),
 }
-
 /// Which wording of the auth hints applies to a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthClientKind {
@@ -207,8 +220,9 @@ impl RecommendedNextStep {
 
 impl AuthFailureReason {
     /// The reference's internal reason string (`details.authReason`).
-    pub fn as_str(self) -> &'static str {
-        match self {
+    pub fn as_str(&self) -> std::borrow::Cow<'static, str> {
+        use std::borrow::Cow;
+        Cow::Borrowed(match self {
             AuthFailureReason::TokenMissing => "token_missing",
             AuthFailureReason::TokenMismatch => "token_mismatch",
             AuthFailureReason::TokenMissingConfig => "token_missing_config",
@@ -216,11 +230,22 @@ impl AuthFailureReason {
             AuthFailureReason::PasswordMismatch => "password_mismatch",
             AuthFailureReason::PasswordMissingConfig => "password_missing_config",
             AuthFailureReason::DeviceTokenMismatch => "device_token_mismatch",
+            AuthFailureReason::ScopeMismatch => "scope_mismatch",
             AuthFailureReason::RateLimited => "rate_limited",
-        }
+            AuthFailureReason::TrustedProxyUntrustedSource => "trusted_proxy_untrusted_source",
+            AuthFailureReason::TrustedProxyLoopbackSource => "trusted_proxy_loopback_source",
+            AuthFailureReason::TrustedProxyNoProxiesConfigured => {
+                "trusted_proxy_no_proxies_configured"
+            }
+            AuthFailureReason::TrustedProxyUserMissing => "trusted_proxy_user_missing",
+            AuthFailureReason::TrustedProxyUserNotAllowed => "trusted_proxy_user_not_allowed",
+            AuthFailureReason::TrustedProxyMissingHeader(h) => {
+                return Cow::Owned(format!("trusted_proxy_missing_header_{h}"))
+            }
+        })
     }
 
-    pub fn detail_code(self) -> ConnectDetailCode {
+    pub fn detail_code(&self) -> ConnectDetailCode {
         match self {
             AuthFailureReason::TokenMissing => ConnectDetailCode::AuthTokenMissing,
             AuthFailureReason::TokenMismatch => ConnectDetailCode::AuthTokenMismatch,
@@ -231,12 +256,21 @@ impl AuthFailureReason {
                 ConnectDetailCode::AuthPasswordNotConfigured
             }
             AuthFailureReason::DeviceTokenMismatch => ConnectDetailCode::AuthDeviceTokenMismatch,
+            AuthFailureReason::ScopeMismatch => ConnectDetailCode::AuthScopeMismatch,
             AuthFailureReason::RateLimited => ConnectDetailCode::AuthRateLimited,
+            AuthFailureReason::TrustedProxyMissingHeader(_) => {
+                ConnectDetailCode::AuthIdentityHeaderRequired
+            }
+            AuthFailureReason::TrustedProxyUntrustedSource
+            | AuthFailureReason::TrustedProxyLoopbackSource
+            | AuthFailureReason::TrustedProxyNoProxiesConfigured
+            | AuthFailureReason::TrustedProxyUserMissing
+            | AuthFailureReason::TrustedProxyUserNotAllowed => ConnectDetailCode::AuthUnauthorized,
         }
     }
 
     /// Whether the failure involved a secret that was present but wrong (these are delayed and counted).
-    pub fn is_mismatch(self) -> bool {
+    pub fn is_mismatch(&self) -> bool {
         matches!(
             self,
             AuthFailureReason::TokenMismatch
@@ -246,7 +280,7 @@ impl AuthFailureReason {
     }
 
     /// Human message, `unauthorized: …`, worded for the kind of client as the reference does.
-    pub fn message(self, client: AuthClientKind) -> String {
+    pub fn message(&self, client: AuthClientKind) -> String {
         let token_hint = match client {
             AuthClientKind::CliLocal => "use this gateway's gateway.auth.token or pair the device",
             AuthClientKind::CliRemote => "set gateway.remote.token to match gateway.auth.token",
@@ -257,7 +291,7 @@ impl AuthFailureReason {
         };
         let missing_token_hint = match client {
             AuthClientKind::Ui => {
-                "paste in Control UI settings or openclaw doctor --generate-gateway-token"
+                "paste in Control UI settings or openclaw doctor --generate-gateway-token; restart"
             }
             _ => token_hint,
         };
@@ -283,27 +317,43 @@ impl AuthFailureReason {
             AuthFailureReason::DeviceTokenMismatch => {
                 "unauthorized: device token mismatch (rotate/reissue device token)".to_string()
             }
+            AuthFailureReason::ScopeMismatch => {
+                "unauthorized: device token scope mismatch (re-pair or approve scope upgrade)"
+                    .to_string()
+            }
             AuthFailureReason::RateLimited => {
                 "unauthorized: too many failed authentication attempts (retry later)".to_string()
             }
+            AuthFailureReason::TrustedProxyUntrustedSource
+            | AuthFailureReason::TrustedProxyLoopbackSource
+            | AuthFailureReason::TrustedProxyNoProxiesConfigured
+            | AuthFailureReason::TrustedProxyUserMissing
+            | AuthFailureReason::TrustedProxyUserNotAllowed
+            | AuthFailureReason::TrustedProxyMissingHeader(_) => "unauthorized".to_string(),
         }
     }
 
     /// Build the full error shape. `can_retry_with_device_token` is true only for a token mismatch
-    /// from a client that presented a device identity but no `auth.deviceToken`.
+    /// from a client that presented a device identity, `auth.token` and no `auth.deviceToken`.
     pub fn to_error_shape(
-        self,
+        &self,
         can_retry_with_device_token: bool,
         client: AuthClientKind,
     ) -> ErrorShape {
-        let can_retry = can_retry_with_device_token && self == AuthFailureReason::TokenMismatch;
+        let can_retry = can_retry_with_device_token && *self == AuthFailureReason::TokenMismatch;
         let next = match self {
+            _ if can_retry => RecommendedNextStep::RetryWithDeviceToken,
             AuthFailureReason::RateLimited => RecommendedNextStep::WaitThenRetry,
-            AuthFailureReason::TokenMissingConfig | AuthFailureReason::PasswordMissingConfig => {
+            AuthFailureReason::TokenMissing
+            | AuthFailureReason::TokenMissingConfig
+            | AuthFailureReason::PasswordMissing
+            | AuthFailureReason::PasswordMissingConfig => {
                 RecommendedNextStep::UpdateAuthConfiguration
             }
-            _ if can_retry => RecommendedNextStep::RetryWithDeviceToken,
-            _ => RecommendedNextStep::UpdateAuthCredentials,
+            AuthFailureReason::TokenMismatch
+            | AuthFailureReason::PasswordMismatch
+            | AuthFailureReason::DeviceTokenMismatch => RecommendedNextStep::UpdateAuthCredentials,
+            _ => RecommendedNextStep::ReviewAuthConfiguration,
         };
         ErrorShape::invalid_request(self.message(client)).with_details(json!({
             "code": self.detail_code().as_str(),
@@ -311,6 +361,14 @@ impl AuthFailureReason {
             "canRetryWithDeviceToken": can_retry,
             "recommendedNextStep": next.as_str(),
         }))
+    }
+
+    /// A locked-out client (`rate_limited`): retryable after `retry_after_ms`.
+    pub fn rate_limited_shape(retry_after_ms: u64, client: AuthClientKind) -> ErrorShape {
+        let mut shape = AuthFailureReason::RateLimited.to_error_shape(false, client);
+        shape.retryable = Some(true);
+        shape.retry_after_ms = Some(retry_after_ms);
+        shape
     }
 }
 
@@ -357,5 +415,39 @@ mod tests {
         .unwrap_or_default();
         assert_eq!(v["details"]["canRetryWithDeviceToken"], json!(false));
         assert_eq!(v["details"]["code"], json!("AUTH_PASSWORD_MISMATCH"));
+    }
+
+    #[test]
+    fn missing_credentials_and_rate_limits_follow_the_reference() {
+        let v = serde_json::to_value(
+            AuthFailureReason::TokenMissing.to_error_shape(false, AuthClientKind::Other),
+        )
+        .unwrap_or_default();
+        assert_eq!(
+            v["details"]["recommendedNextStep"],
+            json!("update_auth_configuration")
+        );
+        let v = serde_json::to_value(AuthFailureReason::rate_limited_shape(
+            1234,
+            AuthClientKind::CliRemote,
+        ))
+        .unwrap_or_default();
+        assert_eq!(
+            v,
+            json!({"code":"INVALID_REQUEST","message":"unauthorized: too many failed authentication attempts (retry later)",
+                   "details":{"code":"AUTH_RATE_LIMITED","authReason":"rate_limited","canRetryWithDeviceToken":false,"recommendedNextStep":"wait_then_retry"},
+                   "retryable":true,"retryAfterMs":1234})
+        );
+        let v = serde_json::to_value(
+            AuthFailureReason::TrustedProxyMissingHeader("x-forwarded-email".into())
+                .to_error_shape(false, AuthClientKind::Other),
+        )
+        .unwrap_or_default();
+        assert_eq!(v["message"], json!("unauthorized"));
+        assert_eq!(v["details"]["code"], json!("AUTH_IDENTITY_HEADER_REQUIRED"));
+        assert_eq!(
+            v["details"]["authReason"],
+            json!("trusted_proxy_missing_header_x-forwarded-email")
+        );
     }
 }

@@ -138,6 +138,50 @@ pub fn scope_satisfied<S: AsRef<str>>(required: &str, granted: &[S]) -> bool {
     }
 }
 
+/// `resolveMissingRequestedScope`: the first requested scope (trimmed; blanks skipped) that
+/// the role's `allowed` grant does not cover. Operator scopes use the satisfaction rule, other
+/// roles need `<role>.` prefixed scopes granted exactly.
+pub fn missing_requested_scope<'a, S: AsRef<str>>(
+    role: &str,
+    requested: &'a [S],
+    allowed: &[S],
+) -> Option<&'a str> {
+    let role = role.trim();
+    let allowed: Vec<&str> = allowed.iter().map(|s| s.as_ref().trim()).collect();
+    requested.iter().map(AsRef::as_ref).find(|raw| {
+        let scope = raw.trim();
+        if scope.is_empty() {
+            return false;
+        }
+        let ok = if role == "operator" {
+            operator_scope_satisfied(scope, &allowed)
+        } else {
+            scope
+                .strip_prefix(role)
+                .is_some_and(|rest| rest.starts_with('.'))
+                && allowed.contains(&scope)
+        };
+        !ok
+    })
+}
+
+/// `roleScopesAllow`: every requested scope is covered by the role's grant.
+pub fn role_scopes_allow<S: AsRef<str>>(role: &str, requested: &[S], allowed: &[S]) -> bool {
+    missing_requested_scope(role, requested, allowed).is_none()
+}
+
+/// Trimmed, de-duplicated, sorted scope list (how approved scope baselines are stored).
+pub fn normalize_scope_list<S: AsRef<str>>(scopes: &[S]) -> Vec<String> {
+    let mut out: Vec<String> = scopes
+        .iter()
+        .map(|s| s.as_ref().trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +227,27 @@ mod tests {
     fn other_roles_need_exact_grants() {
         assert!(scope_satisfied("node.camera", &["node.camera"]));
         assert!(!scope_satisfied("node.camera", &[ADMIN]));
+    }
+
+    #[test]
+    fn role_scopes_allow_follows_the_reference() {
+        let admin = [ADMIN.to_string()];
+        let read = [READ.to_string()];
+        let req = [WRITE.to_string(), " ".to_string()];
+        assert!(role_scopes_allow("operator", &req, &admin));
+        assert_eq!(
+            missing_requested_scope("operator", &req, &read),
+            Some(WRITE)
+        );
+        assert!(role_scopes_allow::<String>("operator", &[], &[]));
+        let node_req = ["node.camera".to_string()];
+        assert!(role_scopes_allow("node", &node_req, &node_req));
+        assert!(!role_scopes_allow("node", &node_req, &admin));
+        assert!(!role_scopes_allow("node", &admin, &admin));
+        assert_eq!(
+            normalize_scope_list(&[WRITE, " operator.admin", WRITE, ""]),
+            vec![ADMIN.to_string(), WRITE.to_string()]
+        );
     }
 
     #[test]
