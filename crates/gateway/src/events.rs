@@ -9,6 +9,7 @@ use pincer_protocol::frames::{EventEnvelope, StateVersion};
 use serde::Serialize;
 
 use crate::registry::{ConnHandle, ConnInfo, Delivery, Registry};
+use crate::subscriptions::SessionAudience;
 
 /// Which connections an event goes to (before the scope guard).
 #[derive(Clone, Default)]
@@ -18,8 +19,27 @@ pub enum Target {
     All,
     /// One connection (by registry id).
     Conn(u64),
-    /// Connections matching a predicate (e.g. session subscribers).
+    /// Connections matching a predicate.
     Filter(Arc<dyn Fn(&ConnInfo) -> bool + Send + Sync>),
+    /// An event of one session: delivered per the connection's subscriptions
+    /// ([`crate::subscriptions`]): `Subscribers` = only sockets subscribed to the key,
+    /// `Readers` = every reader except `session-scoped-events` clients not subscribed to it.
+    Session {
+        key: Arc<str>,
+        audience: SessionAudience,
+    },
+    /// Sockets that called `sessions.subscribe` (`sessions.changed`).
+    SessionsSubscribers,
+}
+
+impl Target {
+    /// The protocol's audience for `event` of the session `key` (canonical).
+    pub fn session(event: &str, key: &str) -> Target {
+        Target::Session {
+            key: Arc::from(key),
+            audience: SessionAudience::of_event(event),
+        }
+    }
 }
 
 /// Options of one publish.
@@ -142,6 +162,16 @@ impl EventBus {
             }
             Target::Filter(pred) => self.registry.for_each(|h| {
                 if pred(&h.info) {
+                    offer(h)
+                }
+            }),
+            Target::Session { key, audience } => self.registry.for_each(|h| {
+                if h.subscriptions.admits(key, *audience, &h.info.caps) {
+                    offer(h)
+                }
+            }),
+            Target::SessionsSubscribers => self.registry.for_each(|h| {
+                if h.subscriptions.wants_sessions_changed() {
                     offer(h)
                 }
             }),
@@ -325,6 +355,61 @@ mod tests {
             text,
             r#"{"type":"event","event":"tick","payload":{"ts":6},"seq":2}"#
         );
+    }
+
+    #[test]
+    fn session_targets_follow_subscriptions_and_caps() {
+        let registry = Arc::new(Registry::default());
+        let mk = |caps: Vec<String>| {
+            let mut i = info(registry.next_id(), Role::Operator, &[scopes::READ]);
+            i.caps = caps;
+            let h = Arc::new(ConnHandle::new(i, 1 << 20));
+            registry.insert(Arc::clone(&h));
+            h
+        };
+        let plain = mk(vec![]);
+        let scoped = mk(vec!["session-scoped-events".into()]);
+        let subscribed = mk(vec!["session-scoped-events".into()]);
+        subscribed
+            .subscriptions
+            .subscribe_messages("agent:main:main")
+            .unwrap();
+        plain.subscriptions.subscribe_sessions_changed();
+        let bus = EventBus::new(registry);
+        let key = "agent:main:main";
+        bus.publish(
+            "session.message",
+            &json!({"sessionKey": key}),
+            PublishOpts {
+                target: Target::session("session.message", key),
+                ..Default::default()
+            },
+        );
+        bus.publish(
+            "chat",
+            &json!({"sessionKey": key}),
+            PublishOpts {
+                target: Target::session("chat", key),
+                ..Default::default()
+            },
+        );
+        bus.publish(
+            "sessions.changed",
+            &json!({"sessionKey": key}),
+            PublishOpts {
+                target: Target::SessionsSubscribers,
+                ..Default::default()
+            },
+        );
+        let names = |h: &ConnHandle| -> Vec<String> {
+            frames(h)
+                .iter()
+                .map(|f| f["event"].as_str().unwrap_or("").to_string())
+                .collect()
+        };
+        assert_eq!(names(&plain), vec!["chat", "sessions.changed"]);
+        assert!(names(&scoped).is_empty());
+        assert_eq!(names(&subscribed), vec!["session.message", "chat"]);
     }
 
     #[test]

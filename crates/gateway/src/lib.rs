@@ -21,6 +21,7 @@ pub mod registry;
 pub mod server;
 pub mod state;
 pub mod state_dir;
+pub mod subscriptions;
 pub mod util;
 
 pub use config::GatewayConfig;

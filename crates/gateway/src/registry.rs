@@ -13,6 +13,8 @@ use pincer_protocol::frames::EventEnvelope;
 use pincer_protocol::scopes::ScopeSet;
 use tokio::sync::Notify;
 
+use crate::subscriptions::Subscriptions;
+
 /// Who is on the other end of a connection (fixed at hello).
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
@@ -89,6 +91,8 @@ pub struct ConnHandle {
     pub pong_pending: AtomicBool,
     /// Asks the connection task to write a ping.
     pub ping_requested: AtomicBool,
+    /// `sessions.subscribe` / `sessions.messages.subscribe` state (see [`crate::subscriptions`]).
+    pub subscriptions: Subscriptions,
 }
 
 impl std::fmt::Debug for ConnHandle {
@@ -108,6 +112,7 @@ impl ConnHandle {
             max_buffered,
             pong_pending: AtomicBool::new(false),
             ping_requested: AtomicBool::new(false),
+            subscriptions: Subscriptions::default(),
         }
     }
 
