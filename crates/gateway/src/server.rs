@@ -145,7 +145,17 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway, StartError>
         auth_mode: state.auth.mode_str().to_string(),
     };
     state_dir::write_gateway_json(&config.state_dir, &info)?;
-    tracing::info!(url = %info.url, auth = info.auth_mode, pid = info.pid, "gateway listening");
+    let t = &state.timers;
+    tracing::info!(
+        url = %info.url,
+        auth = info.auth_mode,
+        pid = info.pid,
+        tick_interval_ms = t.tick_interval.as_millis() as u64,
+        handshake_timeout_ms = t.handshake_timeout.as_millis() as u64,
+        health_refresh_ms = t.health_refresh.as_millis() as u64,
+        ws_ping_interval_ms = t.ws_ping_interval.as_millis() as u64,
+        "gateway listening"
+    );
     Ok(RunningGateway {
         state,
         addr,
