@@ -62,6 +62,8 @@
 //! next `Store::open` applies it in a transaction and bumps `user_version`. Migrations are
 //! append-only: never edit one that has shipped.
 
+mod channels;
+mod cron;
 mod db;
 mod devices;
 mod error;
@@ -79,6 +81,13 @@ use pincer_sessions::{
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+pub use channels::{
+    ChannelAllowEntry, ChannelPairingRequest, ChannelsTx, NewPairingRequest, PairingRequestOutcome,
+};
+pub use cron::{
+    CronIndexRow, CronJobRow, CronRunFinish, CronRunPage, CronRunQuery, CronRunReceipt,
+    CronRunStatus, CronScratch, CronTx, SortDir, MAX_SCRATCH_BYTES,
+};
 pub use db::{latest_version, migrations, Durability, Migration};
 pub use devices::{DeviceTokenRecord, DevicesTx, PairedDevice, PendingPairing};
 pub use error::{Result, StoreError};

@@ -62,6 +62,16 @@ pub(crate) enum Op {
         f: crate::devices::DevicesFn,
         ack: Ack<Box<dyn std::any::Any + Send>>,
     },
+    /// An automations read-modify-write (`Store::cron_write`).
+    Cron {
+        f: crate::cron::CronFn,
+        ack: Ack<Box<dyn std::any::Any + Send>>,
+    },
+    /// A channel pairing/cursor read-modify-write (`Store::channels_write`).
+    Channels {
+        f: crate::channels::ChannelsFn,
+        ack: Ack<Box<dyn std::any::Any + Send>>,
+    },
 }
 
 /// The writer's view of a key's current transcript head.
@@ -188,6 +198,8 @@ fn apply_batch(
                 delete(&sp, &mut staged, &key, delete_transcript, now_ms)
             ),
             Op::Devices { f, ack } => run_op!(ack, crate::devices::run_devices(&sp, f)),
+            Op::Cron { f, ack } => run_op!(ack, crate::cron::run_cron(&sp, f)),
+            Op::Channels { f, ack } => run_op!(ack, crate::channels::run_channels(&sp, f)),
         };
         if ok {
             if sp.commit().is_ok() {
@@ -227,6 +239,8 @@ fn fail(op: Op, msg: &str) {
         Op::Reset { ack, .. } => drop(ack.send(Err(err()))),
         Op::Delete { ack, .. } => drop(ack.send(Err(err()))),
         Op::Devices { ack, .. } => drop(ack.send(Err(err()))),
+        Op::Cron { ack, .. } => drop(ack.send(Err(err()))),
+        Op::Channels { ack, .. } => drop(ack.send(Err(err()))),
     }
 }
 
