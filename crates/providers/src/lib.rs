@@ -45,7 +45,7 @@ pub use error::{ErrorDetail, ErrorKind, ProviderError};
 pub use event::{collect, EventStream, ProviderEvent, TurnCollector};
 pub use model::{
     AssistantMessage, CompletionRequest, ContentBlock, Cost, Message, StopReason, ThinkingLevel,
-    ToolResultMessage, ToolSpec, Usage, UserContent, UserMessage,
+    ThinkingLevelExt, ToolResultMessage, ToolSpec, Usage, UserContent, UserMessage,
 };
 pub use pincer_backoff::{Backoff, RetryPolicy};
 pub use registry::{

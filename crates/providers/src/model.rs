@@ -302,25 +302,20 @@ pub struct ToolSpec {
     pub parameters: Value,
 }
 
-/// Reasoning effort (`/think <level>`, `thinkingDefault`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ThinkingLevel {
-    #[default]
-    Off,
-    Minimal,
-    Low,
-    Medium,
-    High,
-    Xhigh,
-    Adaptive,
-    Max,
-    Ultra,
+/// Reasoning effort (`/think <level>`, `thinkingDefault`): the workspace's one enum, defined
+/// in `pincer-sessions` next to the session entry that stores it.
+pub use pincer_sessions::ThinkingLevel;
+
+/// How each wire API expresses a [`ThinkingLevel`].
+pub trait ThinkingLevelExt {
+    /// OpenAI `reasoning_effort` / Responses `reasoning.effort`; `None` when off.
+    fn openai_effort(self) -> Option<&'static str>;
+    /// Anthropic extended-thinking `budget_tokens`; `None` when off.
+    fn anthropic_budget(self) -> Option<u32>;
 }
 
-impl ThinkingLevel {
-    /// OpenAI `reasoning_effort` / Responses `reasoning.effort`; `None` when off.
-    pub fn openai_effort(self) -> Option<&'static str> {
+impl ThinkingLevelExt for ThinkingLevel {
+    fn openai_effort(self) -> Option<&'static str> {
         match self {
             Self::Off => None,
             Self::Minimal => Some("minimal"),
@@ -330,8 +325,7 @@ impl ThinkingLevel {
         }
     }
 
-    /// Anthropic extended-thinking `budget_tokens`; `None` when off.
-    pub fn anthropic_budget(self) -> Option<u32> {
+    fn anthropic_budget(self) -> Option<u32> {
         match self {
             Self::Off => None,
             Self::Minimal => Some(1024),

@@ -217,7 +217,10 @@ async fn tool_call_split_across_chunks(api: ApiKind) {
     assert_eq!(message.text(), "Let me check.");
     let calls: Vec<_> = message.tool_calls().collect();
     assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0].0, "call_abc123", "the provider's id is kept (Ollama: sent by the fake)");
+    assert_eq!(
+        calls[0].0, "call_abc123",
+        "the provider's id is kept (Ollama: sent by the fake)"
+    );
     assert_eq!(calls[0].1, "read");
     assert_eq!(calls[0].2, &serde_json::from_str::<Value>(args).unwrap());
     // The replayed conversation reached the provider, tool result included.

@@ -9,6 +9,7 @@ pub mod agent_id;
 pub mod entry;
 pub mod key;
 pub mod lifecycle;
+pub mod thinking;
 pub mod time;
 pub mod transcript;
 
@@ -22,4 +23,5 @@ pub use lifecycle::{
     evaluate_freshness, new_session_id, parse_reset_command, Freshness, ResetCommand, ResetMode,
     ResetPlan, ResetPolicy, ResetReason, Touch, WindowReason,
 };
+pub use thinking::ThinkingLevel;
 pub use transcript::{EntryMeta, EntryType, TranscriptEntry, CURRENT_SESSION_VERSION};

@@ -61,19 +61,8 @@ section!(
     }
 );
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ThinkingLevel {
-    Off,
-    Minimal,
-    Low,
-    Medium,
-    High,
-    Xhigh,
-    Adaptive,
-    Max,
-    Ultra,
-}
+/// The workspace's one reasoning-effort enum (defined with the session entry it is stored in).
+pub use pincer_sessions::ThinkingLevel;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]

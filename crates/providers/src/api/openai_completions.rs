@@ -17,6 +17,7 @@ use super::{
 };
 use crate::error::ErrorKind;
 use crate::event::ProviderEvent;
+use crate::model::ThinkingLevelExt as _;
 use crate::model::{CompletionRequest, ContentBlock, Message, StopReason, Usage, UserContent};
 use crate::registry::ResolvedModel;
 use crate::sse::SseEvent;

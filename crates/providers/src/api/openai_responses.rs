@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value};
 use super::{blocks_text, parse_arguments, parse_json, push_text, Decoder, Flow, WireError};
 use crate::error::ErrorKind;
 use crate::event::ProviderEvent;
+use crate::model::ThinkingLevelExt as _;
 use crate::model::{CompletionRequest, ContentBlock, Message, StopReason, Usage, UserContent};
 use crate::registry::ResolvedModel;
 use crate::sse::SseEvent;
