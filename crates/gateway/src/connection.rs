@@ -3,7 +3,14 @@
 //! socket readable, socket writable (only while a flush is pending), its outbox (events and
 //! async replies), the shutdown signal, and one deadline (handshake, auth delay or close grace).
 //! Writes are batched: a read burst or an outbox drain feeds many frames, then flushes once.
+//!
+//! Memory per idle connection is kept small on purpose (10k connections must fit in a few
+//! tens of MiB): tungstenite only parses incoming frames (small read buffer) and writes the
+//! rare control frames; data frames are framed straight into the task's own outbound buffer,
+//! which is released as soon as it has been written out. Socket reads go through a per-thread
+//! scratch buffer, so one syscall still fetches a whole burst of requests.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io::{self, Read, Write};
@@ -33,36 +40,113 @@ use crate::registry::{CloseRequest, ConnHandle};
 use crate::state::{GatewayState, PreauthSlot};
 use crate::util;
 
-/// Eagerly allocated read buffer per socket; small keeps idle connections cheap.
-const READ_BUFFER: usize = 4 * 1024;
+/// tungstenite's own read buffer per socket (it grows to the largest frame seen). Small keeps
+/// idle connections cheap; bursts are read through [`SCRATCH`] in one syscall anyway.
+const READ_BUFFER: usize = 512;
+/// Bytes fetched per read syscall (into the per-thread scratch buffer).
+const SCRATCH_BYTES: usize = 16 * 1024;
 /// Frames are written to the socket once this much is buffered (or on flush).
 const WRITE_BUFFER: usize = 64 * 1024;
+/// Outbound bytes the task may hold unsent before the peer counts as a slow consumer.
+const MAX_UNSENT: usize = limits::MAX_BUFFERED_BYTES + WRITE_BUFFER + 1024 * 1024;
 /// Max bytes taken from the outbox per flush.
 const DRAIN_BATCH: usize = 256 * 1024;
 /// Messages processed per readable wake-up before giving writes a turn.
 const READ_BURST: usize = 64;
 
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; SCRATCH_BYTES]);
+}
+
 fn ws_config(max_message: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .max_write_buffer_size(limits::MAX_BUFFERED_BYTES + WRITE_BUFFER + 1024 * 1024)
+        // tungstenite writes only control frames (ping, pong, close), straight into `Outbound`.
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_UNSENT)
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message))
 }
 
+/// Bytes read from the socket but not yet handed to tungstenite (released when drained).
+#[derive(Default)]
+struct Spill {
+    data: Vec<u8>,
+    pos: usize,
+}
+
+/// Bytes framed for the socket and not yet written (released when fully written).
+#[derive(Default)]
+struct Outbound {
+    data: Vec<u8>,
+    pos: usize,
+}
+
+impl Outbound {
+    fn unsent(&self) -> usize {
+        self.data.len() - self.pos
+    }
+
+    /// Append one unmasked server frame (RFC 6455 §5.2).
+    fn push_frame(&mut self, opcode: u8, payload: &[u8]) {
+        if self.data.capacity() == 0 {
+            self.data.reserve((payload.len() + 10).max(4096));
+        }
+        self.data.push(0x80 | opcode);
+        let len = payload.len();
+        if len < 126 {
+            self.data.push(len as u8);
+        } else if len <= usize::from(u16::MAX) {
+            self.data.push(126);
+            self.data.extend_from_slice(&(len as u16).to_be_bytes());
+        } else {
+            self.data.push(127);
+            self.data.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+        self.data.extend_from_slice(payload);
+    }
+}
+
 /// Non-blocking std IO over a tokio socket (tungstenite's sync API on top of readiness).
-struct SockIo<'a>(&'a TcpStream);
+/// Writes never block: they append to the task's outbound buffer, which the task flushes.
+struct SockIo<'a> {
+    tcp: &'a TcpStream,
+    spill: &'a mut Spill,
+    out: &'a mut Outbound,
+}
 
 impl Read for SockIo<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.try_read(buf)
+        let spill = &mut *self.spill;
+        if spill.pos < spill.data.len() {
+            let n = buf.len().min(spill.data.len() - spill.pos);
+            buf[..n].copy_from_slice(&spill.data[spill.pos..spill.pos + n]);
+            spill.pos += n;
+            if spill.pos == spill.data.len() {
+                *spill = Spill::default();
+            }
+            return Ok(n);
+        }
+        if buf.len() >= SCRATCH_BYTES {
+            return self.tcp.try_read(buf);
+        }
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let n = self.tcp.try_read(&mut scratch[..])?;
+            let k = n.min(buf.len());
+            buf[..k].copy_from_slice(&scratch[..k]);
+            if n > k {
+                spill.data.extend_from_slice(&scratch[k..n]);
+            }
+            Ok(k)
+        })
     }
 }
 
 impl Write for SockIo<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.try_write(buf)
+        self.out.data.extend_from_slice(buf);
+        Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -98,6 +182,8 @@ struct Conn {
     state: Arc<GatewayState>,
     tcp: TcpStream,
     ws: WebSocketContext,
+    spill: Spill,
+    out: Outbound,
     /// A flush hit `WouldBlock`: wait for writability, stop reading (backpressure).
     write_blocked: bool,
     /// The socket is finished (error, EOF, close handshake done).
@@ -110,14 +196,25 @@ struct Conn {
     preauth_slot: Option<PreauthSlot>,
 }
 
+/// The IO adapter over a connection's socket and buffers (disjoint borrows of `Conn`).
+macro_rules! sock_io {
+    ($conn:expr) => {
+        &mut SockIo {
+            tcp: &$conn.tcp,
+            spill: &mut $conn.spill,
+            out: &mut $conn.out,
+        }
+    };
+}
+
 impl Conn {
+    /// A control frame through tungstenite (it lands in `out`).
     fn write(&mut self, msg: Message) {
         if self.done {
             return;
         }
-        match self.ws.write(&mut SockIo(&self.tcp), msg) {
+        match self.ws.write(sock_io!(self), msg) {
             Ok(()) => {}
-            Err(e) if would_block(&e) => self.write_blocked = true,
             Err(WsError::WriteBufferFull(_)) => {
                 self.begin_close(close::POLICY_VIOLATION, close::REASON_SLOW_CONSUMER);
             }
@@ -125,19 +222,64 @@ impl Conn {
         }
     }
 
+    /// A text data frame, framed directly into the outbound buffer.
     fn write_text(&mut self, text: String) {
-        self.write(Message::Text(text.into()));
+        if self.done {
+            return;
+        }
+        if !self.ws.can_write() {
+            // tungstenite refuses data after a close frame; so do we (same outcome as before).
+            self.done = true;
+            return;
+        }
+        if self.out.unsent() + text.len() + 10 > MAX_UNSENT {
+            self.begin_close(close::POLICY_VIOLATION, close::REASON_SLOW_CONSUMER);
+            return;
+        }
+        self.out.push_frame(0x1, text.as_bytes());
+        if self.out.unsent() > WRITE_BUFFER {
+            self.write_out();
+        }
+    }
+
+    /// Write buffered bytes to the socket; the buffer is released once empty.
+    fn write_out(&mut self) {
+        while self.out.pos < self.out.data.len() {
+            match self.tcp.try_write(&self.out.data[self.out.pos..]) {
+                Ok(0) => {
+                    self.done = true;
+                    return;
+                }
+                Ok(n) => self.out.pos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.write_blocked = true;
+                    return;
+                }
+                Err(_) => {
+                    self.done = true;
+                    return;
+                }
+            }
+        }
+        self.out = Outbound::default();
+        self.write_blocked = false;
     }
 
     fn flush(&mut self) {
         if self.done {
             return;
         }
-        match self.ws.flush(&mut SockIo(&self.tcp)) {
-            Ok(()) => self.write_blocked = false,
-            Err(e) if would_block(&e) => self.write_blocked = true,
-            Err(_) => self.done = true,
+        // Queued pongs/close replies go to `out`; errors here end the connection (e.g. the
+        // close handshake has completed).
+        match self.ws.flush(sock_io!(self)) {
+            Ok(()) => {}
+            Err(e) if would_block(&e) => {}
+            Err(_) => {
+                self.done = true;
+                return;
+            }
         }
+        self.write_out();
     }
 
     /// Send a close frame and wait (bounded) for the peer's reply.
@@ -149,10 +291,8 @@ impl Conn {
             code: CloseCode::from(code),
             reason: close::truncate_reason(reason).to_string().into(),
         };
-        match self.ws.close(&mut SockIo(&self.tcp), Some(frame)) {
-            Ok(()) => {}
-            Err(e) if would_block(&e) => self.write_blocked = true,
-            Err(_) => self.done = true,
+        if self.ws.close(sock_io!(self), Some(frame)).is_err() {
+            self.done = true;
         }
         self.flush();
         self.leave_open_phase();
@@ -186,9 +326,9 @@ impl Conn {
         self.flush();
     }
 
-    fn on_text(&mut self, text: String) {
+    fn on_text(&mut self, text: &str) {
         match &mut self.phase {
-            Phase::AwaitConnect => match parse_request(&text) {
+            Phase::AwaitConnect => match parse_request(text) {
                 Err(FrameError::NotJson) => self.begin_close(close::NORMAL, ""),
                 Err(FrameError::Invalid { .. }) => {
                     self.begin_close(close::POLICY_VIOLATION, close::REASON_INVALID_REQUEST_FRAME)
@@ -217,7 +357,7 @@ impl Conn {
                 }
             },
             Phase::Connecting { pending, .. } => {
-                pending.push_back(text);
+                pending.push_back(text.to_string());
                 if pending.len() > limits::MAX_PENDING_HANDSHAKE_FRAMES {
                     self.begin_close(
                         close::POLICY_VIOLATION,
@@ -234,7 +374,7 @@ impl Conn {
                     );
                 }
             }
-            Phase::Open { .. } => self.on_request(&text),
+            Phase::Open { .. } => self.on_request(text),
             Phase::Closing => {}
         }
     }
@@ -325,7 +465,7 @@ impl Conn {
             presence_key,
         };
         for text in pending {
-            self.on_text(text);
+            self.on_text(&text);
         }
     }
 
@@ -335,11 +475,11 @@ impl Conn {
             if self.done || self.write_blocked {
                 return;
             }
-            match self.ws.read(&mut SockIo(&self.tcp)) {
-                Ok(Message::Text(t)) => self.on_text(t.as_str().to_string()),
-                Ok(Message::Binary(b)) => match String::from_utf8(b.to_vec()) {
+            match self.ws.read(sock_io!(self)) {
+                Ok(Message::Text(t)) => self.on_text(t.as_str()),
+                Ok(Message::Binary(b)) => match std::str::from_utf8(&b) {
                     Ok(t) => self.on_text(t),
-                    Err(_) => self.on_text(String::new()),
+                    Err(_) => self.on_text(""),
                 },
                 Ok(Message::Pong(_)) => {
                     if let Phase::Open { handle, .. } = &self.phase {
@@ -505,6 +645,8 @@ pub async fn run(
         state: Arc::clone(&state),
         tcp,
         ws,
+        spill: Spill::default(),
+        out: Outbound::default(),
         write_blocked: false,
         done: false,
         phase: Phase::AwaitConnect,

@@ -461,7 +461,11 @@ fn upgrade(
         match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(parts) => {
                 let tcp = parts.io.into_inner();
-                connection::run(state, tcp, parts.read_buf.to_vec(), facts, slot).await;
+                // Copy and drop hyper's read buffer now: the `Bytes` pins its whole 8 KiB
+                // allocation for as long as the connection lives.
+                let already_read = parts.read_buf.to_vec();
+                drop(parts.read_buf);
+                connection::run(state, tcp, already_read, facts, slot).await;
             }
             Err(_) => tracing::error!("websocket upgrade produced an unexpected stream type"),
         }
