@@ -75,6 +75,9 @@ enum Scenario {
     Idle(scenarios::idle::Args),
     /// L listeners; a sender triggers a broadcast: first/last delivery latency.
     Fanout(scenarios::fanout::Args),
+    /// Start the gateway command after `--` N times: spawn→port, spawn→healthy `health`,
+    /// idle RSS, SIGTERM→exit.
+    Startup(scenarios::startup::Args),
 }
 
 impl Scenario {
@@ -84,6 +87,7 @@ impl Scenario {
             Scenario::Rps(_) => "rps",
             Scenario::Idle(_) => "idle",
             Scenario::Fanout(_) => "fanout",
+            Scenario::Startup(_) => "startup",
         }
     }
 }
@@ -94,6 +98,7 @@ async fn run_scenario(ctx: &Ctx, scenario: &Scenario) -> Result<Report> {
         Scenario::Rps(a) => scenarios::rps::run(ctx, a).await,
         Scenario::Idle(a) => scenarios::idle::run(ctx, a).await,
         Scenario::Fanout(a) => scenarios::fanout::run(ctx, a).await,
+        Scenario::Startup(a) => scenarios::startup::run(ctx, a).await,
     }
 }
 

@@ -5,6 +5,7 @@ pub mod fanout;
 pub mod handshake;
 pub mod idle;
 pub mod rps;
+pub mod startup;
 
 use std::time::Duration;
 
