@@ -168,12 +168,20 @@ fn worker_threads() -> usize {
 
 fn run_gateway(args: &RunArgs) -> Result<()> {
     let config = gateway_config(args)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(worker_threads())
-        .thread_name("pincer-worker")
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    // Multi-threaded by default. `PINCER_RUNTIME=current_thread` runs everything on one thread:
+    // on 2 cores shared with local clients it measured the same (BENCHMARKS.md), so the
+    // default keeps the second core for agent work and blocking-free scaling.
+    let rt = match std::env::var("PINCER_RUNTIME").as_deref() {
+        Ok("current_thread") => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(worker_threads())
+            .thread_name("pincer-worker")
+            .enable_all()
+            .build(),
+    }
+    .context("cannot start the async runtime")?;
     rt.block_on(pincer_gateway::run(config))?;
     // Blocking helpers (log writer, file reads) must not hold the exit up.
     rt.shutdown_timeout(std::time::Duration::from_millis(20));
