@@ -1,7 +1,12 @@
 //! Async OpenClaw protocol v4 client: challenge, connect (optionally with a signed device
-//! identity), RPC with timeouts, and the event stream. Used by the CLI, tests and tools.
+//! identity and its device token), RPC with timeouts, and the event stream. Used by the CLI,
+//! tests and tools.
 //!
-//! `ws://` only for now; `wss://` (TLS with fingerprint pinning) arrives with remote gateways.
+//! `ws://` and `wss://` (rustls/ring; platform verifier, or a pinned SHA-256 certificate
+//! fingerprint). The client's own identity and stored device tokens: [`identity`].
+
+pub mod identity;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +23,8 @@ use pincer_protocol::PROTOCOL_VERSION;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Mutex};
+
+pub use tls::Stream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
@@ -25,10 +32,14 @@ use tokio_tungstenite::WebSocketStream;
 /// Client errors.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("invalid gateway url {0:?}: expected ws://host:port")]
+    #[error("invalid gateway url {0:?}: expected ws://host:port or wss://host:port")]
     InvalidUrl(String),
-    #[error("wss:// is not supported by this client yet")]
-    TlsUnsupported,
+    #[error("the gateway at {0} speaks TLS on this port: use wss:// (and pin its certificate with --tls-fingerprint)")]
+    TlsRequired(String),
+    #[error("the gateway at {0} does not speak TLS on this port: use ws://")]
+    NotTls(String),
+    #[error("TLS with {url} failed: {reason}")]
+    Tls { url: String, reason: String },
     #[error("cannot connect to {url}: {source}")]
     Connect { url: String, source: std::io::Error },
     #[error("websocket error: {0}")]
@@ -67,6 +78,14 @@ pub struct ClientOptions {
     pub scopes: Vec<String>,
     /// Sign the connect with this device identity (v3 payload).
     pub device: Option<DeviceKeypair>,
+    /// `auth.deviceToken`: used when no shared token/password is given.
+    pub device_token: Option<String>,
+    /// Pin the gateway's TLS certificate (SHA-256, hex or `AB:CD:…`) for `wss://`.
+    pub tls_fingerprint: Option<String>,
+    /// `client.platform` (default: this OS).
+    pub platform: Option<String>,
+    /// `client.deviceFamily`.
+    pub device_family: Option<String>,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
 }
@@ -99,6 +118,10 @@ impl ClientOptions {
                 .map(|s| s.to_string())
                 .collect(),
             device: None,
+            device_token: None,
+            tls_fingerprint: None,
+            platform: None,
+            device_family: None,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
         }
@@ -116,7 +139,7 @@ pub struct EventMessage {
 
 type Pending =
     Arc<std::sync::Mutex<HashMap<String, (bool, oneshot::Sender<Result<Value, ErrorShape>>)>>>;
-type Sink = futures_util::stream::SplitSink<WebSocketStream<TcpStream>, Message>;
+type Sink = futures_util::stream::SplitSink<WebSocketStream<Stream>, Message>;
 
 /// A connected, authenticated client.
 pub struct GatewayClient {
@@ -129,22 +152,109 @@ pub struct GatewayClient {
     request_timeout: Duration,
 }
 
-fn host_port(url: &str) -> Result<String, ClientError> {
-    if url.starts_with("wss://") {
-        return Err(ClientError::TlsUnsupported);
-    }
-    let rest = url
-        .strip_prefix("ws://")
-        .ok_or_else(|| ClientError::InvalidUrl(url.to_string()))?;
-    let authority = rest.split('/').next().unwrap_or("");
-    if authority.is_empty() {
-        return Err(ClientError::InvalidUrl(url.to_string()));
-    }
-    Ok(if authority.contains(':') {
-        authority.to_string()
+/// A parsed gateway URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    tls: bool,
+    host: String,
+    port: u16,
+}
+
+fn parse_target(url: &str) -> Result<Target, ClientError> {
+    let bad = || ClientError::InvalidUrl(url.to_string());
+    let (tls, rest) = if let Some(r) = url.strip_prefix("wss://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("ws://") {
+        (false, r)
     } else {
-        format!("{authority}:80")
-    })
+        return Err(bad());
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.is_empty() {
+        return Err(bad());
+    }
+    let default_port = if tls { 443 } else { 80 };
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or_else(bad)?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| bad())?,
+            None => default_port,
+        };
+        (h.to_string(), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p.parse().map_err(|_| bad())?),
+            None => (authority.to_string(), default_port),
+        }
+    };
+    Ok(Target { tls, host, port })
+}
+
+/// The server's explanation when it refused the WebSocket upgrade with an HTTP status.
+fn http_refusal(e: &tokio_tungstenite::tungstenite::Error) -> Option<String> {
+    match e {
+        tokio_tungstenite::tungstenite::Error::Http(resp) => Some(
+            resp.body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).to_string())
+                .unwrap_or_default(),
+        ),
+        _ => None,
+    }
+}
+
+/// Open the transport (TCP, then TLS for `wss://`) and do the WebSocket handshake.
+async fn open(opts: &ClientOptions) -> Result<WebSocketStream<Stream>, ClientError> {
+    let target = parse_target(&opts.url)?;
+    let tcp = TcpStream::connect((target.host.as_str(), target.port))
+        .await
+        .map_err(|source| ClientError::Connect {
+            url: opts.url.clone(),
+            source,
+        })?;
+    let _ = tcp.set_nodelay(true);
+    let stream = if target.tls {
+        let config = tls::client_config(opts.tls_fingerprint.as_deref()).map_err(|reason| {
+            ClientError::Tls {
+                url: opts.url.clone(),
+                reason,
+            }
+        })?;
+        let name = rustls::pki_types::ServerName::try_from(target.host.clone())
+            .map_err(|_| ClientError::InvalidUrl(opts.url.clone()))?;
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| {
+                let reason = e.to_string();
+                if reason.contains("InvalidContentType") || reason.contains("corrupt message") {
+                    ClientError::NotTls(opts.url.clone())
+                } else {
+                    ClientError::Tls {
+                        url: opts.url.clone(),
+                        reason,
+                    }
+                }
+            })?;
+        Stream::Tls(Box::new(tls))
+    } else {
+        Stream::Plain(tcp)
+    };
+    match tokio_tungstenite::client_async_with_config(
+        opts.url.as_str(),
+        stream,
+        Some(client_ws_config()),
+    )
+    .await
+    {
+        Ok((ws, _)) => Ok(ws),
+        Err(e) => match http_refusal(&e) {
+            Some(body) if !target.tls && body.contains("speaks TLS") => {
+                Err(ClientError::TlsRequired(opts.url.clone()))
+            }
+            _ => Err(e.into()),
+        },
+    }
 }
 
 fn client_ws_config() -> WebSocketConfig {
@@ -164,20 +274,7 @@ impl GatewayClient {
     }
 
     async fn connect_inner(opts: ClientOptions) -> Result<GatewayClient, ClientError> {
-        let addr = host_port(&opts.url)?;
-        let tcp = TcpStream::connect(&addr)
-            .await
-            .map_err(|source| ClientError::Connect {
-                url: opts.url.clone(),
-                source,
-            })?;
-        let _ = tcp.set_nodelay(true);
-        let (mut ws, _) = tokio_tungstenite::client_async_with_config(
-            opts.url.as_str(),
-            tcp,
-            Some(client_ws_config()),
-        )
-        .await?;
+        let mut ws = open(&opts).await?;
         // 1. challenge
         let challenge = loop {
             match ws.next().await {
@@ -201,12 +298,21 @@ impl GatewayClient {
         let nonce = challenge["nonce"].as_str().unwrap_or_default().to_string();
         let signed_at = challenge["ts"].as_u64().unwrap_or_default();
         // 2. connect
+        let shared = opts.token.is_some() || opts.password.is_some();
         let auth = ConnectAuth {
             token: opts.token.clone(),
             password: opts.password.clone(),
+            device_token: if shared {
+                None
+            } else {
+                opts.device_token.clone()
+            },
             ..Default::default()
         };
-        let platform = std::env::consts::OS.to_string();
+        let platform = opts
+            .platform
+            .clone()
+            .unwrap_or_else(|| std::env::consts::OS.to_string());
         let device = opts.device.as_ref().map(|kp| {
             let payload = build_payload_v3(
                 &kp.device_id(),
@@ -218,7 +324,7 @@ impl GatewayClient {
                 auth.signature_token(),
                 &nonce,
                 Some(&platform),
-                None,
+                opts.device_family.as_deref(),
             );
             DeviceProofParams {
                 id: kp.device_id(),
@@ -237,7 +343,7 @@ impl GatewayClient {
                 version: opts.client_version.clone(),
                 build_id: None,
                 platform,
-                device_family: None,
+                device_family: opts.device_family.clone(),
                 model_identifier: None,
                 time_zone: None,
                 mode: opts.client_mode,
@@ -253,7 +359,7 @@ impl GatewayClient {
             scopes: Some(opts.scopes.clone()),
             model_catalog: None,
             device,
-            auth: (opts.token.is_some() || opts.password.is_some()).then_some(auth),
+            auth: (shared || auth.device_token.is_some()).then_some(auth),
             locale: None,
             user_agent: Some(format!("pincer/{}", env!("CARGO_PKG_VERSION"))),
         };
@@ -460,20 +566,41 @@ mod tests {
 
     #[test]
     fn urls() {
+        let t = |u: &str| parse_target(u).ok();
         assert_eq!(
-            host_port("ws://127.0.0.1:18789").ok(),
-            Some("127.0.0.1:18789".into())
+            t("ws://127.0.0.1:18789"),
+            Some(Target {
+                tls: false,
+                host: "127.0.0.1".into(),
+                port: 18789
+            })
         );
         assert_eq!(
-            host_port("ws://localhost:1/path").ok(),
-            Some("localhost:1".into())
+            t("wss://gw.example/path"),
+            Some(Target {
+                tls: true,
+                host: "gw.example".into(),
+                port: 443
+            })
+        );
+        assert_eq!(
+            t("ws://[::1]:9/x"),
+            Some(Target {
+                tls: false,
+                host: "::1".into(),
+                port: 9
+            })
         );
         assert!(matches!(
-            host_port("wss://x:1"),
-            Err(ClientError::TlsUnsupported)
+            parse_target("http://x"),
+            Err(ClientError::InvalidUrl(_))
         ));
         assert!(matches!(
-            host_port("http://x"),
+            parse_target("ws://"),
+            Err(ClientError::InvalidUrl(_))
+        ));
+        assert!(matches!(
+            parse_target("ws://h:notaport"),
             Err(ClientError::InvalidUrl(_))
         ));
     }

@@ -20,6 +20,10 @@ pub const REASON_REPEATED_UNAUTHORIZED: &str = "repeated unauthorized calls";
 pub const REASON_SLOW_CONSUMER: &str = "slow consumer";
 pub const REASON_SERVICE_RESTART: &str = "service restart";
 pub const REASON_GATEWAY_STARTING: &str = "gateway starting";
+/// 4001 after the gateway token/password changed (sessions that used it).
+pub const REASON_GATEWAY_AUTH_CHANGED: &str = "gateway auth changed";
+/// 4001 after a device's token was rotated or revoked, or the device was removed.
+pub const REASON_DEVICE_REMOVED: &str = "device removed";
 
 /// WebSocket close reasons are limited to 123 bytes of UTF-8; trim on a char boundary.
 pub fn truncate_reason(reason: &str) -> &str {

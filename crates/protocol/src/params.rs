@@ -222,6 +222,52 @@ pub static SYSTEM_EVENT_PARAMS: Schema = Schema::Object {
     closed: true,
 };
 
+/// `device.pair.approve` / `device.pair.reject` params.
+pub static DEVICE_PAIR_REQUEST_PARAMS: Schema = Schema::Object {
+    props: &[Prop::req("requestId", NON_EMPTY)],
+    closed: true,
+};
+
+/// `device.pair.remove` params.
+pub static DEVICE_PAIR_REMOVE_PARAMS: Schema = Schema::Object {
+    props: &[Prop::req("deviceId", NON_EMPTY)],
+    closed: true,
+};
+
+/// `device.pair.rename` params (label 1..64 chars).
+pub static DEVICE_PAIR_RENAME_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::req("deviceId", NON_EMPTY),
+        Prop::req(
+            "label",
+            Schema::Str {
+                min_len: Some(1),
+                max_len: Some(64),
+            },
+        ),
+    ],
+    closed: true,
+};
+
+/// `device.token.rotate` params.
+pub static DEVICE_TOKEN_ROTATE_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::req("deviceId", NON_EMPTY),
+        Prop::req("role", NON_EMPTY),
+        Prop::opt("scopes", NON_EMPTY_LIST),
+    ],
+    closed: true,
+};
+
+/// `device.token.revoke` params.
+pub static DEVICE_TOKEN_REVOKE_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::req("deviceId", NON_EMPTY),
+        Prop::req("role", NON_EMPTY),
+    ],
+    closed: true,
+};
+
 /// `chat.history` params (used by a later issue; kept here so every schema lives in one place).
 pub static CHAT_HISTORY_PARAMS: Schema = Schema::Object {
     props: &[
@@ -268,6 +314,223 @@ pub static CHAT_HISTORY_PARAMS: Schema = Schema::Object {
             },
         ),
     ],
+    closed: true,
+};
+
+const POS_INT: Schema = Schema::Int {
+    min: Some(1),
+    max: None,
+};
+const NON_NEG_INT: Schema = Schema::Int {
+    min: Some(0),
+    max: None,
+};
+
+/// The filters of `sessions.list` (also accepted by `sessions.subscribe`).
+macro_rules! sessions_list_props {
+    () => {
+        &[
+            Prop::opt("limit", POS_INT),
+            Prop::opt("offset", NON_NEG_INT),
+            Prop::opt("activeMinutes", POS_INT),
+            Prop::opt("activeOnly", Schema::Bool),
+            Prop::opt("requireLastInteraction", Schema::Bool),
+            Prop::opt(
+                "sortBy",
+                Schema::Enum(&["updatedAt", "lastInteractionAt", "activity"]),
+            ),
+            Prop::opt("includeGlobal", Schema::Bool),
+            Prop::opt("includeUnknown", Schema::Bool),
+            Prop::opt("excludeSubagents", Schema::Bool),
+            Prop::opt("excludeCron", Schema::Bool),
+            Prop::opt("excludeSystem", Schema::Bool),
+            Prop::opt("configuredAgentsOnly", Schema::Bool),
+            Prop::opt("includeDerivedTitles", Schema::Bool),
+            Prop::opt("includeLastMessage", Schema::Bool),
+            Prop::opt("includeActivitySummary", Schema::Bool),
+            Prop::opt("label", STRING),
+            Prop::opt("projectId", STRING),
+            Prop::opt("workspaceDir", STRING),
+            Prop::opt("group", STRING),
+            Prop::opt("pinned", Schema::Bool),
+            Prop::opt("boardFace", STRING),
+            Prop::opt("hasBoard", Schema::Bool),
+            Prop::opt("creatorId", STRING),
+            Prop::opt("ownerId", STRING),
+            Prop::opt("ownerFirst", Schema::Bool),
+            Prop::opt("involvingMe", Schema::Bool),
+            Prop::opt("profileRelation", STRING),
+            Prop::opt("involvingProfileId", STRING),
+            Prop::opt("includePeople", Schema::Bool),
+            Prop::opt("spawnedBy", STRING),
+            Prop::opt("agentId", NON_EMPTY),
+            Prop::opt("search", STRING),
+            Prop::opt(
+                "archived",
+                Schema::AnyOf(&[Schema::Bool, Schema::Const("all")]),
+            ),
+        ]
+    };
+}
+
+/// `sessions.list` params.
+pub static SESSIONS_LIST_PARAMS: Schema = Schema::Object {
+    props: sessions_list_props!(),
+    closed: true,
+};
+
+/// `sessions.subscribe` params (the list filters; `{}` = ack only).
+pub static SESSIONS_SUBSCRIBE_PARAMS: Schema = Schema::Object {
+    props: sessions_list_props!(),
+    closed: true,
+};
+
+/// `sessions.messages.subscribe` / `.unsubscribe` params.
+pub static SESSIONS_MESSAGES_SUBSCRIBE_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::req("key", NON_EMPTY),
+        Prop::opt("agentId", NON_EMPTY),
+        Prop::opt("includeApprovals", Schema::Bool),
+    ],
+    closed: true,
+};
+
+/// `sessions.preview` params.
+pub static SESSIONS_PREVIEW_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::req(
+            "keys",
+            Schema::Array {
+                items: &NON_EMPTY,
+                min_items: Some(1),
+                max_items: None,
+            },
+        ),
+        Prop::opt("limit", POS_INT),
+        Prop::opt(
+            "maxChars",
+            Schema::Int {
+                min: Some(20),
+                max: None,
+            },
+        ),
+    ],
+    closed: true,
+};
+
+/// `sessions.describe` params.
+pub static SESSIONS_DESCRIBE_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::req("key", NON_EMPTY),
+        Prop::opt("agentId", NON_EMPTY),
+        Prop::opt("includeDerivedTitles", Schema::Bool),
+        Prop::opt("includeLastMessage", Schema::Bool),
+    ],
+    closed: true,
+};
+
+/// `sessions.patch` params (values may be `null` to clear an override).
+pub static SESSIONS_PATCH_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::req("key", NON_EMPTY),
+        Prop::opt("agentId", NON_EMPTY),
+        Prop::opt("expectedSessionId", NON_EMPTY),
+        Prop::opt("expectedUpdatedAt", Schema::Any),
+        Prop::opt("label", Schema::Any),
+        Prop::opt("displayName", Schema::Any),
+        Prop::opt("autoLabel", Schema::Any),
+        Prop::opt("icon", Schema::Any),
+        Prop::opt("color", Schema::Any),
+        Prop::opt("category", Schema::Any),
+        Prop::opt("boardFace", Schema::Any),
+        Prop::opt("boardPresentation", Schema::Any),
+        Prop::opt("statusNote", Schema::Any),
+        Prop::opt("attention", Schema::Any),
+        Prop::opt("ttlMinutes", Schema::Any),
+        Prop::opt("archived", Schema::Bool),
+        Prop::opt("pinned", Schema::Bool),
+        Prop::opt("unread", Schema::Bool),
+        Prop::opt("contextWindow", Schema::Any),
+        Prop::opt("thinkingLevel", Schema::Any),
+        Prop::opt("fastMode", Schema::Any),
+        Prop::opt("toolOverrides", Schema::Any),
+        Prop::opt("verboseLevel", Schema::Any),
+        Prop::opt("traceLevel", Schema::Any),
+        Prop::opt("reasoningLevel", Schema::Any),
+        Prop::opt("responseUsage", Schema::Any),
+        Prop::opt("elevatedLevel", Schema::Any),
+        Prop::opt("execHost", Schema::Any),
+        Prop::opt("execSecurity", Schema::Any),
+        Prop::opt("execAsk", Schema::Any),
+        Prop::opt("execNode", Schema::Any),
+        Prop::opt("permissionMode", Schema::Any),
+        Prop::opt("sandboxMode", Schema::Any),
+        Prop::opt("nativeRuntimeConsent", Schema::Any),
+        Prop::opt("model", Schema::Any),
+        Prop::opt("agentRuntime", Schema::Any),
+        Prop::opt("sendPolicy", Schema::Any),
+        Prop::opt("groupActivation", Schema::Any),
+        Prop::opt("queueMode", Schema::Any),
+    ],
+    closed: true,
+};
+
+/// `sessions.reset` params.
+pub static SESSIONS_RESET_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::req("key", NON_EMPTY),
+        Prop::opt("agentId", NON_EMPTY),
+        Prop::opt("reason", Schema::Enum(&["new", "reset"])),
+        Prop::opt("expectedSessionId", NON_EMPTY),
+    ],
+    closed: true,
+};
+
+/// `sessions.delete` params.
+pub static SESSIONS_DELETE_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::req("key", NON_EMPTY),
+        Prop::opt("agentId", NON_EMPTY),
+        Prop::opt("deleteTranscript", Schema::Bool),
+        Prop::opt("expectedSessionId", NON_EMPTY),
+        Prop::opt("expectedLifecycleRevision", Schema::Any),
+        Prop::opt("expectedSessionUpdatedAt", Schema::Any),
+        Prop::opt("emitLifecycleHooks", Schema::Bool),
+        Prop::opt("archivedOnly", Schema::Bool),
+    ],
+    closed: true,
+};
+
+/// `config.set` params.
+pub static CONFIG_SET_PARAMS: Schema = Schema::Object {
+    props: &[Prop::req("raw", STRING), Prop::opt("baseHash", STRING)],
+    closed: true,
+};
+
+/// `config.patch` / `config.apply` params.
+pub static CONFIG_PATCH_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::req("raw", STRING),
+        Prop::opt("baseHash", STRING),
+        Prop::opt("sessionKey", STRING),
+        Prop::opt("deliveryContext", Schema::Any),
+        Prop::opt("note", STRING),
+        Prop::opt("restartDelayMs", NON_NEG_INT),
+        Prop::opt(
+            "replacePaths",
+            Schema::Array {
+                items: &NON_EMPTY,
+                min_items: None,
+                max_items: Some(256),
+            },
+        ),
+    ],
+    closed: true,
+};
+
+/// `config.schema.lookup` params.
+pub static CONFIG_SCHEMA_LOOKUP_PARAMS: Schema = Schema::Object {
+    props: &[Prop::req("path", STRING)],
     closed: true,
 };
 
