@@ -33,6 +33,9 @@ pub enum Reply {
     Error(ErrorShape),
     /// `ok:false` that still carries a payload (replayed run outcomes).
     ErrorWithPayload(String, ErrorShape),
+    /// Already answered through [`OwnedCall::respond`]: nothing more to send (used when the
+    /// answer must go out before a follow-up action, e.g. closing the caller's own socket).
+    Sent,
 }
 
 impl Reply {
@@ -52,6 +55,7 @@ impl Reply {
             Reply::Raw(p) => response_ok_raw(id, p.get()),
             Reply::Error(e) => response_err(id, &e),
             Reply::ErrorWithPayload(p, e) => response_err_with_payload(id, Some(&p), &e),
+            Reply::Sent => String::new(),
         }
     }
 }
@@ -251,7 +255,9 @@ pub fn dispatch(
             let id = call.id.clone();
             tokio::spawn(async move {
                 let reply = f(call).await;
-                conn.send_text(reply.into_frame(&id));
+                if !matches!(reply, Reply::Sent) {
+                    conn.send_text(reply.into_frame(&id));
+                }
             });
             Dispatched::Spawned
         }
