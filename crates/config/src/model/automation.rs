@@ -53,18 +53,36 @@ section!(HookMappingMatch {
 });
 
 section!(
+    /// `hooks.mappings[].transform` (a JavaScript module in the reference).
+    HookTransform {
+        module: String,
+        export: String,
+    }
+);
+
+section!(
     /// `hooks.mappings[]`
     HookMapping {
         id: String,
         #[serde(rename = "match")]
         matcher: HookMappingMatch,
         action: String,
+        wake_mode: String,
+        name: String,
         agent_id: String,
         session_key: String,
+        session_mode: String,
         message_template: String,
+        text_template: String,
+        for_each: String,
         deliver: bool,
+        allow_unsafe_external_content: bool,
         channel: String,
         to: String,
+        model: String,
+        thinking: String,
+        timeout_seconds: u64,
+        transform: HookTransform,
     }
 );
 
