@@ -7,7 +7,17 @@
 //! - [`llm`]: a scripted fake LLM provider (OpenAI Chat Completions and Responses,
 //!   Anthropic Messages, Ollama), see [`llm::FakeLlm`].
 //!
-//! Chat-platform fakes (Telegram, Discord, Slack) will live beside these as their own modules.
+//! - [`telegram`], [`discord`], [`slack`] (cargo features of the same names): chat-platform
+//!   fakes speaking each platform's real wire protocol (Bot API over HTTP; gateway op codes
+//!   over WebSocket plus REST; Socket Mode envelopes plus Web API), scriptable from tests.
 
+#[cfg(feature = "discord")]
+pub mod discord;
 pub mod http;
 pub mod llm;
+#[cfg(feature = "slack")]
+pub mod slack;
+#[cfg(feature = "telegram")]
+pub mod telegram;
+#[cfg(feature = "ws")]
+pub mod ws;
