@@ -159,7 +159,7 @@ async fn record(inner: &Inner, req: &RunRequest, reply: &AssistantMessage, creat
         req.metadata.as_ref(),
         true,
     );
-    let reply_value = serde_json::to_value(reply).unwrap_or(Value::Null);
+    let reply_value = messages::assistant_value(reply);
     let now = now_i64();
     let result = inner
         .store
@@ -309,11 +309,7 @@ pub(crate) async fn run_lane_command(
                         vec![
                             TranscriptEntry::message(None, now, user),
                             TranscriptEntry::reset(None, now, ResetReason::Reset.as_str()),
-                            TranscriptEntry::message(
-                                None,
-                                now,
-                                serde_json::to_value(&reply).unwrap_or(Value::Null),
-                            ),
+                            TranscriptEntry::message(None, now, messages::assistant_value(&reply)),
                         ],
                         AppendOptions {
                             chain: true,
@@ -433,6 +429,7 @@ async fn compact_session(
         before,
         instructions,
         &control.cancel,
+        true,
     )
     .await
     {
@@ -748,11 +745,7 @@ pub(crate) async fn inject(
     };
     let now = now_i64();
     let message = messages::injected_assistant(text, now_ms(), label);
-    let entry = TranscriptEntry::message(
-        None,
-        now,
-        serde_json::to_value(&message).unwrap_or(Value::Null),
-    );
+    let entry = TranscriptEntry::message(None, now, messages::assistant_value(&message));
     let message_id = entry.id().unwrap_or_default().to_owned();
     let ack = inner
         .store

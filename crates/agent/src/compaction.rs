@@ -72,8 +72,14 @@ pub(crate) async fn compact_context(
     tokens_before: u64,
     instructions: Option<&str>,
     cancel: &CancellationToken,
+    force: bool,
 ) -> Result<(), CompactError> {
-    let keep = context::keep_recent_tokens(window.max(4_000));
+    // Forced (manual, or the provider said the prompt is too long): keep only the newest turn.
+    let keep = if force {
+        0
+    } else {
+        context::keep_recent_tokens(window.max(4_000))
+    };
     let cut = context::choose_cut(&context.items, keep).ok_or(CompactError::NothingToCompact)?;
     let first_kept = context.items[cut].entry_id.clone();
     let mut older: Vec<Message> = Vec::with_capacity(cut + 1);

@@ -59,3 +59,9 @@ pub fn injected_assistant(text: &str, now_ms: u64, label: Option<&str>) -> Assis
 pub fn tag_run(extra: &mut Map<String, Value>, run_id: &str) {
     extra.insert("__openclaw".into(), json!({ "runId": run_id }));
 }
+
+/// An assistant message as the transcript stores it (with its `role`).
+pub fn assistant_value(message: &AssistantMessage) -> Value {
+    serde_json::to_value(pincer_providers::Message::Assistant(message.clone()))
+        .unwrap_or(Value::Null)
+}

@@ -452,7 +452,7 @@ impl Run {
         let window = head.context_window;
         let limit = window.saturating_sub(context::reserve_tokens(window));
         if fixed_tokens + self.context.tokens() >= limit {
-            self.compact(em, &chain, fixed_tokens, None).await?;
+            self.compact(em, &chain, fixed_tokens, None, false).await?;
         }
 
         em.emit(RunEventKind::Start { started_at }).await;
@@ -526,7 +526,7 @@ impl Run {
                 {
                     overflow_retried = true;
                     calls -= 1;
-                    if self.compact(em, &chain, fixed_tokens, None).await? {
+                    if self.compact(em, &chain, fixed_tokens, None, true).await? {
                         continue;
                     }
                 }
@@ -814,6 +814,7 @@ impl Run {
         chain: &[ResolvedModel],
         fixed_tokens: u64,
         instructions: Option<&str>,
+        force: bool,
     ) -> Result<bool, StoreError> {
         let tokens_before = fixed_tokens + self.context.tokens();
         let window = chain.first().map_or(0, |m| m.context_window);
@@ -833,6 +834,7 @@ impl Run {
             tokens_before,
             instructions,
             &self.control.cancel,
+            force,
         )
         .await;
         match result {
