@@ -4,10 +4,11 @@ mod client_cmd;
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use pincer_gateway::config::{
-    default_port, default_state_dir, AuthSetting, BindMode, GatewayConfig, LogFormat, Timers,
+    default_state_dir, env_port, AuthModeFlag, AuthOverrides, BindMode, GatewayConfig, LogFormat,
+    Timers,
 };
 
 #[derive(Parser)]
@@ -71,16 +72,17 @@ enum LogFormatArg {
 
 #[derive(Args, Clone)]
 struct RunArgs {
-    /// Port (0 = ephemeral). Default: PINCER_GATEWAY_PORT / OPENCLAW_GATEWAY_PORT / 18789.
+    /// Port (0 = ephemeral). Default: PINCER_GATEWAY_PORT / OPENCLAW_GATEWAY_PORT /
+    /// gateway.port in pincer.json / 18789.
     #[arg(long)]
     port: Option<u16>,
-    /// Bind mode.
-    #[arg(long, value_enum, default_value = "loopback")]
-    bind: BindArg,
+    /// Bind mode (default: gateway.bind in pincer.json, else loopback).
+    #[arg(long, value_enum)]
+    bind: Option<BindArg>,
     /// Address for --bind custom.
     #[arg(long)]
     host: Option<String>,
-    /// Auth mode (default: token; password if only a password is given).
+    /// Auth mode (default: gateway.auth.mode, else token; password if only a password is given).
     #[arg(long, value_enum)]
     auth: Option<AuthArg>,
     /// Shared token (else PINCER_GATEWAY_TOKEN / OPENCLAW_GATEWAY_TOKEN / <state>/gateway.token).
@@ -106,18 +108,18 @@ fn env_first(names: &[&str]) -> Option<String> {
 
 fn gateway_config(args: &RunArgs) -> Result<GatewayConfig> {
     let bind = match args.bind {
-        BindArg::Loopback => BindMode::Loopback,
-        BindArg::Lan => BindMode::Lan,
-        BindArg::Auto => BindMode::Auto,
-        BindArg::Custom => {
+        None => None,
+        Some(BindArg::Loopback) => Some(BindMode::Loopback),
+        Some(BindArg::Lan) => Some(BindMode::Lan),
+        Some(BindArg::Auto) => Some(BindMode::Auto),
+        Some(BindArg::Custom) => {
             let host = args
                 .host
                 .as_deref()
                 .context("--bind custom needs --host <address>")?;
-            BindMode::Custom(
-                host.parse()
-                    .with_context(|| format!("--host {host:?} is not an IP address"))?,
-            )
+            Some(BindMode::Custom(host.parse().with_context(|| {
+                format!("--host {host:?} is not an IP address")
+            })?))
         }
     };
     let token = args
@@ -128,23 +130,26 @@ fn gateway_config(args: &RunArgs) -> Result<GatewayConfig> {
         .password
         .clone()
         .or_else(|| env_first(&["PINCER_GATEWAY_PASSWORD", "OPENCLAW_GATEWAY_PASSWORD"]));
-    let auth = match args.auth {
-        Some(AuthArg::None) => AuthSetting::None,
-        Some(AuthArg::Token) => AuthSetting::Token(token),
-        Some(AuthArg::Password) => match password {
-            Some(p) => AuthSetting::Password(p),
-            None => bail!("--auth password needs --password or PINCER_GATEWAY_PASSWORD"),
-        },
-        None => match (token, password) {
-            (None, Some(p)) => AuthSetting::Password(p),
-            (t, _) => AuthSetting::Token(t),
+    // Flags and environment win over pincer.json; the gateway resolves the rest.
+    let mode = match args.auth {
+        Some(AuthArg::None) => Some(AuthModeFlag::None),
+        Some(AuthArg::Token) => Some(AuthModeFlag::Token),
+        Some(AuthArg::Password) => Some(AuthModeFlag::Password),
+        None => match (&token, &password) {
+            (None, Some(_)) => Some(AuthModeFlag::Password),
+            (Some(_), _) => Some(AuthModeFlag::Token),
+            (None, None) => None,
         },
     };
     Ok(GatewayConfig {
         state_dir: default_state_dir(),
         bind,
-        port: args.port.unwrap_or_else(default_port),
-        auth,
+        port: args.port.or_else(env_port),
+        auth: AuthOverrides {
+            mode,
+            token,
+            password,
+        },
         timers: Timers::from_env(),
         log_format: match args.log_format {
             LogFormatArg::Human => LogFormat::Human,

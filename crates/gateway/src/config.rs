@@ -1,4 +1,6 @@
-//! Gateway runtime configuration (from CLI flags and environment knobs).
+//! Gateway start-up settings from CLI flags and environment knobs. Flags and environment
+//! override the config file (`pincer.json`, see [`crate::live_config`]); a `None` here means
+//! "take it from the config file, else the built-in default".
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -56,6 +58,34 @@ impl std::fmt::Debug for AuthSetting {
     }
 }
 
+/// `--auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthModeFlag {
+    None,
+    Token,
+    Password,
+}
+
+/// Auth settings given on the command line or in the environment (they win over the file).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct AuthOverrides {
+    pub mode: Option<AuthModeFlag>,
+    /// `--token`, else `PINCER_GATEWAY_TOKEN` / `OPENCLAW_GATEWAY_TOKEN`.
+    pub token: Option<String>,
+    /// `--password`, else `PINCER_GATEWAY_PASSWORD` / `OPENCLAW_GATEWAY_PASSWORD`.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for AuthOverrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthOverrides")
+            .field("mode", &self.mode)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
 /// Log output format on stderr (the log file is always JSON lines).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -67,9 +97,11 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     pub state_dir: PathBuf,
-    pub bind: BindMode,
-    pub port: u16,
-    pub auth: AuthSetting,
+    /// `--bind` (`None`: `gateway.bind`, else loopback).
+    pub bind: Option<BindMode>,
+    /// `--port` or `PINCER_GATEWAY_PORT` (`None`: `gateway.port`, else 18789).
+    pub port: Option<u16>,
+    pub auth: AuthOverrides,
     pub timers: Timers,
     pub log_format: LogFormat,
     pub verbose: bool,
@@ -133,13 +165,17 @@ pub fn default_state_dir() -> PathBuf {
     home.join(".pincer")
 }
 
-/// Default port: `PINCER_GATEWAY_PORT` > `OPENCLAW_GATEWAY_PORT` > 18789.
-pub fn default_port() -> u16 {
+/// The port from the environment: `PINCER_GATEWAY_PORT` > `OPENCLAW_GATEWAY_PORT`.
+pub fn env_port() -> Option<u16> {
     ["PINCER_GATEWAY_PORT", "OPENCLAW_GATEWAY_PORT"]
         .iter()
         .filter_map(|n| std::env::var(n).ok())
         .find_map(|v| v.trim().parse::<u16>().ok())
-        .unwrap_or(18789)
+}
+
+/// Default port without a config file: `PINCER_GATEWAY_PORT` > `OPENCLAW_GATEWAY_PORT` > 18789.
+pub fn default_port() -> u16 {
+    env_port().unwrap_or(18789)
 }
 
 #[cfg(test)]

@@ -370,10 +370,12 @@ mod tests {
         let plain = mk(vec![]);
         let scoped = mk(vec!["session-scoped-events".into()]);
         let subscribed = mk(vec!["session-scoped-events".into()]);
-        subscribed
-            .subscriptions
-            .subscribe_messages("agent:main:main")
-            .unwrap();
+        assert_eq!(
+            subscribed
+                .subscriptions
+                .subscribe_messages("agent:main:main"),
+            Ok(true)
+        );
         plain.subscriptions.subscribe_sessions_changed();
         let bus = EventBus::new(registry);
         let key = "agent:main:main";

@@ -364,7 +364,8 @@ pub async fn process_connect(
     let presence_json = state.presence.json();
     let health_json = state.health.json();
     let state_dir = state.state_dir.display().to_string();
-    let config_path = state.state_dir.join("pincer.json").display().to_string();
+    let config_path = state.config.path().display().to_string();
+    let session_defaults = state.session_defaults();
     let hello = HelloOk {
         kind: "hello-ok",
         protocol: PROTOCOL_VERSION,
@@ -384,7 +385,7 @@ pub async fn process_connect(
             uptime_ms: state.uptime_ms(),
             config_path: is_admin.then_some(config_path.as_str()),
             state_dir: is_admin.then_some(state_dir.as_str()),
-            session_defaults: Some(&state.session_defaults),
+            session_defaults: Some(&session_defaults),
             auth_mode: Some(state.auth.mode_str()),
         },
         auth: &auth,

@@ -1,18 +1,31 @@
-//! The health snapshot: computed on refresh (timer, `probe:true`), served pre-serialised.
+//! The health snapshot: computed on refresh (timer, `probe:true`, a config reload, a session
+//! change), served pre-serialised. Agents, heartbeat settings and `configReload` come from the
+//! config in force; session counts and recent keys from the store's summary
+//! ([`crate::sessions_hub`]).
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
+use pincer_config::Config;
 use pincer_protocol::hello::{
     AgentHealth, ConfigReloadHealth, EventLoopHealth, HealthSnapshot, HeartbeatHealth,
     PluginsHealth, SessionsHealth,
 };
 use serde_json::value::RawValue;
-use serde_json::Map;
+use serde_json::{Map, Value};
 
+use crate::live_config::heartbeat_facts;
+use crate::sessions_hub::SessionsSummary;
 use crate::util;
+
+/// What the snapshot is built from besides the runtime sample.
+pub struct HealthFacts<'a> {
+    pub config: &'a Config,
+    pub sessions: &'a SessionsSummary,
+    /// `configReload` (from [`crate::live_config::LiveConfig::reload_health`]).
+    pub config_reload: Value,
+}
 
 /// Scheduling lag above which the event loop counts as degraded.
 const DEGRADED_LAG: Duration = Duration::from_millis(500);
@@ -38,21 +51,15 @@ pub struct HealthCache {
 }
 
 impl HealthCache {
-    pub fn new(state_dir: &Path) -> Self {
-        let sessions_path = state_dir
-            .join("state")
-            .join("pincer.sqlite")
-            .display()
-            .to_string();
-        let cache = HealthCache {
+    /// An empty cache; the gateway state fills it with its first refresh.
+    pub fn new(sessions_path: String) -> Self {
+        HealthCache {
             json: RwLock::new(Arc::from(Box::<RawValue>::default())),
             stable: Mutex::new(String::new()),
             sessions_path,
             sample: Mutex::new(LoopSample::default()),
             degraded_since: Mutex::new(None),
-        };
-        cache.refresh(None);
-        cache
+        }
     }
 
     /// The cached snapshot JSON.
@@ -60,7 +67,7 @@ impl HealthCache {
         Arc::clone(&self.json.read())
     }
 
-    fn build(&self, started: Instant) -> HealthSnapshot {
+    fn build(&self, started: Instant, facts: &HealthFacts<'_>) -> HealthSnapshot {
         let sample = *self.sample.lock();
         let lag_ms = sample.lag.as_secs_f64() * 1000.0;
         let degraded = sample.lag >= DEGRADED_LAG;
@@ -74,10 +81,57 @@ impl HealthCache {
             }
             *since
         };
+        let cfg = facts.config;
+        let default_agent = cfg.default_agent_id();
+        let agents: Vec<AgentHealth> = cfg
+            .agent_ids()
+            .into_iter()
+            .map(|id| {
+                let hb = heartbeat_facts(cfg, &id);
+                let (count, recent) = facts.sessions.for_agent(&id);
+                let name = cfg
+                    .agents
+                    .entries
+                    .iter()
+                    .find(|(k, _)| pincer_sessions::normalize_agent_id(k) == id)
+                    .and_then(|(_, e)| e.name.clone());
+                AgentHealth {
+                    is_default: id == default_agent,
+                    name,
+                    heartbeat: HeartbeatHealth {
+                        enabled: hb.enabled,
+                        every: hb.every,
+                        every_ms: hb.every_ms,
+                        prompt: Some(hb.prompt),
+                        target: Some(hb.target),
+                        model: hb.model,
+                        session: hb.session,
+                        ack_max_chars: Some(hb.ack_max_chars),
+                    },
+                    sessions: SessionsHealth {
+                        path: self.sessions_path.clone(),
+                        count,
+                        recent,
+                    },
+                    agent_id: id,
+                }
+            })
+            .collect();
+        let heartbeat_seconds = agents
+            .iter()
+            .find(|a| a.is_default)
+            .map(|a| {
+                if a.heartbeat.enabled {
+                    a.heartbeat.every_ms / 1000
+                } else {
+                    0
+                }
+            })
+            .unwrap_or(0);
         let sessions = SessionsHealth {
             path: self.sessions_path.clone(),
-            count: 0,
-            recent: vec![],
+            count: facts.sessions.total,
+            recent: facts.sessions.recent.clone(),
         };
         HealthSnapshot {
             ok: Some(true),
@@ -90,24 +144,9 @@ impl HealthCache {
             channels: Some(Map::new()),
             channel_order: Some(vec![]),
             channel_labels: Some(Map::new()),
-            heartbeat_seconds: Some(0),
-            default_agent_id: Some("main".into()),
-            agents: Some(vec![AgentHealth {
-                agent_id: "main".into(),
-                name: None,
-                is_default: true,
-                heartbeat: HeartbeatHealth {
-                    enabled: false,
-                    every: "30m".into(),
-                    every_ms: 1_800_000,
-                    prompt: None,
-                    target: None,
-                    model: None,
-                    session: None,
-                    ack_max_chars: None,
-                },
-                sessions: sessions.clone(),
-            }]),
+            heartbeat_seconds: Some(heartbeat_seconds),
+            default_agent_id: Some(default_agent),
+            agents: Some(agents),
             sessions: Some(sessions),
             event_loop: Some(EventLoopHealth {
                 degraded,
@@ -128,19 +167,35 @@ impl HealthCache {
 
     /// Recompute (with a new runtime sample if given). Returns true when the snapshot changed
     /// in something other than its timestamps and load figures.
-    pub fn refresh(&self, sample: Option<LoopSample>) -> bool {
+    pub fn refresh(&self, sample: Option<LoopSample>, facts: &HealthFacts<'_>) -> bool {
         let started = Instant::now();
         if let Some(s) = sample {
             *self.sample.lock() = s;
         }
-        let snapshot = self.build(started);
-        let Ok(raw) = serde_json::value::to_raw_value(&snapshot) else {
+        let snapshot = self.build(started, facts);
+        // `configReload` carries Pincer's extensions (`lastError`, `restartRequired`).
+        let Ok(mut value) = serde_json::to_value(&snapshot) else {
+            return false;
+        };
+        value["configReload"] = facts.config_reload.clone();
+        let Ok(raw) = serde_json::value::to_raw_value(&value) else {
             return false;
         };
         let stable = {
             let mut s = snapshot.clone();
             s.ts = None;
             s.duration_ms = None;
+            // Ages and update times move constantly; counts and keys are what matter.
+            for r in s.sessions.iter_mut().flat_map(|x| x.recent.iter_mut()) {
+                r.age = 0;
+                r.updated_at = 0;
+            }
+            for a in s.agents.iter_mut().flatten() {
+                for r in a.sessions.recent.iter_mut() {
+                    r.age = 0;
+                    r.updated_at = 0;
+                }
+            }
             if let Some(el) = s.event_loop.as_mut() {
                 el.interval_ms = 0.0;
                 el.delay_p99_ms = 0.0;
@@ -148,7 +203,11 @@ impl HealthCache {
                 el.utilization = 0.0;
                 el.cpu_core_ratio = 0.0;
             }
-            serde_json::to_string(&s).unwrap_or_default()
+            format!(
+                "{}{}",
+                serde_json::to_string(&s).unwrap_or_default(),
+                facts.config_reload
+            )
         };
         *self.json.write() = Arc::from(raw);
         let mut prev = self.stable.lock();
@@ -164,8 +223,15 @@ mod tests {
 
     #[test]
     fn snapshot_has_reference_keys_and_detects_changes() {
-        let dir = std::env::temp_dir();
-        let h = HealthCache::new(&dir);
+        let h = HealthCache::new("/tmp/pincer.sqlite".into());
+        let config = Config::default();
+        let summary = SessionsSummary::default();
+        let facts = HealthFacts {
+            config: &config,
+            sessions: &summary,
+            config_reload: serde_json::json!({"hotReloadStatus": "active"}),
+        };
+        h.refresh(None, &facts);
         let v: serde_json::Value = serde_json::from_str(h.json().get()).unwrap_or_default();
         for key in [
             "ok",
@@ -190,15 +256,15 @@ mod tests {
             lag: Duration::from_millis(2),
             cpu_core_ratio: 0.01,
         };
-        assert!(!h.refresh(Some(calm)));
+        assert!(!h.refresh(Some(calm), &facts));
         // …but a degraded event loop is.
         let busy = LoopSample {
             lag: Duration::from_secs(2),
             ..calm
         };
-        assert!(h.refresh(Some(busy)));
+        assert!(h.refresh(Some(busy), &facts));
         let v: serde_json::Value = serde_json::from_str(h.json().get()).unwrap_or_default();
         assert_eq!(v["eventLoop"]["degraded"], true);
-        assert!(h.refresh(Some(calm)));
+        assert!(h.refresh(Some(calm), &facts));
     }
 }

@@ -21,8 +21,10 @@ use crate::events::PublishOpts;
 use crate::health::LoopSample;
 use crate::http::{self as http_routes, PeerAddr};
 use crate::identity::GatewayIdentity;
+use crate::live_config::{self, hash_key_from_seed, Effective, LiveConfig};
 use crate::logging;
 use crate::pairing::LocalOnlyAuthority;
+use crate::sessions_hub;
 use crate::state::{GatewayState, StateParts};
 use crate::state_dir::{self, GatewayInfo, StateDirError, StateLock};
 use crate::util;
@@ -46,6 +48,14 @@ pub enum StartError {
     },
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// The config file is invalid (names file, line, key path and reason).
+    #[error("{0}")]
+    Config(#[from] pincer_config::ConfigError),
+    /// Flags/environment/config cannot be combined into a runnable setting.
+    #[error("{0}")]
+    Settings(String),
+    #[error("cannot open the state database: {0}")]
+    Store(#[from] pincer_store::StoreError),
 }
 
 /// Paths of headers that mean "a proxy forwarded this" (they disqualify locality).
@@ -60,12 +70,13 @@ const FORWARDING_HEADERS: [&str; 6] = [
 
 fn resolve_auth(
     config: &GatewayConfig,
+    effective: &Effective,
 ) -> Result<(GatewayAuth, Option<std::path::PathBuf>), StartError> {
-    match &config.auth {
+    match &effective.auth {
         AuthSetting::None => {
-            if !config.bind.is_loopback() {
+            if !effective.bind.is_loopback() {
                 return Err(StartError::InsecureBind {
-                    addr: format!("{}:{}", config.bind.ip(), config.port),
+                    addr: format!("{}:{}", effective.bind.ip(), effective.port),
                 });
             }
             Ok((GatewayAuth::None, None))
@@ -105,8 +116,28 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway, StartError>
         Some(config.state_dir.join("logs").join("pincer.log")),
     );
     let lock = StateLock::acquire(&config.state_dir)?;
-    let (auth, token_file) = resolve_auth(config)?;
     let identity = GatewayIdentity::load_or_create(&config.state_dir, util::now_ms())?;
+    // Config first: an invalid file refuses the start with its file:line — path: reason.
+    let live = LiveConfig::load(
+        &config.state_dir,
+        hash_key_from_seed(&identity.keypair.seed()),
+    )?;
+    let effective = live_config::effective(
+        config.port,
+        config.bind.as_ref(),
+        &config.auth,
+        &live.current(),
+    )
+    .map_err(StartError::Settings)?;
+    let (auth, token_file) = resolve_auth(config, &effective)?;
+    let store_dir = config.state_dir.clone();
+    let store = tokio::task::spawn_blocking(move || {
+        pincer_store::Store::open_in_state_dir(&store_dir, pincer_store::StoreOptions::default())
+    })
+    .await
+    .map_err(|e| StartError::Settings(format!("store open task failed: {e}")))??;
+    let agents = live.get().config.agent_ids();
+    let summary = sessions_hub::compute_summary(&store, &agents).await?;
     let state = GatewayState::new(StateParts {
         state_dir: config.state_dir.clone(),
         auth,
@@ -114,8 +145,13 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway, StartError>
         logs,
         identity,
         pairing: Box::new(LocalOnlyAuthority),
+        config: Arc::new(live),
+        store,
+        sessions: summary,
+        auth_overrides: config.auth.clone(),
     });
-    let bind_addr = SocketAddr::new(config.bind.ip(), config.port);
+    state.start_config_watcher();
+    let bind_addr = SocketAddr::new(effective.bind.ip(), effective.port);
     let listener = TcpListener::bind(bind_addr).await.map_err(|source| {
         let hint = if source.kind() == std::io::ErrorKind::AddrInUse {
             " (another gateway or program already uses this port; pick another with --port)"
@@ -189,7 +225,7 @@ impl RunningGateway {
             }
             (GatewayAuth::None, _) => "no auth (loopback only)".to_string(),
         };
-        let config_path = s.state_dir.join("pincer.json");
+        let config_path = s.config.path().to_path_buf();
         format!(
             "Pincer gateway {} listening on {url} (HTTP on the same port)\n  {auth_line}\n  state: {}  logs: {}\n  next: configure a model provider in {} (models.providers + agents.defaults.model.primary, OpenClaw schema), then check with `pincer status`\n",
             s.version,
@@ -202,6 +238,7 @@ impl RunningGateway {
     /// Broadcast `shutdown`, close every socket with 1012, remove `gateway.json`.
     pub async fn shutdown(self, reason: &str) {
         let state = &self.state;
+        state.stop_config_watcher();
         state.bus.publish(
             "shutdown",
             &serde_json::json!({"reason": reason}),

@@ -10,21 +10,24 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use pincer_protocol::hello::{AttachmentPolicy, Policy, PresenceEntry, SessionDefaults};
 use pincer_protocol::limits;
+use pincer_store::Store;
 use serde_json::json;
 use serde_json::value::RawValue;
 use tokio::sync::{watch, Notify};
 
 use crate::auth::GatewayAuth;
-use crate::config::Timers;
+use crate::config::{AuthOverrides, Timers};
 use crate::dedupe::DedupeCache;
 use crate::dispatch::MethodRegistry;
 use crate::events::{EventBus, PublishOpts};
 use crate::health::HealthCache;
 use crate::identity::GatewayIdentity;
+use crate::live_config::LiveConfig;
 use crate::logging::LogStore;
 use crate::pairing::DeviceAuthority;
 use crate::presence::{PresenceTracker, StateVersions};
 use crate::registry::Registry;
+use crate::sessions_hub::{SessionsHub, SessionsSummary};
 use crate::util;
 
 /// Events Pincer emits today (`hello-ok.features.events`); later issues add theirs here.
@@ -34,6 +37,7 @@ pub const EMITTED_EVENTS: &[&str] = &[
     "tick",
     "shutdown",
     "health",
+    "sessions.changed",
 ];
 
 /// `hello-ok.server.buildId`: identifies this build (the Control UI embedded in the same
@@ -101,8 +105,17 @@ pub struct GatewayState {
     pub system_events: Mutex<VecDeque<SystemEvent>>,
     pub preauth: PreauthBudget,
     pub pairing: Box<dyn DeviceAuthority>,
-    pub session_defaults: SessionDefaults,
     pub policy: Policy,
+    /// The config in force (lock-free reads; swapped by the one reload path, `crate::reload`).
+    pub config: Arc<LiveConfig>,
+    /// The SQLite store (sessions, transcripts, devices). Cheap to clone.
+    pub store: Store,
+    /// Session summary for `health`/`status`, `sessions.changed` (see `crate::sessions_hub`).
+    pub sessions: SessionsHub,
+    /// Auth given by flags/environment (wins over the file, also on reload).
+    pub auth_overrides: AuthOverrides,
+    /// The running config watcher (dropped at shutdown).
+    pub watcher: Mutex<Option<pincer_config::reload::ConfigWatcher>>,
     pub shutdown_tx: watch::Sender<bool>,
     /// Open WebSocket connections (pre- and post-auth), for the shutdown drain.
     pub open_sockets: AtomicUsize,
@@ -117,6 +130,11 @@ pub struct StateParts {
     pub logs: Arc<LogStore>,
     pub identity: GatewayIdentity,
     pub pairing: Box<dyn DeviceAuthority>,
+    pub config: Arc<LiveConfig>,
+    pub store: Store,
+    /// Session summary read at start (so the first `health` is already right).
+    pub sessions: SessionsSummary,
+    pub auth_overrides: AuthOverrides,
 }
 
 impl GatewayState {
@@ -135,11 +153,11 @@ impl GatewayState {
         let versions = StateVersions::default();
         versions.presence.store(1, Ordering::Release);
         versions.health.store(1, Ordering::Release);
-        Arc::new(GatewayState {
+        let state = Arc::new(GatewayState {
             version,
             started: Instant::now(),
             started_at_ms: util::now_ms(),
-            health: HealthCache::new(&parts.state_dir),
+            health: HealthCache::new(parts.store.path().display().to_string()),
             state_dir: parts.state_dir,
             auth: parts.auth,
             timers: parts.timers,
@@ -155,15 +173,6 @@ impl GatewayState {
             system_events: Mutex::new(VecDeque::new()),
             preauth: PreauthBudget::default(),
             pairing: parts.pairing,
-            session_defaults: SessionDefaults {
-                default_agent_id: "main".into(),
-                model_configured: None,
-                ownership: None,
-                selection_required: None,
-                main_key: "main".into(),
-                main_session_key: "agent:main:main".into(),
-                scope: Some("per-sender".into()),
-            },
             policy: Policy {
                 max_payload: limits::MAX_PAYLOAD_BYTES as u64,
                 max_buffered_bytes: limits::MAX_BUFFERED_BYTES as u64,
@@ -177,7 +186,19 @@ impl GatewayState {
             boot_id,
             open_sockets: AtomicUsize::new(0),
             sockets_drained: Notify::new(),
-        })
+            config: parts.config,
+            store: parts.store,
+            sessions: SessionsHub::new(parts.sessions),
+            auth_overrides: parts.auth_overrides,
+            watcher: Mutex::new(None),
+        });
+        state.refresh_health(None);
+        state
+    }
+
+    /// `hello-ok.snapshot.sessionDefaults`, from the config in force.
+    pub fn session_defaults(&self) -> SessionDefaults {
+        self.config.session_defaults()
     }
 
     pub fn uptime_ms(&self) -> u64 {
@@ -225,7 +246,16 @@ impl GatewayState {
 
     /// Recompute health; on a real change bump the version and broadcast `health`.
     pub fn refresh_health(&self, sample: Option<crate::health::LoopSample>) -> bool {
-        let changed = self.health.refresh(sample);
+        let changed = {
+            let loaded = self.config.get();
+            let summary = self.sessions.summary();
+            let facts = crate::health::HealthFacts {
+                config: &loaded.config,
+                sessions: &summary,
+                config_reload: self.config.reload_health(),
+            };
+            self.health.refresh(sample, &facts)
+        };
         if changed {
             self.versions.health.fetch_add(1, Ordering::AcqRel);
             let opts = PublishOpts {

@@ -25,8 +25,13 @@ async fn challenge_hello_ok_and_health() {
     for key in ["server", "features", "snapshot", "auth", "policy"] {
         assert!(hello.get(key).is_some(), "hello-ok.{key} missing");
     }
+    // The core methods first, in registration order; later issues append theirs.
+    let methods = hello["features"]["methods"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(
-        hello["features"]["methods"],
+        methods[..6],
         json!([
             "health",
             "status",
@@ -35,7 +40,13 @@ async fn challenge_hello_ok_and_health() {
             "logs.tail",
             "gateway.identity.get"
         ])
+        .as_array()
+        .cloned()
+        .unwrap_or_default()[..]
     );
+    for m in ["config.get", "sessions.list", "chat.history", "agents.list"] {
+        assert!(methods.iter().any(|x| x == m), "{m} not advertised");
+    }
     assert_eq!(hello["server"]["bootId"], gw.info["bootId"]);
     for key in [
         "presence",

@@ -2,9 +2,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli_cmd;
+mod config;
 mod events;
 mod handshake;
 mod lifecycle;
+mod sessions;
 
 use std::path::Path;
 

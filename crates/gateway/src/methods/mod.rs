@@ -1,8 +1,12 @@
 //! Method handlers, one module per namespace. [`registry`] registers every implemented method;
 //! `hello-ok.features.methods` is derived from it.
 
+pub mod agents;
+pub mod chat_history;
+pub mod config;
 pub mod gateway;
 pub mod logs;
+pub mod sessions;
 pub mod system;
 
 use crate::dispatch::MethodRegistry;
@@ -13,6 +17,10 @@ pub fn registry() -> MethodRegistry {
     system::register(&mut reg);
     logs::register(&mut reg);
     gateway::register(&mut reg);
+    config::register(&mut reg);
+    sessions::register(&mut reg);
+    chat_history::register(&mut reg);
+    agents::register(&mut reg);
     reg
 }
 
@@ -34,7 +42,24 @@ mod tests {
                 "system-presence",
                 "system-event",
                 "logs.tail",
-                "gateway.identity.get"
+                "gateway.identity.get",
+                "config.get",
+                "config.set",
+                "config.patch",
+                "config.apply",
+                "config.schema",
+                "config.schema.lookup",
+                "sessions.list",
+                "sessions.subscribe",
+                "sessions.messages.subscribe",
+                "sessions.messages.unsubscribe",
+                "sessions.preview",
+                "sessions.describe",
+                "sessions.patch",
+                "sessions.reset",
+                "sessions.delete",
+                "chat.history",
+                "agents.list"
             ]
         );
     }

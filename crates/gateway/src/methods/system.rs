@@ -55,10 +55,7 @@ fn status(ctx: &CallCtx<'_>) -> Reply {
         .collect();
     let mut payload = json!({
         "runtimeVersion": state.version,
-        "heartbeat": {
-            "defaultAgentId": "main",
-            "agents": [{"agentId": "main", "enabled": false, "every": "30m", "everyMs": 1_800_000}],
-        },
+        "heartbeat": state.status_heartbeat_json(),
         "channelSummary": [],
         "queuedSystemEvents": queued,
         "degradedPlugins": [],
@@ -67,12 +64,7 @@ fn status(ctx: &CallCtx<'_>) -> Reply {
             "byStatus": {"queued": 0, "running": 0, "succeeded": 0, "failed": 0, "timed_out": 0, "cancelled": 0, "lost": 0},
             "byRuntime": {"subagent": 0, "acp": 0, "cli": 0, "cron": 0},
         },
-        "sessions": {
-            "count": 0,
-            "defaults": {"model": null, "contextTokens": null},
-            "recent": [],
-            "byAgent": [{"agentId": "main", "count": 0, "recent": []}],
-        },
+        "sessions": state.status_sessions_json(),
         "eventLoop": health.get("eventLoop").cloned().unwrap_or(json!(null)),
         "processMemory": {"rssBytes": util::rss_bytes().unwrap_or(0)},
         "connections": {"authenticated": state.registry.len()},

