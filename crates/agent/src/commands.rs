@@ -13,7 +13,6 @@ use pincer_sessions::{
     parse_reset_command, ResetCommand, ResetReason, SessionKey, TranscriptEntry,
 };
 use pincer_store::{AppendOptions, EnsureSession};
-use serde_json::Value;
 
 use crate::compaction::{self, CompactError, CompactReport};
 use crate::context;
