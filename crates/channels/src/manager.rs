@@ -242,7 +242,8 @@ impl ChannelManager {
             .run(&key, || async {
                 let adapter = account.adapter.clone();
                 let (chat_type, chat_id) = match req.to.split_once(':') {
-                    Some(("user", id)) => (ChatType::Direct, id.to_string()),
+                    // Adapters resolve `user:<id>` (Discord opens the DM channel).
+                    Some(("user", id)) => (ChatType::Direct, format!("user:{id}")),
                     Some(("channel", id)) | Some(("group", id)) => {
                         (ChatType::Channel, id.to_string())
                     }

@@ -113,6 +113,7 @@ async fn serve(state: Arc<State>, ws: WsStream, target: String) {
     let ticket_ok = target
         .split("ticket=")
         .nth(1)
+        .and_then(|t| t.split('&').next())
         .is_some_and(|t| state.tickets.lock().iter().any(|k| k == t));
     let (mut sink, mut stream) = ws.split();
     if !ticket_ok {

@@ -310,8 +310,12 @@ impl Inner {
             (Some(_), Some(url)) => url.clone(),
             _ => self.gateway_url().await?,
         };
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{}{sep}v=10&encoding=json", base.trim_end_matches('/'));
+        let mut url =
+            url::Url::parse(&base).map_err(|e| transport(format!("bad gateway URL: {e}")))?;
+        url.query_pairs_mut()
+            .append_pair("v", "10")
+            .append_pair("encoding", "json");
+        let url = url.to_string();
         let connect = tokio_tungstenite::connect_async_tls_with_config(
             url.as_str(),
             None,

@@ -501,7 +501,8 @@ impl ChannelAdapter for TelegramAdapter {
 
     async fn send(&self, message: &OutboundMessage) -> Result<SentMessage> {
         let c = &message.conversation;
-        let mut body = json!({"chat_id": chat_id_value(&c.chat_id)});
+        let chat_id = c.chat_id.strip_prefix("user:").unwrap_or(&c.chat_id);
+        let mut body = json!({"chat_id": chat_id_value(chat_id)});
         if let Some(thread) = &c.thread_id {
             if let Ok(t) = thread.parse::<i64>() {
                 body["message_thread_id"] = json!(t);
@@ -549,7 +550,7 @@ impl ChannelAdapter for TelegramAdapter {
             .map(|m| m.to_string())
             .unwrap_or_default();
         Ok(SentMessage {
-            chat_id: c.chat_id.clone(),
+            chat_id: chat_id.to_string(),
             message_id,
         })
     }
