@@ -534,6 +534,181 @@ pub static CONFIG_SCHEMA_LOOKUP_PARAMS: Schema = Schema::Object {
     closed: true,
 };
 
+/// Any JSON value (open sub-objects of the agent/chat params).
+const ANY: Schema = Schema::Any;
+
+/// `chat.send` params (closed; field order of the reference's `ChatSendParamsSchema`).
+pub static CHAT_SEND_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::req(
+            "sessionKey",
+            Schema::Str {
+                min_len: Some(1),
+                max_len: Some(512),
+            },
+        ),
+        Prop::opt("agentId", NON_EMPTY),
+        Prop::opt("sessionId", NON_EMPTY),
+        Prop::req("message", STRING),
+        Prop::opt("mentions", ANY),
+        Prop::opt("workContext", ANY),
+        Prop::opt("intent", ANY),
+        Prop::opt("thinking", STRING),
+        Prop::opt(
+            "fastMode",
+            Schema::AnyOf(&[Schema::Bool, Schema::Const("auto")]),
+        ),
+        Prop::opt("fastAutoOnSeconds", NON_NEG_INT),
+        Prop::opt(
+            "queueMode",
+            Schema::Enum(&["steer", "followup", "collect", "interrupt"]),
+        ),
+        Prop::opt("deliver", Schema::Bool),
+        Prop::opt("originatingChannel", STRING),
+        Prop::opt("originatingTo", STRING),
+        Prop::opt("originatingAccountId", STRING),
+        Prop::opt("originatingThreadId", STRING),
+        Prop::opt("replyToId", STRING),
+        Prop::opt(
+            "attachments",
+            Schema::Array {
+                items: &ANY,
+                min_items: None,
+                max_items: None,
+            },
+        ),
+        Prop::opt("toolBindings", ANY),
+        Prop::opt("timeoutMs", NON_NEG_INT),
+        Prop::opt("systemInputProvenance", ANY),
+        Prop::opt("systemProvenanceReceipt", ANY),
+        Prop::opt("suppressCommandInterpretation", Schema::Bool),
+        Prop::opt("expectedLeafEntryId", ANY),
+        Prop::opt("expectedSessionRoutingContract", ANY),
+        Prop::opt("expectedPermissionMode", ANY),
+        Prop::opt("expectedToolOverrides", ANY),
+        Prop::req("idempotencyKey", NON_EMPTY),
+    ],
+    closed: true,
+};
+
+/// `chat.abort` params.
+pub static CHAT_ABORT_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::req("sessionKey", NON_EMPTY),
+        Prop::opt("agentId", NON_EMPTY),
+        Prop::opt("runId", NON_EMPTY),
+        Prop::opt("preserveSideRuns", Schema::Bool),
+    ],
+    closed: true,
+};
+
+/// `chat.inject` params.
+pub static CHAT_INJECT_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::req("sessionKey", NON_EMPTY),
+        Prop::opt("agentId", NON_EMPTY),
+        Prop::req("message", NON_EMPTY),
+        Prop::opt(
+            "label",
+            Schema::Str {
+                min_len: None,
+                max_len: Some(100),
+            },
+        ),
+    ],
+    closed: true,
+};
+
+/// `agent` params (`AgentParams`). Open: the reference accepts internal fields too.
+pub static AGENT_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::req("message", STRING),
+        Prop::opt("agentId", NON_EMPTY),
+        Prop::opt("provider", STRING),
+        Prop::opt("model", STRING),
+        Prop::opt("to", STRING),
+        Prop::opt("replyTo", STRING),
+        Prop::opt("sessionId", STRING),
+        Prop::opt("sessionKey", STRING),
+        Prop::opt("expectedExistingSessionId", STRING),
+        Prop::opt("thinking", STRING),
+        Prop::opt("deliver", Schema::Bool),
+        Prop::opt(
+            "attachments",
+            Schema::Array {
+                items: &ANY,
+                min_items: None,
+                max_items: None,
+            },
+        ),
+        Prop::opt("channel", STRING),
+        Prop::opt("replyChannel", STRING),
+        Prop::opt("accountId", STRING),
+        Prop::opt("replyAccountId", STRING),
+        Prop::opt("threadId", STRING),
+        Prop::opt("groupId", STRING),
+        Prop::opt("groupChannel", STRING),
+        Prop::opt("groupSpace", STRING),
+        Prop::opt("timeout", NON_NEG_INT),
+        Prop::opt("bestEffortDeliver", Schema::Bool),
+        Prop::opt("lane", STRING),
+        Prop::opt("cwd", STRING),
+        Prop::opt("promptMode", Schema::Enum(&["full", "minimal", "none"])),
+        Prop::opt("extraSystemPrompt", STRING),
+        Prop::opt("label", STRING),
+        Prop::req("idempotencyKey", NON_EMPTY),
+    ],
+    closed: false,
+};
+
+/// `agent.wait` params.
+pub static AGENT_WAIT_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::req("runId", NON_EMPTY),
+        Prop::opt("timeoutMs", NON_NEG_INT),
+    ],
+    closed: true,
+};
+
+/// `agent.identity.get` params.
+pub static AGENT_IDENTITY_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::opt("agentId", NON_EMPTY),
+        Prop::opt("sessionKey", NON_EMPTY),
+    ],
+    closed: true,
+};
+
+/// `models.list` params.
+pub static MODELS_LIST_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::opt("agentId", NON_EMPTY),
+        Prop::opt("sessionKey", NON_EMPTY),
+        Prop::opt("authProfileId", NON_EMPTY),
+        Prop::opt("provider", NON_EMPTY),
+        Prop::opt("includeDetails", Schema::Bool),
+        Prop::opt("includeProviderCapabilities", Schema::Bool),
+        Prop::opt("includeDefaultModels", Schema::Bool),
+        Prop::opt("preparedOnly", Schema::Bool),
+        Prop::opt("refresh", Schema::Bool),
+        Prop::opt(
+            "view",
+            Schema::Enum(&["default", "configured", "provider-config", "all"]),
+        ),
+    ],
+    closed: true,
+};
+
+/// `sessions.compact` params.
+pub static SESSIONS_COMPACT_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::req("key", NON_EMPTY),
+        Prop::opt("agentId", NON_EMPTY),
+        Prop::opt("maxLines", POS_INT),
+    ],
+    closed: true,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
