@@ -700,6 +700,9 @@ pub async fn run(
         }
         conn.flush();
     }
+    // A completed close handshake ends the loop with tungstenite's close reply still in `out`
+    // (the peer started the close): send it, best effort, so the peer sees its code echoed.
+    conn.write_out();
     conn.leave_open_phase();
     drop(conn);
     state.socket_closed();
