@@ -386,7 +386,8 @@ pub async fn process_connect(
             config_path: is_admin.then_some(config_path.as_str()),
             state_dir: is_admin.then_some(state_dir.as_str()),
             session_defaults: Some(&session_defaults),
-            auth_mode: Some(state.auth.mode_str()),
+            // Like configPath/stateDir, the reference shows the auth mode to admins only.
+            auth_mode: is_admin.then(|| state.auth.mode_str()),
         },
         auth: &auth,
         policy: &state.policy,
