@@ -49,12 +49,12 @@ pub enum StartError {
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     /// The config file is invalid (names file, line, key path and reason).
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] pincer_config::ConfigError),
     /// Flags/environment/config cannot be combined into a runnable setting.
     #[error("{0}")]
     Settings(String),
-    #[error("cannot open the state database: {0}")]
+    #[error("cannot open the state database")]
     Store(#[from] pincer_store::StoreError),
 }
 

@@ -15,8 +15,10 @@ use async_trait::async_trait;
 use futures_util::{SinkExt, StreamExt};
 use parking_lot::{Mutex, RwLock};
 use serde_json::{json, Value};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
 
 use crate::adapter::{Capabilities, ChannelAdapter, InboundSender};
 use crate::chunk::Measure;
@@ -24,7 +26,7 @@ use crate::error::{ChannelError, Result};
 use crate::http::{join_url, request_with_retry_gated, HttpResponse, HttpRetry};
 use crate::message::{ChatType, Conversation, MediaSource, OutboundMessage, SentMessage};
 use crate::status::StatusHandle;
-use crate::watchdog::{Liveness, SessionEnd, SupervisedTask, WatchdogConfig};
+use crate::watchdog::{supervise, Liveness, SessionEnd, WatchdogConfig};
 
 pub use normalize::{normalize_message, ChannelInfo};
 use ratelimit::RateLimiter;
@@ -126,7 +128,7 @@ pub struct GatewayCounters {
 pub struct DiscordAdapter {
     inner: Arc<Inner>,
     caps: Capabilities,
-    task: SupervisedTask,
+    run: Mutex<Option<(CancellationToken, JoinHandle<()>)>>,
 }
 
 fn transport(detail: impl std::fmt::Display) -> ChannelError {
@@ -501,7 +503,7 @@ impl DiscordAdapter {
                 counters: Mutex::new(GatewayCounters::default()),
             }),
             caps,
-            task: SupervisedTask::default(),
+            run: Mutex::new(None),
         })
     }
 
@@ -530,22 +532,33 @@ impl ChannelAdapter for DiscordAdapter {
     }
 
     async fn start(&self, inbound: InboundSender) -> Result<()> {
+        self.stop().await;
+        let cancel = CancellationToken::new();
         let inner = self.inner.clone();
+        inner.status.starting();
         inner.status.set_mode("gateway");
         let resume = Arc::new(Mutex::new(ResumeState::default()));
-        let (status, cfg) = (inner.status.clone(), inner.settings.watchdog);
-        self.task
-            .start(CHANNEL, status, cfg, move |live, _| {
+        let cfg = inner.settings.watchdog;
+        let c = cancel.clone();
+        let task = tokio::spawn(async move {
+            let status = inner.status.clone();
+            supervise(CHANNEL, status, cfg, c, move |live, _| {
                 inner
                     .clone()
                     .gateway_session(live, inbound.clone(), resume.clone())
             })
             .await;
+        });
+        *self.run.lock() = Some((cancel, task));
         Ok(())
     }
 
     async fn stop(&self) {
-        self.task.stop().await;
+        let run = self.run.lock().take();
+        if let Some((cancel, task)) = run {
+            cancel.cancel();
+            let _ = task.await;
+        }
     }
 
     async fn send(&self, message: &OutboundMessage) -> Result<SentMessage> {

@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::{SinkExt, StreamExt};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde_json::{json, Value};
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
 
 use crate::adapter::{Capabilities, ChannelAdapter, InboundSender};
 use crate::chunk::Measure;
@@ -23,7 +25,7 @@ use crate::message::{
     SentMessage,
 };
 use crate::status::StatusHandle;
-use crate::watchdog::{Liveness, SessionEnd, SupervisedTask, WatchdogConfig};
+use crate::watchdog::{supervise, Liveness, SessionEnd, WatchdogConfig};
 
 const CHANNEL: &str = "slack";
 
@@ -91,7 +93,7 @@ struct Inner {
 pub struct SlackAdapter {
     inner: Arc<Inner>,
     caps: Capabilities,
-    task: SupervisedTask,
+    run: Mutex<Option<(CancellationToken, JoinHandle<()>)>>,
 }
 
 fn transport(detail: impl std::fmt::Display) -> ChannelError {
@@ -383,7 +385,7 @@ impl SlackAdapter {
                 bot_user: RwLock::new(None),
             }),
             caps,
-            task: SupervisedTask::default(),
+            run: Mutex::new(None),
         })
     }
 }
@@ -407,19 +409,30 @@ impl ChannelAdapter for SlackAdapter {
     }
 
     async fn start(&self, inbound: InboundSender) -> Result<()> {
+        self.stop().await;
+        let cancel = CancellationToken::new();
         let inner = self.inner.clone();
+        inner.status.starting();
         inner.status.set_mode("socket");
-        let (status, cfg) = (inner.status.clone(), inner.settings.watchdog);
-        self.task
-            .start(CHANNEL, status, cfg, move |live, _| {
+        let cfg = inner.settings.watchdog;
+        let c = cancel.clone();
+        let task = tokio::spawn(async move {
+            let status = inner.status.clone();
+            supervise(CHANNEL, status, cfg, c, move |live, _| {
                 inner.clone().socket_session(live, inbound.clone())
             })
             .await;
+        });
+        *self.run.lock() = Some((cancel, task));
         Ok(())
     }
 
     async fn stop(&self) {
-        self.task.stop().await;
+        let run = self.run.lock().take();
+        if let Some((cancel, task)) = run {
+            cancel.cancel();
+            let _ = task.await;
+        }
     }
 
     async fn send(&self, message: &OutboundMessage) -> Result<SentMessage> {

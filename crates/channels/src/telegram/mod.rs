@@ -14,6 +14,8 @@ use parking_lot::Mutex;
 use pincer_backoff::RetryPolicy;
 use pincer_store::Store;
 use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::adapter::{Capabilities, ChannelAdapter, InboundSender};
 use crate::chunk::Measure;
@@ -21,7 +23,7 @@ use crate::error::{ChannelError, Result};
 use crate::http::{join_url, request_with_retry, HttpResponse, HttpRetry, Verdict};
 use crate::message::{Conversation, MediaSource, OutboundMessage, SentMessage};
 use crate::status::{now_ms, StatusHandle};
-use crate::watchdog::{Liveness, SessionEnd, SupervisedTask, WatchdogConfig};
+use crate::watchdog::{supervise, Liveness, SessionEnd, WatchdogConfig};
 
 pub use normalize::normalize_update;
 
@@ -120,7 +122,7 @@ struct Inner {
 pub struct TelegramAdapter {
     inner: Arc<Inner>,
     caps: Capabilities,
-    task: SupervisedTask,
+    run: Mutex<Option<(CancellationToken, JoinHandle<()>)>>,
 }
 
 /// Why a webhook delivery was refused (the gateway maps these to HTTP statuses).
@@ -380,7 +382,7 @@ impl TelegramAdapter {
                 webhook_tx: parking_lot::RwLock::new(None),
             }),
             caps,
-            task: SupervisedTask::default(),
+            run: Mutex::new(None),
         }
     }
 
@@ -447,37 +449,53 @@ impl ChannelAdapter for TelegramAdapter {
     }
 
     async fn start(&self, inbound: InboundSender) -> Result<()> {
+        self.stop().await;
+        let cancel = CancellationToken::new();
         let inner = self.inner.clone();
-        let (status, cfg) = (inner.status.clone(), inner.settings.watchdog);
-        match inner.settings.mode.clone() {
+        inner.status.starting();
+        let task = match inner.settings.mode.clone() {
             TelegramMode::Polling => {
                 inner.status.set_mode("polling");
                 let offset = Arc::new(Mutex::new(None));
-                self.task
-                    .start(CHANNEL, status, cfg, move |live, _| {
+                let cfg = inner.settings.watchdog;
+                let c = cancel.clone();
+                tokio::spawn(async move {
+                    let status = inner.status.clone();
+                    supervise(CHANNEL, status, cfg, c, move |live, _| {
                         inner
                             .clone()
                             .poll_session(live, inbound.clone(), offset.clone())
                     })
                     .await;
+                })
             }
             TelegramMode::Webhook { url, secret } => {
                 inner.status.set_mode("webhook");
                 *inner.webhook_tx.write() = Some(inbound);
-                self.task
-                    .start(CHANNEL, status, cfg, move |live, _| {
-                        inner
-                            .clone()
+                let cfg = inner.settings.watchdog;
+                let c = cancel.clone();
+                tokio::spawn(async move {
+                    let status = inner.status.clone();
+                    let i2 = inner.clone();
+                    supervise(CHANNEL, status, cfg, c, move |live, _| {
+                        i2.clone()
                             .webhook_session(live, url.clone(), secret.clone())
                     })
                     .await;
+                    *inner.webhook_tx.write() = None;
+                })
             }
-        }
+        };
+        *self.run.lock() = Some((cancel, task));
         Ok(())
     }
 
     async fn stop(&self) {
-        self.task.stop().await;
+        let run = self.run.lock().take();
+        if let Some((cancel, task)) = run {
+            cancel.cancel();
+            let _ = task.await;
+        }
         *self.inner.webhook_tx.write() = None;
     }
 

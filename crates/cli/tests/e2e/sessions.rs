@@ -44,17 +44,12 @@ fn keys_without(v: &Value, skip: &[&str]) -> Vec<String> {
 
 const MOCK_CONFIG: &str = "{ agents: { defaults: { model: { primary: 'mock/mock-model' } } }, models: { mode: 'replace', providers: { mock: { baseUrl: 'http://127.0.0.1:9/v1', api: 'openai-completions', models: [ { id: 'mock-model', reasoning: false, contextWindow: 32000 } ] } } } }";
 
-/// Writes sessions/transcripts into the state dir's database before the gateway starts.
-fn seed_store(state: &std::path::Path, f: impl AsyncFnOnce(&Store)) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let store = Store::open_in_state_dir(state, StoreOptions::default()).unwrap();
-        f(&store).await;
-        store.close().await;
-    });
+/// Writes sessions/transcripts into the state dir's database (before the gateway starts, or
+/// as a second writer of the same database).
+async fn seed_store(state: &std::path::Path, f: impl AsyncFnOnce(&Store)) {
+    let store = Store::open_in_state_dir(state, StoreOptions::default()).unwrap();
+    f(&store).await;
+    store.close().await;
 }
 
 fn main_key() -> SessionKey {
@@ -112,7 +107,7 @@ async fn list_row_and_history_after_a_run_match_the_golden_shapes() {
         "../../../../testdata/spec-samples/session-entry.json"
     ))
     .unwrap();
-    seed_store(dir.path(), async |store| {
+    seed_store(dir.path(), async |store: &Store| {
         let mut req = EnsureSession::at(sample.created_at.unwrap_or(1));
         let mut template = sample.clone();
         template.chat_type = Some("direct".into());
@@ -137,7 +132,8 @@ async fn list_row_and_history_after_a_run_match_the_golden_shapes() {
             ..Default::default()
         };
         store.append(&main_key(), entries, opts).await.unwrap();
-    });
+    })
+    .await;
     let gw = GatewayProcess::spawn_in(bin(), dir, SpawnOptions::default());
     let (mut ws, _, _) = handshake(&gw.url, golden_connect_params(Some(&gw.token()))).await;
 
@@ -190,7 +186,7 @@ async fn list_row_and_history_after_a_run_match_the_golden_shapes() {
 async fn history_pages_back_and_catches_up_with_the_delta_cursor() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().to_path_buf();
-    seed_store(&state, async |store| {
+    seed_store(&state, async |store: &Store| {
         store
             .ensure_session(&main_key(), EnsureSession::at(1))
             .await
@@ -204,7 +200,8 @@ async fn history_pages_back_and_catches_up_with_the_delta_cursor() {
             ..Default::default()
         };
         store.append(&main_key(), entries, opts).await.unwrap();
-    });
+    })
+    .await;
     let gw = GatewayProcess::spawn_in(bin(), dir, SpawnOptions::default());
     let (mut ws, _, _) = handshake(&gw.url, golden_connect_params(Some(&gw.token()))).await;
     let texts = |p: &Value| -> Vec<String> {
@@ -443,8 +440,15 @@ async fn lifecycle_over_rpc_with_sessions_changed() {
     assert_eq!(changed["payload"]["reason"], "delete");
     let (res, _) = rpc(&mut ws, "l3", "sessions.list", json!({})).await;
     assert_eq!(res["payload"]["totalCount"], 0);
-    let health = recv_health(&mut ws).await;
-    assert_eq!(health["sessions"]["count"], 0);
+    // The health summary follows (refreshed in the background after each mutation).
+    let deadline = std::time::Instant::now() + T;
+    while recv_health(&mut ws).await["sessions"]["count"] != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "health kept the deleted session"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // The socket that did not subscribe saw no sessions.changed.
     let (res, seen) = rpc(&mut quiet, "q1", "health", json!({})).await;
@@ -486,7 +490,7 @@ async fn health_counts_sessions_from_the_store_per_agent() {
         "{ agents: { entries: { main: {}, ops: {} } } }",
     )
     .unwrap();
-    seed_store(dir.path(), async |store| {
+    seed_store(dir.path(), async |store: &Store| {
         for k in ["agent:main:main", "agent:main:direct:bob", "agent:ops:main"] {
             let key = SessionKey::parse(k).unwrap();
             store
@@ -494,7 +498,8 @@ async fn health_counts_sessions_from_the_store_per_agent() {
                 .await
                 .unwrap();
         }
-    });
+    })
+    .await;
     let gw = GatewayProcess::spawn_in(bin(), dir, SpawnOptions::default());
     let (mut ws, _, hello) = handshake(&gw.url, golden_connect_params(Some(&gw.token()))).await;
     // Already right in the first snapshot.
