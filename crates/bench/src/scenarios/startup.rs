@@ -22,6 +22,10 @@ pub struct Args {
     /// Seconds after spawn for the idle RSS/threads sample.
     #[arg(long, default_value_t = 2.0)]
     pub idle_at: f64,
+    /// Give each run a new empty `PINCER_STATE_DIR` (removed afterwards), as the reference's
+    /// `start_gateway.sh` does, without a shell wrapper's start-up cost in the figure.
+    #[arg(long)]
+    pub fresh_state_dir: bool,
     /// Give up on a run after this many seconds.
     #[arg(long, default_value_t = 30.0)]
     pub start_timeout: f64,
@@ -49,8 +53,15 @@ async fn one(ctx: &Ctx, args: &Args) -> Result<Run> {
     if std::net::TcpStream::connect(&addr).is_ok() {
         bail!("{addr} already answers; stop the other gateway first");
     }
+    let state_dir = args.fresh_state_dir.then(|| {
+        std::env::temp_dir().join(format!("pincer-bench-state-{:016x}", rand::random::<u64>()))
+    });
+    let mut command = Command::new(&args.cmd[0]);
+    if let Some(dir) = &state_dir {
+        command.env("PINCER_STATE_DIR", dir);
+    }
     let t0 = Instant::now();
-    let mut child = Command::new(&args.cmd[0])
+    let mut child = command
         .args(&args.cmd[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -106,6 +117,9 @@ async fn one(ctx: &Ctx, args: &Args) -> Result<Run> {
         tokio::time::sleep(Duration::from_micros(500)).await;
     };
     let stop = t_stop.elapsed();
+    if let Some(dir) = &state_dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     let (port, health, attempts, idle) = result?;
     if !exited {
         bail!("the gateway ignored SIGTERM for 10 s (killed)");
@@ -135,7 +149,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
     rss.sort_unstable();
     let rss_median = rss.get(rss.len() / 2).copied();
     let json = json!({
-        "cmd": args.cmd, "runs": runs.len(),
+        "cmd": args.cmd, "runs": runs.len(), "fresh_state_dir": args.fresh_state_dir,
         "t_port_ms": port.to_json(), "t_health_ms": health.to_json(), "t_stop_ms": stop.to_json(),
         "health_attempts": runs.iter().map(|r| r.attempts).collect::<Vec<_>>(),
         "idle_at_s": args.idle_at, "idle_rss_kb_median": rss_median,
