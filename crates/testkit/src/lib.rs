@@ -6,11 +6,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
+
+/// Re-exported so process tests need no WebSocket dependencies of their own.
+pub use futures_util::{SinkExt, StreamExt};
+pub use tokio_tungstenite::tungstenite;
+pub use tokio_tungstenite::tungstenite::Message;
+
+pub mod compare;
+pub mod device;
+pub mod golden;
+pub mod http;
+pub mod masks;
+pub mod replay;
 
 /// How long to wait for a gateway to write `gateway.json`.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -157,6 +167,52 @@ impl GatewayProcess {
         std::fs::read_to_string(self.state_dir.path().join("stderr.txt")).unwrap_or_default()
     }
 
+    /// Resident set size in KiB (`VmRSS` of `/proc/<pid>/status`).
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// The process has not exited.
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Stderr plus the JSON log file (`<state>/logs/pincer.log`).
+    pub fn all_logs(&self) -> String {
+        let file = std::fs::read_to_string(self.state_dir.path().join("logs/pincer.log"))
+            .unwrap_or_default();
+        format!("{}\n{file}", self.stderr())
+    }
+
+    /// The first log line (stderr or log file) containing `needle`, waiting up to `timeout`
+    /// (log writes are asynchronous).
+    pub fn wait_for_log_line(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.all_logs().lines().find(|l| l.contains(needle)) {
+                return Some(line.to_string());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Panic if the gateway exited or any of its threads panicked.
+    pub fn assert_alive_without_panic(&mut self) {
+        let logs = self.all_logs();
+        assert!(
+            !logs.contains("panicked at"),
+            "the gateway panicked:\n{logs}"
+        );
+        assert!(self.is_alive(), "the gateway exited:\n{logs}");
+    }
+
     /// Send SIGTERM (via `kill`, no unsafe code).
     pub fn sigterm(&self) {
         send_signal(self.pid(), "TERM");
@@ -230,6 +286,43 @@ pub async fn ws_connect(url: &str) -> RawWs {
         .await
         .expect("websocket handshake");
     ws
+}
+
+/// Open a WebSocket from a given local address (`127.0.0.x` spreads load over per-IP budgets);
+/// the handshake error (e.g. HTTP 503) is returned, not panicked on.
+pub async fn try_ws_connect_from(
+    url: &str,
+    source: std::net::IpAddr,
+) -> Result<RawWs, tokio_tungstenite::tungstenite::Error> {
+    let authority = url
+        .strip_prefix("ws://")
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_default();
+    let addr: std::net::SocketAddr = authority
+        .parse()
+        .map_err(|_| std::io::Error::other(format!("not an ip:port url: {url}")))?;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::new(source, 0))?;
+    let tcp = socket.connect(addr).await?;
+    let _ = tcp.set_nodelay(true);
+    let (ws, _) = tokio_tungstenite::client_async(url, tcp).await?;
+    Ok(ws)
+}
+
+/// Open a TCP connection from `source`, write `bytes` (maybe none), and drop it.
+pub async fn tcp_send_and_drop(addr: std::net::SocketAddr, source: std::net::IpAddr, bytes: &[u8]) {
+    use tokio::io::AsyncWriteExt;
+    let Ok(socket) = tokio::net::TcpSocket::new_v4() else {
+        return;
+    };
+    if socket.bind(std::net::SocketAddr::new(source, 0)).is_err() {
+        return;
+    }
+    if let Ok(mut tcp) = socket.connect(addr).await {
+        if !bytes.is_empty() {
+            let _ = tcp.write_all(bytes).await;
+        }
+    }
 }
 
 pub async fn send_json(ws: &mut RawWs, v: &Value) {
