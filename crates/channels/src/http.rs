@@ -64,40 +64,36 @@ impl Default for HttpRetry {
     }
 }
 
-/// Builds the shared HTTP client.
-pub fn build_client() -> Result<reqwest::Client> {
+/// The rustls client config (ring, the platform's certificate verifier) shared by HTTP and
+/// WebSocket connections.
+pub fn tls_config() -> Result<rustls::ClientConfig> {
     use rustls_platform_verifier::BuilderVerifierExt;
-    let invalid = |e: String| ChannelError::Invalid(format!("cannot build the HTTP client: {e}"));
+    let invalid = |e: String| ChannelError::Invalid(format!("cannot build the TLS config: {e}"));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| invalid(e.to_string()))?
         .with_platform_verifier()
         .map_err(|e| invalid(e.to_string()))?
-        .with_no_client_auth();
+        .with_no_client_auth())
+}
+
+/// Builds the shared HTTP client.
+pub fn build_client() -> Result<reqwest::Client> {
     reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
+        .tls_backend_preconfigured(tls_config()?)
         .connect_timeout(Duration::from_secs(10))
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
         .user_agent(concat!("pincer/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| invalid(e.to_string()))
+        .map_err(|e| ChannelError::Invalid(format!("cannot build the HTTP client: {e}")))
 }
 
 /// A rustls client config for WebSocket connections (same trust as the HTTP client).
 #[cfg(feature = "ws")]
 pub fn ws_tls_config() -> Result<Arc<rustls::ClientConfig>> {
-    use rustls_platform_verifier::BuilderVerifierExt;
-    let invalid = |e: String| ChannelError::Invalid(format!("cannot build the TLS config: {e}"));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| invalid(e.to_string()))?
-        .with_platform_verifier()
-        .map_err(|e| invalid(e.to_string()))?
-        .with_no_client_auth();
-    Ok(Arc::new(tls))
+    tls_config().map(Arc::new)
 }
 
 /// Sends the request built by `build` until `classify` says done, retrying rate limits and

@@ -143,6 +143,42 @@ pub async fn supervise<F, Fut>(
     status.stopped();
 }
 
+/// The supervised connection task of one adapter: started with a session factory, stopped
+/// (cancelled and awaited) on `stop` or before a restart.
+#[derive(Default)]
+pub struct SupervisedTask {
+    run: parking_lot::Mutex<Option<(CancellationToken, tokio::task::JoinHandle<()>)>>,
+}
+
+impl SupervisedTask {
+    /// (Re)starts: stops a running task, then spawns [`supervise`] with `session`.
+    pub async fn start<F, Fut>(
+        &self,
+        channel: &'static str,
+        status: StatusHandle,
+        config: WatchdogConfig,
+        session: F,
+    ) where
+        F: FnMut(Arc<Liveness>, u32) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<SessionEnd, ChannelError>> + Send + 'static,
+    {
+        self.stop().await;
+        let cancel = CancellationToken::new();
+        status.starting();
+        let task = tokio::spawn(supervise(channel, status, config, cancel.clone(), session));
+        *self.run.lock() = Some((cancel, task));
+    }
+
+    /// Cancels the task and waits for it to end.
+    pub async fn stop(&self) {
+        let run = self.run.lock().take();
+        if let Some((cancel, task)) = run {
+            cancel.cancel();
+            let _ = task.await;
+        }
+    }
+}
+
 /// Resolves once `live` has been idle for `timeout`, with the idle time.
 async fn stalled(live: &Liveness, timeout: Duration) -> Duration {
     loop {

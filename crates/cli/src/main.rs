@@ -1,6 +1,7 @@
 //! The `pincer` binary.
 
 mod client_cmd;
+mod devices_cmd;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,13 @@ enum Command {
     Health(client_cmd::ConnArgs),
     /// Show a summary of the gateway's status.
     Status(client_cmd::ConnArgs),
+    /// Device pairing: list, approve, reject, remove, rename, rotate/revoke tokens.
+    Devices {
+        #[command(subcommand)]
+        cmd: devices_cmd::DevicesCmd,
+    },
+    /// Print (and with --open, open) the Control UI URL with the credentials a browser needs.
+    Dashboard(devices_cmd::DashboardArgs),
 }
 
 #[derive(Args)]
@@ -97,6 +105,74 @@ struct RunArgs {
     /// Debug-level logs.
     #[arg(long)]
     verbose: bool,
+    #[command(flatten)]
+    security: SecurityArgs,
+}
+
+/// TLS, trusted proxies, pairing and failed-auth limits (`gateway.tls`, `gateway.auth.*`,
+/// `gateway.trustedProxies`, `gateway.nodes.pairing.*`).
+#[derive(Args, Clone, Default)]
+struct SecurityArgs {
+    /// Serve wss:// and https:// on the port (self-signed certificate under <state>/tls/
+    /// unless --tls-cert/--tls-key are given).
+    #[arg(long)]
+    tls: bool,
+    /// TLS certificate (PEM); implies --tls.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// TLS private key (PEM); implies --tls.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// A trusted proxy address or CIDR range (repeatable; gateway.trustedProxies).
+    #[arg(long = "trusted-proxy", value_name = "ADDR[/PREFIX]")]
+    trusted_proxies: Vec<String>,
+    /// Trusted-proxy auth: the header carrying the authenticated user (selects auth mode
+    /// trusted-proxy).
+    #[arg(long, value_name = "HEADER")]
+    trusted_proxy_user_header: Option<String>,
+    /// Trusted-proxy auth: a header the proxy must also set (repeatable).
+    #[arg(long = "trusted-proxy-required-header", value_name = "HEADER")]
+    trusted_proxy_required_headers: Vec<String>,
+    /// Trusted-proxy auth: only these users (repeatable).
+    #[arg(long = "trusted-proxy-allow-user", value_name = "USER")]
+    trusted_proxy_allow_users: Vec<String>,
+    /// Trusted-proxy auth: accept a proxy on a loopback address.
+    #[arg(long)]
+    trusted_proxy_allow_loopback: bool,
+    /// Do not pair new devices on this host silently (gateway.nodes.pairing.autoApproveLocal=false).
+    #[arg(long)]
+    no_auto_approve_local: bool,
+    /// Count failed logins from loopback too (gateway.auth.rateLimit.exemptLoopback=false).
+    #[arg(long)]
+    rate_limit_loopback: bool,
+}
+
+impl SecurityArgs {
+    fn settings(&self) -> Result<pincer_gateway::security::SecuritySettings> {
+        use pincer_gateway::auth::{IpRange, TrustedProxySettings};
+        let mut s = pincer_gateway::security::SecuritySettings::default();
+        s.tls.enabled = self.tls || self.tls_cert.is_some();
+        s.tls.auto_generate = self.tls_cert.is_none();
+        s.tls.cert_path = self.tls_cert.clone();
+        s.tls.key_path = self.tls_key.clone();
+        s.trusted_proxies = self
+            .trusted_proxies
+            .iter()
+            .map(|p| IpRange::parse(p).map_err(|e| anyhow::anyhow!("--trusted-proxy {e}")))
+            .collect::<Result<_>>()?;
+        s.trusted_proxy = self
+            .trusted_proxy_user_header
+            .as_ref()
+            .map(|h| TrustedProxySettings {
+                user_header: h.clone(),
+                required_headers: self.trusted_proxy_required_headers.clone(),
+                allow_users: self.trusted_proxy_allow_users.clone(),
+                allow_loopback: self.trusted_proxy_allow_loopback,
+            });
+        s.auto_approve_local = !self.no_auto_approve_local;
+        s.rate_limit.exempt_loopback = !self.rate_limit_loopback;
+        Ok(s)
+    }
 }
 
 fn env_first(names: &[&str]) -> Option<String> {
@@ -156,6 +232,7 @@ fn gateway_config(args: &RunArgs) -> Result<GatewayConfig> {
             LogFormatArg::Json => LogFormat::Json,
         },
         verbose: args.verbose,
+        security: args.security.settings()?,
     })
 }
 
@@ -207,6 +284,8 @@ fn main() -> ExitCode {
         }) => client_cmd::call(call),
         Command::Health(conn) => client_cmd::health(conn),
         Command::Status(conn) => client_cmd::status(conn),
+        Command::Devices { cmd } => devices_cmd::run(cmd),
+        Command::Dashboard(args) => devices_cmd::dashboard(args),
     };
     match result {
         Ok(code) => code,

@@ -105,6 +105,9 @@ pub struct GatewayConfig {
     pub timers: Timers,
     pub log_format: LogFormat,
     pub verbose: bool,
+    /// TLS, failed-auth limits, trusted proxies, local auto-approval (`--tls*`,
+    /// `--trusted-proxy*`, `--no-auto-approve-local`, …).
+    pub security: crate::security::SecuritySettings,
 }
 
 /// Timer knobs (environment-overridable for tests).

@@ -24,7 +24,6 @@ use pincer_protocol::errors::ErrorShape;
 use pincer_protocol::frames::{parse_request, response_err, EventEnvelope, FrameError};
 use pincer_protocol::hello::ChallengePayload;
 use pincer_protocol::limits;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
@@ -38,6 +37,7 @@ use crate::dispatch::{dispatch, DispatchState, Dispatched};
 use crate::handshake::{process_connect, Accepted, Rejection, SocketFacts};
 use crate::registry::{CloseRequest, ConnHandle};
 use crate::state::{GatewayState, PreauthSlot};
+use crate::transport::Sock;
 use crate::util;
 
 /// tungstenite's own read buffer per socket (it grows to the largest frame seen). Small keeps
@@ -110,7 +110,7 @@ impl Outbound {
 /// Non-blocking std IO over a tokio socket (tungstenite's sync API on top of readiness).
 /// Writes never block: they append to the task's outbound buffer, which the task flushes.
 struct SockIo<'a> {
-    tcp: &'a TcpStream,
+    tcp: &'a Sock,
     spill: &'a mut Spill,
     out: &'a mut Outbound,
 }
@@ -180,7 +180,7 @@ enum Phase {
 
 struct Conn {
     state: Arc<GatewayState>,
-    tcp: TcpStream,
+    tcp: Sock,
     ws: WebSocketContext,
     spill: Spill,
     out: Outbound,
@@ -262,7 +262,12 @@ impl Conn {
             }
         }
         self.out = Outbound::default();
-        self.write_blocked = false;
+        // TLS keeps records the socket did not take; they need writability too.
+        match self.tcp.flush() {
+            Ok(()) => self.write_blocked = false,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.write_blocked = true,
+            Err(_) => self.done = true,
+        }
     }
 
     fn flush(&mut self) {
@@ -454,6 +459,13 @@ impl Conn {
         );
         self.write_text(hello_frame);
         self.state.registry.insert(Arc::clone(&handle));
+        if !self.state.auth_still_current(&handle.info) {
+            // The shared secret changed while this connect was in flight.
+            handle.request_close(CloseRequest::Close(
+                close::CREDENTIALS_REVOKED,
+                close::REASON_GATEWAY_AUTH_CHANGED.into(),
+            ));
+        }
         let presence_key = presence.map(|(key, entry)| {
             self.state.presence_upsert(key.clone(), entry);
             key
@@ -615,12 +627,14 @@ pub struct UpgradeFacts {
     pub direct_local: bool,
     pub origin: Option<String>,
     pub host: Option<String>,
+    /// Forwarding headers, trusted-proxy identity (see `security::SecurityState::peer_facts`).
+    pub extra: crate::handshake::PeerFacts,
 }
 
 /// Drive one upgraded socket to completion.
 pub async fn run(
     state: Arc<GatewayState>,
-    tcp: TcpStream,
+    tcp: Sock,
     already_read: Vec<u8>,
     up: UpgradeFacts,
     slot: PreauthSlot,
@@ -634,6 +648,7 @@ pub async fn run(
         origin: up.origin,
         host: up.host,
         challenge_nonce: uuid::Uuid::new_v4().to_string(),
+        extra: up.extra,
     };
     let ws = WebSocketContext::from_partially_read(
         already_read,

@@ -1,12 +1,13 @@
 //! The connect pipeline (spec §2.3), in the reference's order so errors take the same
 //! precedence:
 //! params schema → worker claim → protocol range → role → origin → shared auth →
-//! missing-device policy → device proof → auth decision → pairing (step 9, [`crate::pairing`])
-//! → `hello-ok`.
+//! missing-device policy → device proof → auth decision (device token) → pairing (step 9,
+//! [`crate::pairing`]) → `hello-ok`. The failed-auth limiter ([`crate::ratelimit`]) is
+//! consulted before any credential is compared; only wrong credentials are counted.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pincer_protocol::close;
 use pincer_protocol::connect::{ClientId, ClientMode, ConnectParams, Role};
@@ -16,16 +17,29 @@ use pincer_protocol::errors::{
 };
 use pincer_protocol::frames::{response_err, response_ok};
 use pincer_protocol::hello::{HelloAuth, HelloOk, PresenceEntry, ServerInfo, Snapshot, Suspension};
-use pincer_protocol::limits;
 use pincer_protocol::scopes::ScopeSet;
 use pincer_protocol::{MIN_NODE_PROTOCOL_VERSION, MIN_PROBE_PROTOCOL_VERSION, PROTOCOL_VERSION};
 use serde_json::{json, Value};
 
-use crate::auth::SharedAuth;
-use crate::pairing::{pairing_required_error, Locality, PairingDecision, PairingRequest};
+use crate::auth::{GatewayAuth, ProxyIdentity, SharedAuth};
+use crate::pairing::{
+    pairing_required_error, AuthMethod, Locality, PairingDecision, PairingRequest,
+};
+use crate::ratelimit::{Check, Scope as RlScope};
 use crate::registry::ConnInfo;
 use crate::state::GatewayState;
 use crate::util;
+
+/// Request-level facts found at upgrade time (headers, TLS, proxy identity).
+#[derive(Debug, Clone, Default)]
+pub struct PeerFacts {
+    /// Any `Forwarded` / `X-Forwarded-*` / `X-Real-IP` header was present.
+    pub forwarded: bool,
+    /// The client address a trusted proxy reported (`X-Forwarded-For`), if any.
+    pub forwarded_for: Option<IpAddr>,
+    /// Trusted-proxy auth mode: who the proxy vouched for (or why not).
+    pub proxy_identity: Option<ProxyIdentity>,
+}
 
 /// Facts about the socket the connect arrived on.
 #[derive(Debug, Clone)]
@@ -36,6 +50,14 @@ pub struct SocketFacts {
     pub origin: Option<String>,
     pub host: Option<String>,
     pub challenge_nonce: String,
+    pub extra: PeerFacts,
+}
+
+impl SocketFacts {
+    /// The address failures are counted against and pairing requests report.
+    pub fn client_ip(&self) -> IpAddr {
+        self.extra.forwarded_for.unwrap_or_else(|| self.peer.ip())
+    }
 }
 
 /// A connect that passed every check.
@@ -133,16 +155,33 @@ fn device_identity_required() -> ErrorShape {
 
 fn auth_failure(
     id: &str,
-    reason: AuthFailureReason,
+    reason: &AuthFailureReason,
     can_retry: bool,
     kind: AuthClientKind,
     delay: Duration,
 ) -> Rejection {
     let mut r = Rejection::policy(id, reason.to_error_shape(can_retry, kind));
-    if reason.is_mismatch() {
-        r.delay = delay;
-    }
+    r.delay = delay;
     r
+}
+
+fn rate_limited(id: &str, retry_after: Duration, kind: AuthClientKind) -> Rejection {
+    let ms = retry_after.as_millis().max(1) as u64;
+    Rejection::policy(id, AuthFailureReason::rate_limited_shape(ms, kind))
+}
+
+/// How the shared auth of this gateway authenticated a connect.
+fn shared_method(auth: &GatewayAuth) -> AuthMethod {
+    match auth {
+        GatewayAuth::None => AuthMethod::None,
+        GatewayAuth::Token(_) => AuthMethod::Token,
+        GatewayAuth::Password(_) => AuthMethod::Password,
+        GatewayAuth::TrustedProxy(_) => AuthMethod::TrustedProxy,
+    }
+}
+
+fn non_empty(s: Option<&String>) -> Option<&str> {
+    s.map(|s| s.trim()).filter(|s| !s.is_empty())
 }
 
 /// Run the pipeline for one `connect` request.
@@ -196,24 +235,36 @@ pub async fn process_connect(
         return Err(Rejection::policy(req_id, err));
     }
 
+    // Step 5: shared auth, with the failed-auth limiter consulted first.
     let kind = client_kind(&params, facts.direct_local);
-    let shared = state.auth.evaluate(params.auth.as_ref());
-    let has_device_token = params
-        .auth
-        .as_ref()
-        .is_some_and(|a| a.device_token.as_deref().is_some_and(|t| !t.is_empty()));
-    let one_failure = Duration::from_millis(limits::AUTH_FAILURE_DELAY_MS);
-    let locality = if facts.direct_local {
-        Locality::DirectLocal
-    } else {
-        Locality::Remote
-    };
+    let (gateway_auth, auth_generation) = state.auth.snapshot();
+    let client_ip = facts.client_ip();
+    let limiter = &state.rate_limiter;
+    let now = Instant::now();
+    let connect_auth = params.auth.as_ref();
+    let shared_secret_given = connect_auth.is_some_and(|a| {
+        non_empty(a.token.as_ref()).is_some() || non_empty(a.password.as_ref()).is_some()
+    });
+    if gateway_auth.uses_secret() && shared_secret_given {
+        if let Check::Locked { retry_after } = limiter.check(RlScope::SharedSecret, client_ip, now)
+        {
+            return Err(rate_limited(req_id, retry_after, kind));
+        }
+    }
+    let shared = gateway_auth.evaluate(connect_auth, facts.extra.proxy_identity.as_ref());
+    let explicit_device_token = connect_auth.and_then(|a| non_empty(a.device_token.as_ref()));
+    let shared_token = connect_auth.and_then(|a| non_empty(a.token.as_ref()));
     let requested: Vec<String> = params.scopes_slice().to_vec();
+    let is_control_ui = matches!(params.client.id, ClientId::ControlUi | ClientId::Tui);
 
-    let (granted, auth_method, device_id) = match &params.device {
+    let (granted, auth_method, device_id, device_token, pinned) = match &params.device {
         None => {
             // Step 6: missing device identity.
-            if matches!(params.client.id, ClientId::ControlUi | ClientId::Tui) {
+            let proxy_ui = is_control_ui
+                && role == Role::Operator
+                && matches!(*gateway_auth, GatewayAuth::TrustedProxy(_))
+                && shared.is_ok();
+            if is_control_ui && !proxy_ui {
                 let err = ErrorShape::invalid_request(
                     "control ui requires device identity (use HTTPS or localhost secure context)",
                 )
@@ -222,9 +273,14 @@ pub async fn process_connect(
                 );
                 return Err(Rejection::policy(req_id, err));
             }
-            match shared {
+            match &shared {
                 SharedAuth::Failed(reason) => {
-                    return Err(auth_failure(req_id, reason, false, kind, one_failure))
+                    let delay = if reason.is_mismatch() {
+                        limiter.record_failure(RlScope::SharedSecret, client_ip, now)
+                    } else {
+                        Duration::ZERO
+                    };
+                    return Err(auth_failure(req_id, reason, false, kind, delay));
                 }
                 SharedAuth::Missing(_) => {
                     return Err(Rejection::policy(req_id, device_identity_required()))
@@ -234,18 +290,22 @@ pub async fn process_connect(
             if role == Role::Node {
                 return Err(Rejection::policy(req_id, device_identity_required()));
             }
+            if gateway_auth.uses_secret() {
+                limiter.reset(RlScope::SharedSecret, client_ip);
+            }
+            let method = shared_method(&gateway_auth);
             let local_exception = facts.direct_local
                 && matches!(
                     (params.client.id, params.client.mode),
                     (ClientId::Cli, ClientMode::Cli)
                         | (ClientId::GatewayClient, ClientMode::Backend)
                 );
-            let scopes = if local_exception {
+            let scopes = if local_exception || proxy_ui {
                 requested.clone()
             } else {
                 Vec::new()
             };
-            (scopes, state.auth.method_str(), None)
+            (scopes, method, None, None, None)
         }
         Some(device) => {
             // Step 7: device proof.
@@ -264,62 +324,149 @@ pub async fn process_connect(
             };
             let verified = device_auth::verify_device_proof(device, &ctx)
                 .map_err(|e| Rejection::policy(req_id, e.to_error_shape()))?;
-            // Step 8: auth decision.
-            let mut method = state.auth.method_str();
-            match shared {
-                SharedAuth::Failed(reason) => {
-                    return Err(auth_failure(
-                        req_id,
-                        reason,
-                        !has_device_token,
-                        kind,
-                        one_failure * 2,
-                    ));
+            // Node metadata normalisation happens after verification (§9.28).
+            let (platform, device_family) = match device_auth::normalize_node_host_metadata(
+                params.client.id.as_str(),
+                params.client.mode.as_str(),
+                &params.client.platform,
+                params.client.device_family.as_deref(),
+            ) {
+                Some((p, f)) => (p, Some(f)),
+                None => (
+                    params.client.platform.clone(),
+                    params.client.device_family.clone(),
+                ),
+            };
+            // Step 8: auth decision (shared auth, else the device token).
+            let mut method = shared_method(&gateway_auth);
+            let mut presented_token: Option<String> = None;
+            let shared_mismatch = matches!(&shared, SharedAuth::Failed(r) if r.is_mismatch());
+            let credential = explicit_device_token.or(shared_token);
+            if shared.is_ok() {
+                if gateway_auth.uses_secret() {
+                    limiter.reset(RlScope::SharedSecret, client_ip);
                 }
-                SharedAuth::Missing(reason) => {
-                    let token = auth.device_token.as_deref().unwrap_or("");
-                    if has_device_token {
-                        if !state
-                            .pairing
-                            .verify_device_token(&verified.device_id, role, token)
-                            .await
-                        {
-                            return Err(auth_failure(
-                                req_id,
-                                AuthFailureReason::DeviceTokenMismatch,
-                                false,
-                                kind,
-                                one_failure,
-                            ));
-                        }
-                        method = "device-token";
-                    } else {
-                        return Err(auth_failure(req_id, reason, false, kind, one_failure));
+                // A device token sent alongside (auth mode none) is echoed when it is valid.
+                if let Some(token) = explicit_device_token {
+                    if state
+                        .pairing
+                        .verify_device_token(&verified.device_id, role, token, &requested)
+                        .await
+                        .is_ok()
+                    {
+                        presented_token = Some(token.to_string());
                     }
                 }
-                SharedAuth::Ok | SharedAuth::NotRequired => {}
+            } else if let Some(token) = credential {
+                if let Check::Locked { retry_after } =
+                    limiter.check(RlScope::DeviceToken, client_ip, now)
+                {
+                    return Err(rate_limited(req_id, retry_after, kind));
+                }
+                match state
+                    .pairing
+                    .verify_device_token(&verified.device_id, role, token, &requested)
+                    .await
+                {
+                    Ok(_) => {
+                        limiter.reset(RlScope::DeviceToken, client_ip);
+                        method = AuthMethod::DeviceToken;
+                        presented_token = Some(token.to_string());
+                    }
+                    Err(token_reason) => {
+                        let mut delay =
+                            limiter.record_failure(RlScope::DeviceToken, client_ip, now);
+                        if shared_mismatch {
+                            delay = delay.max(limiter.record_failure(
+                                RlScope::SharedSecret,
+                                client_ip,
+                                now,
+                            ));
+                        }
+                        let reason = if explicit_device_token.is_some()
+                            || token_reason == AuthFailureReason::ScopeMismatch
+                        {
+                            token_reason
+                        } else {
+                            match &shared {
+                                SharedAuth::Failed(r) | SharedAuth::Missing(r) => r.clone(),
+                                _ => token_reason,
+                            }
+                        };
+                        let can_retry = shared_token.is_some()
+                            && explicit_device_token.is_none()
+                            && auth.password.is_none();
+                        return Err(auth_failure(req_id, &reason, can_retry, kind, delay));
+                    }
+                }
+            } else {
+                match &shared {
+                    SharedAuth::Failed(reason) => {
+                        let delay = if reason.is_mismatch() {
+                            limiter.record_failure(RlScope::SharedSecret, client_ip, now)
+                        } else {
+                            Duration::ZERO
+                        };
+                        return Err(auth_failure(req_id, reason, false, kind, delay));
+                    }
+                    SharedAuth::Missing(reason) => {
+                        return Err(auth_failure(req_id, reason, false, kind, Duration::ZERO))
+                    }
+                    SharedAuth::Ok | SharedAuth::NotRequired => {}
+                }
             }
             // Step 9: pairing.
+            let locality = if facts.direct_local {
+                Locality::DirectLocal
+            } else {
+                Locality::Remote
+            };
             let request = PairingRequest {
                 device: verified.clone(),
                 role,
                 requested_scopes: requested.clone(),
-                client_id: params.client.id.as_str().into(),
-                client_mode: params.client.mode.as_str().into(),
+                client_id: params.client.id,
+                client_mode: params.client.mode,
                 display_name: params.client.display_name.clone(),
-                platform: params.client.platform.clone(),
-                device_family: params.client.device_family.clone(),
+                platform,
+                device_family,
                 locality,
-                remote_ip: facts.peer.ip().to_string(),
-                shared_auth_ok: true,
+                has_browser_origin: facts.origin.is_some(),
+                auth_method: method,
+                remote_ip: client_ip.to_string(),
+                presented_token,
             };
-            match state.pairing.authorize(request.clone()).await {
-                PairingDecision::Approved { scopes, .. } => {
-                    (scopes, method, Some(verified.device_id))
-                }
-                PairingDecision::Required { reason, request_id } => {
-                    let (err, close_reason) =
-                        pairing_required_error(reason, request_id.as_deref(), &request);
+            let decision = state
+                .pairing
+                .authorize(&state.bus, &request)
+                .await
+                .map_err(|e| Rejection::policy(req_id, e))?;
+            match decision {
+                PairingDecision::Approved {
+                    scopes,
+                    device_token,
+                    platform,
+                    device_family,
+                } => (
+                    scopes,
+                    method,
+                    Some(verified.device_id),
+                    device_token,
+                    Some((platform, device_family)),
+                ),
+                PairingDecision::Required {
+                    reason,
+                    request_id,
+                    approved_roles,
+                    approved_scopes,
+                } => {
+                    let (err, close_reason) = pairing_required_error(
+                        reason,
+                        request_id.as_deref(),
+                        &request,
+                        &approved_roles,
+                        &approved_scopes,
+                    );
                     let mut r = Rejection::policy(req_id, err);
                     r.close_reason = close::truncate_reason(&close_reason).to_string();
                     return Err(r);
@@ -327,6 +474,22 @@ pub async fn process_connect(
             }
         }
     };
+
+    // Shared auth changed while this connect was being evaluated.
+    if auth_method.is_shared() && state.auth.generation() != auth_generation {
+        return Err(Rejection {
+            frame: None,
+            close_code: close::CREDENTIALS_REVOKED,
+            close_reason: close::REASON_GATEWAY_AUTH_CHANGED.into(),
+            delay: Duration::ZERO,
+        });
+    }
+    let (reported_platform, reported_family) = pinned.unwrap_or_else(|| {
+        (
+            params.client.platform.clone(),
+            params.client.device_family.clone(),
+        )
+    });
 
     // Step 11: hello-ok.
     let scopes = if role == Role::Node {
@@ -345,8 +508,10 @@ pub async fn process_connect(
         client_mode: params.client.mode,
         device_id: device_id.clone(),
         instance_id: params.client.instance_id.clone(),
-        ip: facts.peer.ip(),
+        ip: client_ip,
         caps: params.caps.clone().unwrap_or_default(),
+        auth_method,
+        auth_generation,
     };
     let server = ServerInfo {
         version: state.version.to_string(),
@@ -355,11 +520,11 @@ pub async fn process_connect(
         conn_id,
     };
     let auth = HelloAuth {
-        method: Some(auth_method.to_string()),
-        device_token: None,
+        method: Some(auth_method.as_str().to_string()),
+        device_token: device_token.as_ref().map(|t| t.token.clone()),
         role: role.as_str().to_string(),
         scopes: scopes.clone(),
-        issued_at_ms: None,
+        issued_at_ms: device_token.as_ref().map(|t| t.issued_at_ms),
     };
     let presence_json = state.presence.json();
     let health_json = state.health.json();
@@ -401,10 +566,10 @@ pub async fn process_connect(
         let entry = PresenceEntry {
             host: params.client.display_name.clone(),
             client_id: Some(params.client.id.as_str().to_string()),
-            ip: Some(facts.peer.ip().to_string()),
+            ip: Some(client_ip.to_string()),
             version: Some(params.client.version.clone()),
-            platform: Some(params.client.platform.clone()),
-            device_family: params.client.device_family.clone(),
+            platform: Some(reported_platform.clone()),
+            device_family: reported_family.clone(),
             model_identifier: params.client.model_identifier.clone(),
             time_zone: params.client.time_zone.clone(),
             mode: Some(params.client.mode.as_str().to_string()),

@@ -3,6 +3,7 @@
 //!
 //! Entry point: [`server::run`] with a [`config::GatewayConfig`].
 
+pub mod agent_hub;
 pub mod auth;
 pub mod config;
 pub mod connection;
@@ -18,6 +19,7 @@ pub mod logging;
 pub mod methods;
 pub mod pairing;
 pub mod presence;
+pub mod projection;
 pub mod registry;
 pub mod reload;
 pub mod server;

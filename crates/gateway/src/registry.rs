@@ -31,6 +31,10 @@ pub struct ConnInfo {
     pub ip: IpAddr,
     /// Client capabilities (`connect.params.caps`).
     pub caps: Vec<String>,
+    /// How the connect authenticated (`hello-ok.auth.method`).
+    pub auth_method: crate::pairing::AuthMethod,
+    /// Generation of the shared auth it authenticated against (see `auth::AuthCell`).
+    pub auth_generation: u64,
 }
 
 /// One queued outbound frame.
@@ -300,6 +304,8 @@ pub(crate) mod tests {
             instance_id: None,
             ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             caps: vec![],
+            auth_method: crate::pairing::AuthMethod::Token,
+            auth_generation: 1,
         }
     }
 

@@ -53,6 +53,8 @@ impl GatewayState {
                 );
             }
             Installed::Applied(plan) => {
+                self.agent
+                    .update_config(Arc::new(next.config.clone()), &self.state_dir);
                 tracing::info!(
                     target: "config",
                     origin = origin.as_str(),

@@ -37,6 +37,9 @@ pub const EMITTED_EVENTS: &[&str] = &[
     "tick",
     "shutdown",
     "health",
+    "agent",
+    "chat",
+    "session.tool",
     "sessions.changed",
 ];
 
@@ -116,6 +119,8 @@ pub struct GatewayState {
     pub auth_overrides: AuthOverrides,
     /// The running config watcher (dropped at shutdown).
     pub watcher: Mutex<Option<pincer_config::reload::ConfigWatcher>>,
+    /// The agent runtime and its projection onto `agent`/`chat` events.
+    pub agent: crate::agent_hub::AgentHub,
     pub shutdown_tx: watch::Sender<bool>,
     /// Open WebSocket connections (pre- and post-auth), for the shutdown drain.
     pub open_sockets: AtomicUsize,
@@ -153,6 +158,11 @@ impl GatewayState {
         let versions = StateVersions::default();
         versions.presence.store(1, Ordering::Release);
         versions.health.store(1, Ordering::Release);
+        let agent = crate::agent_hub::AgentHub::new(
+            parts.store.clone(),
+            Arc::new(parts.config.current().config.clone()),
+            &parts.state_dir,
+        );
         let state = Arc::new(GatewayState {
             version,
             started: Instant::now(),
@@ -191,6 +201,7 @@ impl GatewayState {
             sessions: SessionsHub::new(parts.sessions),
             auth_overrides: parts.auth_overrides,
             watcher: Mutex::new(None),
+            agent,
         });
         state.refresh_health(None);
         state

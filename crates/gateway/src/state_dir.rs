@@ -146,6 +146,9 @@ pub struct GatewayInfo {
     pub boot_id: String,
     pub started_at_ms: u64,
     pub auth_mode: String,
+    /// SHA-256 of the TLS certificate when the port speaks TLS (clients pin it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_fingerprint: Option<String>,
 }
 
 pub fn gateway_json_path(state_dir: &Path) -> PathBuf {
@@ -201,6 +204,7 @@ mod tests {
             boot_id: "b".into(),
             started_at_ms: 3,
             auth_mode: "token".into(),
+            tls_fingerprint: Some("ab".repeat(32)),
         };
         write_gateway_json(dir.path(), &info).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(read_gateway_json(dir.path()), Some(info));

@@ -15,10 +15,8 @@ use async_trait::async_trait;
 use futures_util::{SinkExt, StreamExt};
 use parking_lot::{Mutex, RwLock};
 use serde_json::{json, Value};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_util::sync::CancellationToken;
 
 use crate::adapter::{Capabilities, ChannelAdapter, InboundSender};
 use crate::chunk::Measure;
@@ -26,7 +24,7 @@ use crate::error::{ChannelError, Result};
 use crate::http::{join_url, request_with_retry_gated, HttpResponse, HttpRetry};
 use crate::message::{ChatType, Conversation, MediaSource, OutboundMessage, SentMessage};
 use crate::status::StatusHandle;
-use crate::watchdog::{supervise, Liveness, SessionEnd, WatchdogConfig};
+use crate::watchdog::{Liveness, SessionEnd, SupervisedTask, WatchdogConfig};
 
 pub use normalize::{normalize_message, ChannelInfo};
 use ratelimit::RateLimiter;
@@ -128,7 +126,7 @@ pub struct GatewayCounters {
 pub struct DiscordAdapter {
     inner: Arc<Inner>,
     caps: Capabilities,
-    run: Mutex<Option<(CancellationToken, JoinHandle<()>)>>,
+    task: SupervisedTask,
 }
 
 fn transport(detail: impl std::fmt::Display) -> ChannelError {
@@ -503,7 +501,7 @@ impl DiscordAdapter {
                 counters: Mutex::new(GatewayCounters::default()),
             }),
             caps,
-            run: Mutex::new(None),
+            task: SupervisedTask::default(),
         })
     }
 
@@ -532,33 +530,22 @@ impl ChannelAdapter for DiscordAdapter {
     }
 
     async fn start(&self, inbound: InboundSender) -> Result<()> {
-        self.stop().await;
-        let cancel = CancellationToken::new();
         let inner = self.inner.clone();
-        inner.status.starting();
         inner.status.set_mode("gateway");
         let resume = Arc::new(Mutex::new(ResumeState::default()));
-        let cfg = inner.settings.watchdog;
-        let c = cancel.clone();
-        let task = tokio::spawn(async move {
-            let status = inner.status.clone();
-            supervise(CHANNEL, status, cfg, c, move |live, _| {
+        let (status, cfg) = (inner.status.clone(), inner.settings.watchdog);
+        self.task
+            .start(CHANNEL, status, cfg, move |live, _| {
                 inner
                     .clone()
                     .gateway_session(live, inbound.clone(), resume.clone())
             })
             .await;
-        });
-        *self.run.lock() = Some((cancel, task));
         Ok(())
     }
 
     async fn stop(&self) {
-        let run = self.run.lock().take();
-        if let Some((cancel, task)) = run {
-            cancel.cancel();
-            let _ = task.await;
-        }
+        self.task.stop().await;
     }
 
     async fn send(&self, message: &OutboundMessage) -> Result<SentMessage> {

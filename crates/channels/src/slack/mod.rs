@@ -10,11 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::{SinkExt, StreamExt};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use serde_json::{json, Value};
-use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_util::sync::CancellationToken;
 
 use crate::adapter::{Capabilities, ChannelAdapter, InboundSender};
 use crate::chunk::Measure;
@@ -25,7 +23,7 @@ use crate::message::{
     SentMessage,
 };
 use crate::status::StatusHandle;
-use crate::watchdog::{supervise, Liveness, SessionEnd, WatchdogConfig};
+use crate::watchdog::{Liveness, SessionEnd, SupervisedTask, WatchdogConfig};
 
 const CHANNEL: &str = "slack";
 
@@ -93,7 +91,7 @@ struct Inner {
 pub struct SlackAdapter {
     inner: Arc<Inner>,
     caps: Capabilities,
-    run: Mutex<Option<(CancellationToken, JoinHandle<()>)>>,
+    task: SupervisedTask,
 }
 
 fn transport(detail: impl std::fmt::Display) -> ChannelError {
@@ -385,7 +383,7 @@ impl SlackAdapter {
                 bot_user: RwLock::new(None),
             }),
             caps,
-            run: Mutex::new(None),
+            task: SupervisedTask::default(),
         })
     }
 }
@@ -409,30 +407,19 @@ impl ChannelAdapter for SlackAdapter {
     }
 
     async fn start(&self, inbound: InboundSender) -> Result<()> {
-        self.stop().await;
-        let cancel = CancellationToken::new();
         let inner = self.inner.clone();
-        inner.status.starting();
         inner.status.set_mode("socket");
-        let cfg = inner.settings.watchdog;
-        let c = cancel.clone();
-        let task = tokio::spawn(async move {
-            let status = inner.status.clone();
-            supervise(CHANNEL, status, cfg, c, move |live, _| {
+        let (status, cfg) = (inner.status.clone(), inner.settings.watchdog);
+        self.task
+            .start(CHANNEL, status, cfg, move |live, _| {
                 inner.clone().socket_session(live, inbound.clone())
             })
             .await;
-        });
-        *self.run.lock() = Some((cancel, task));
         Ok(())
     }
 
     async fn stop(&self) {
-        let run = self.run.lock().take();
-        if let Some((cancel, task)) = run {
-            cancel.cancel();
-            let _ = task.await;
-        }
+        self.task.stop().await;
     }
 
     async fn send(&self, message: &OutboundMessage) -> Result<SentMessage> {

@@ -14,8 +14,6 @@ use parking_lot::Mutex;
 use pincer_backoff::RetryPolicy;
 use pincer_store::Store;
 use serde_json::{json, Value};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use crate::adapter::{Capabilities, ChannelAdapter, InboundSender};
 use crate::chunk::Measure;
@@ -23,7 +21,7 @@ use crate::error::{ChannelError, Result};
 use crate::http::{join_url, request_with_retry, HttpResponse, HttpRetry, Verdict};
 use crate::message::{Conversation, MediaSource, OutboundMessage, SentMessage};
 use crate::status::{now_ms, StatusHandle};
-use crate::watchdog::{supervise, Liveness, SessionEnd, WatchdogConfig};
+use crate::watchdog::{Liveness, SessionEnd, SupervisedTask, WatchdogConfig};
 
 pub use normalize::normalize_update;
 
@@ -122,7 +120,7 @@ struct Inner {
 pub struct TelegramAdapter {
     inner: Arc<Inner>,
     caps: Capabilities,
-    run: Mutex<Option<(CancellationToken, JoinHandle<()>)>>,
+    task: SupervisedTask,
 }
 
 /// Why a webhook delivery was refused (the gateway maps these to HTTP statuses).
@@ -382,7 +380,7 @@ impl TelegramAdapter {
                 webhook_tx: parking_lot::RwLock::new(None),
             }),
             caps,
-            run: Mutex::new(None),
+            task: SupervisedTask::default(),
         }
     }
 
@@ -449,53 +447,37 @@ impl ChannelAdapter for TelegramAdapter {
     }
 
     async fn start(&self, inbound: InboundSender) -> Result<()> {
-        self.stop().await;
-        let cancel = CancellationToken::new();
         let inner = self.inner.clone();
-        inner.status.starting();
-        let task = match inner.settings.mode.clone() {
+        let (status, cfg) = (inner.status.clone(), inner.settings.watchdog);
+        match inner.settings.mode.clone() {
             TelegramMode::Polling => {
                 inner.status.set_mode("polling");
                 let offset = Arc::new(Mutex::new(None));
-                let cfg = inner.settings.watchdog;
-                let c = cancel.clone();
-                tokio::spawn(async move {
-                    let status = inner.status.clone();
-                    supervise(CHANNEL, status, cfg, c, move |live, _| {
+                self.task
+                    .start(CHANNEL, status, cfg, move |live, _| {
                         inner
                             .clone()
                             .poll_session(live, inbound.clone(), offset.clone())
                     })
                     .await;
-                })
             }
             TelegramMode::Webhook { url, secret } => {
                 inner.status.set_mode("webhook");
                 *inner.webhook_tx.write() = Some(inbound);
-                let cfg = inner.settings.watchdog;
-                let c = cancel.clone();
-                tokio::spawn(async move {
-                    let status = inner.status.clone();
-                    let i2 = inner.clone();
-                    supervise(CHANNEL, status, cfg, c, move |live, _| {
-                        i2.clone()
+                self.task
+                    .start(CHANNEL, status, cfg, move |live, _| {
+                        inner
+                            .clone()
                             .webhook_session(live, url.clone(), secret.clone())
                     })
                     .await;
-                    *inner.webhook_tx.write() = None;
-                })
             }
-        };
-        *self.run.lock() = Some((cancel, task));
+        }
         Ok(())
     }
 
     async fn stop(&self) {
-        let run = self.run.lock().take();
-        if let Some((cancel, task)) = run {
-            cancel.cancel();
-            let _ = task.await;
-        }
+        self.task.stop().await;
         *self.inner.webhook_tx.write() = None;
     }
 

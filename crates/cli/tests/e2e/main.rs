@@ -3,10 +3,14 @@
 
 mod cli_cmd;
 mod config;
+mod devices;
 mod events;
 mod handshake;
 mod lifecycle;
+mod proxy;
+mod remote;
 mod sessions;
+mod tls;
 
 use std::path::Path;
 

@@ -1,11 +1,14 @@
 //! Method handlers, one module per namespace. [`registry`] registers every implemented method;
 //! `hello-ok.features.methods` is derived from it.
 
+pub mod agent;
 pub mod agents;
+pub mod chat;
 pub mod chat_history;
 pub mod config;
 pub mod gateway;
 pub mod logs;
+pub mod models;
 pub mod sessions;
 pub mod system;
 
@@ -21,6 +24,9 @@ pub fn registry() -> MethodRegistry {
     sessions::register(&mut reg);
     chat_history::register(&mut reg);
     agents::register(&mut reg);
+    chat::register(&mut reg);
+    agent::register(&mut reg);
+    models::register(&mut reg);
     reg
 }
 
@@ -59,7 +65,14 @@ mod tests {
                 "sessions.reset",
                 "sessions.delete",
                 "chat.history",
-                "agents.list"
+                "agents.list",
+                "chat.send",
+                "chat.abort",
+                "agent",
+                "agent.wait",
+                "agent.identity.get",
+                "sessions.compact",
+                "models.list"
             ]
         );
     }

@@ -70,6 +70,13 @@ fn status(ctx: &CallCtx<'_>) -> Reply {
         "connections": {"authenticated": state.registry.len()},
         "uptimeMs": state.uptime_ms(),
     });
+    if let (Some(fp), Some(obj)) = (&state.security.tls_fingerprint, payload.as_object_mut()) {
+        // Additive (TLS gateways only): what clients pin with --tls-fingerprint.
+        obj.insert(
+            "tls".into(),
+            json!({"enabled": true, "fingerprintSha256": fp}),
+        );
+    }
     if admin {
         if let Some(obj) = payload.as_object_mut() {
             obj.insert("pid".into(), json!(std::process::id()));

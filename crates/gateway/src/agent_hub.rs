@@ -1,0 +1,168 @@
+//! The gateway's side of the agent runtime: it owns the [`AgentRuntime`], keeps its settings
+//! in step with the live config, and runs the projection task that turns run events into
+//! `agent` / `chat` / `session.tool` events on the bus (see [`crate::projection`]).
+
+use std::path::Path;
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use pincer_agent::{AgentDeps, AgentOptions, AgentRuntime, RunEvent, RunEventKind, Settings};
+use pincer_config::Config;
+use pincer_providers::ProviderClient;
+use pincer_sessions::SessionKey;
+use pincer_store::Store;
+use tokio::sync::mpsc;
+
+use crate::events::{PublishOpts, Target};
+use crate::projection::{Audience, Projector, WireEvent};
+use crate::state::GatewayState;
+
+/// Client capability: receive the `tool` stream of runs this connection started.
+pub const CAP_TOOL_EVENTS: &str = "tool-events";
+
+/// Events drained per wake-up of the projection task.
+const BATCH: usize = 256;
+
+/// The agent runtime plus its projection onto the wire.
+pub struct AgentHub {
+    pub runtime: AgentRuntime,
+    projector: Arc<Mutex<Projector>>,
+    events: Mutex<Option<mpsc::Receiver<RunEvent>>>,
+}
+
+impl std::fmt::Debug for AgentHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentHub").finish_non_exhaustive()
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+impl AgentHub {
+    /// Builds the runtime from the config in force. Runs start only after [`AgentHub::start`].
+    pub fn new(store: Store, config: Arc<Config>, state_dir: &Path) -> AgentHub {
+        let settings = Settings::new(config, state_dir, &env);
+        if settings.registry.is_empty() {
+            tracing::warn!(
+                "no model provider configured: chats will answer with how to configure one \
+                 (set ANTHROPIC_API_KEY, OPENAI_API_KEY or OPENROUTER_API_KEY, or models.providers in the config)"
+            );
+        }
+        let client = ProviderClient::new().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "TLS set-up for model providers failed; using a default HTTP client");
+            ProviderClient::from_reqwest(Default::default())
+        });
+        let (tx, rx) = mpsc::channel(pincer_agent::EVENT_CHANNEL_CAPACITY);
+        let runtime = AgentRuntime::new(AgentDeps {
+            store,
+            client,
+            tools: Arc::new(pincer_tools::builtin::builtin_registry(Default::default())),
+            settings,
+            events: tx,
+            options: AgentOptions::default(),
+        });
+        AgentHub {
+            runtime,
+            projector: Arc::new(Mutex::new(Projector::new())),
+            events: Mutex::new(Some(rx)),
+        }
+    }
+
+    /// Starts the projection task (once; later calls do nothing).
+    pub fn start(state: &Arc<GatewayState>) {
+        let Some(rx) = state.agent.events.lock().take() else {
+            return;
+        };
+        let projector = Arc::clone(&state.agent.projector);
+        let weak = Arc::downgrade(state);
+        tokio::spawn(project(weak, rx, projector));
+    }
+
+    /// Applies a new config version (hot reload).
+    pub fn update_config(&self, config: Arc<Config>, state_dir: &Path) {
+        self.runtime
+            .update_settings(Settings::new(config, state_dir, &env));
+    }
+
+    /// Remembers that `conn` started `run_id` with the `tool-events` capability.
+    pub fn add_tool_recipient(&self, run_id: &str, conn: u64) {
+        self.projector.lock().add_tool_recipient(run_id, conn);
+    }
+}
+
+async fn project(
+    state: Weak<GatewayState>,
+    mut rx: mpsc::Receiver<RunEvent>,
+    projector: Arc<Mutex<Projector>>,
+) {
+    let mut batch: Vec<RunEvent> = Vec::with_capacity(BATCH);
+    let mut out: Vec<WireEvent> = Vec::new();
+    loop {
+        let next_flush = projector.lock().next_flush();
+        let received = match next_flush {
+            Some(at) => {
+                tokio::select! {
+                    n = rx.recv_many(&mut batch, BATCH) => n,
+                    () = tokio::time::sleep_until(tokio::time::Instant::from_std(at)) => usize::MAX,
+                }
+            }
+            None => rx.recv_many(&mut batch, BATCH).await,
+        };
+        if received == 0 {
+            return;
+        }
+        let Some(state) = state.upgrade() else {
+            return;
+        };
+        let now = Instant::now();
+        let mut ended: Vec<Arc<str>> = Vec::new();
+        {
+            let mut p = projector.lock();
+            for ev in &batch {
+                p.handle(ev, now, &mut out);
+                if matches!(ev.kind, RunEventKind::End(_)) {
+                    ended.push(ev.session_key.clone());
+                }
+            }
+            p.flush_due(now, &mut out);
+        }
+        batch.clear();
+        for event in out.drain(..) {
+            publish(&state, event);
+        }
+        for key in ended {
+            session_settled(&state, &key);
+        }
+    }
+}
+
+fn publish(state: &GatewayState, w: WireEvent) {
+    let target = match w.audience {
+        Audience::Session(key) => Target::session(w.event, &key),
+        Audience::Subscribers(key) => Target::session(w.event, &key),
+        Audience::Conns(ids) => Target::Filter(Arc::new(move |info| ids.contains(&info.id))),
+    };
+    state.bus.publish(
+        w.event,
+        &w.payload,
+        PublishOpts {
+            target,
+            ..PublishOpts::default()
+        },
+    );
+}
+
+/// After a run: `sessions.changed` with the fresh row for `sessions.subscribe` sockets.
+fn session_settled(state: &Arc<GatewayState>, key: &str) {
+    let Ok(key) = SessionKey::parse(key) else {
+        return;
+    };
+    let state = Arc::clone(state);
+    tokio::spawn(async move {
+        let record = state.store.get_session(&key).await.ok().flatten();
+        state.sessions_changed(&key, "activity", record.as_ref());
+    });
+}
