@@ -144,10 +144,8 @@ fn wss_to_a_plaintext_port_is_a_clear_error() {
             "status",
             "--url",
             &url,
-            "--token",
-            &gw.token(),
-            "--tls-fingerprint",
-            &"a".repeat(64),
+            &format!("--token={}", gw.token()),
+            &format!("--tls-fingerprint={}", "a".repeat(64)),
         ],
     );
     assert!(!ok);
