@@ -20,14 +20,18 @@ pub mod methods;
 pub mod pairing;
 pub mod presence;
 pub mod projection;
+pub mod ratelimit;
 pub mod registry;
 pub mod reload;
+pub mod security;
 pub mod server;
 pub mod session_rows;
 pub mod sessions_hub;
 pub mod state;
 pub mod state_dir;
 pub mod subscriptions;
+pub mod tls;
+pub mod transport;
 pub mod util;
 
 pub use config::GatewayConfig;

@@ -142,12 +142,33 @@ impl GatewayState {
 
 impl GatewayState {
     /// Installs a new shared secret from the config (same mode only; a mode change needs a
-    /// restart and is reported as such by the reload plan).
+    /// restart and is reported as such by the reload plan). Shared-auth connections of the old
+    /// secret are closed with 4001 `gateway auth changed` by the auth cell.
     pub fn rotate_shared_secret(self: &Arc<Self>, setting: crate::config::AuthSetting) {
-        let _ = setting;
-        tracing::warn!(
-            target: "config",
-            "config.changed: the gateway's shared secret changed in the config; restart the gateway to apply it"
-        );
+        use crate::auth::GatewayAuth;
+        use crate::config::AuthSetting;
+        let next = match setting {
+            AuthSetting::Token(Some(t)) if !t.trim().is_empty() => {
+                GatewayAuth::Token(t.trim().to_string())
+            }
+            AuthSetting::Token(_) => {
+                // Back to the generated token file.
+                match crate::state_dir::load_or_create_token(&self.state_dir) {
+                    Ok((t, _)) => GatewayAuth::Token(t),
+                    Err(e) => {
+                        tracing::error!(target: "config", "cannot read the gateway token file: {e}");
+                        return;
+                    }
+                }
+            }
+            AuthSetting::Password(p) if !p.is_empty() => GatewayAuth::Password(p),
+            AuthSetting::Password(_) | AuthSetting::None => return,
+        };
+        if next.mode_str() != self.auth.mode_str() {
+            tracing::warn!(target: "config", "config.changed: the gateway auth mode changed; restart the gateway to apply it");
+            return;
+        }
+        let closed = self.replace_shared_auth(next);
+        tracing::info!(target: "config", closed, "config.changed: gateway shared secret replaced");
     }
 }

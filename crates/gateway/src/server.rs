@@ -23,10 +23,13 @@ use crate::http::{self as http_routes, PeerAddr};
 use crate::identity::GatewayIdentity;
 use crate::live_config::{self, hash_key_from_seed, Effective, LiveConfig};
 use crate::logging;
-use crate::pairing::LocalOnlyAuthority;
+use crate::pairing::PairingService;
+use crate::ratelimit::AuthRateLimiter;
+use crate::security::SecurityState;
 use crate::sessions_hub;
 use crate::state::{GatewayState, StateParts};
 use crate::state_dir::{self, GatewayInfo, StateDirError, StateLock};
+use crate::transport::{Sock, TlsSock};
 use crate::util;
 
 /// Why the gateway could not start.
@@ -48,6 +51,8 @@ pub enum StartError {
     },
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The config file is invalid (names file, line, key path and reason).
     #[error(transparent)]
     Config(#[from] pincer_config::ConfigError),
@@ -57,16 +62,6 @@ pub enum StartError {
     #[error("cannot open the state database")]
     Store(#[from] pincer_store::StoreError),
 }
-
-/// Paths of headers that mean "a proxy forwarded this" (they disqualify locality).
-const FORWARDING_HEADERS: [&str; 6] = [
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-real-ip",
-    "x-forwarded-port",
-];
 
 fn resolve_auth(
     config: &GatewayConfig,
@@ -129,7 +124,23 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway, StartError>
         &live.current(),
     )
     .map_err(StartError::Settings)?;
-    let (auth, token_file) = resolve_auth(config, &effective)?;
+    let (auth, token_file) = match &config.security.trusted_proxy {
+        Some(settings) => {
+            if settings.user_header.trim().is_empty() {
+                return Err(StartError::InvalidAuth(
+                    "gateway auth mode is trusted-proxy, but trustedProxy.userHeader is empty"
+                        .into(),
+                ));
+            }
+            if config.security.trusted_proxies.is_empty() {
+                return Err(StartError::InvalidAuth(
+                    "gateway auth mode is trusted-proxy, but no trusted proxies are configured (--trusted-proxy / gateway.trustedProxies)".into(),
+                ));
+            }
+            (GatewayAuth::TrustedProxy(settings.clone()), None)
+        }
+        None => resolve_auth(config, &effective)?,
+    };
     let store_dir = config.state_dir.clone();
     let store = tokio::task::spawn_blocking(move || {
         pincer_store::Store::open_in_state_dir(&store_dir, pincer_store::StoreOptions::default())
@@ -138,13 +149,28 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway, StartError>
     .map_err(|e| StartError::Settings(format!("store open task failed: {e}")))??;
     let agents = live.get().config.agent_ids();
     let summary = sessions_hub::compute_summary(&store, &agents).await?;
+    let security = &config.security;
+    let tls = if security.tls.enabled {
+        let tls_settings = security.tls.clone();
+        let dir = config.state_dir.clone();
+        Some(
+            tokio::task::spawn_blocking(move || crate::tls::load(&tls_settings, &dir))
+                .await
+                .map_err(|e| StartError::Settings(format!("tls task failed: {e}")))??,
+        )
+    } else {
+        None
+    };
+    let pairing = PairingService::new(store.clone(), security.auto_approve_local);
     let state = GatewayState::new(StateParts {
         state_dir: config.state_dir.clone(),
         auth,
         timers: config.timers,
         logs,
         identity,
-        pairing: Box::new(LocalOnlyAuthority),
+        pairing,
+        rate_limiter: AuthRateLimiter::new(security.rate_limit),
+        security: SecurityState::new(security.trusted_proxies.clone(), tls.as_ref()),
         config: Arc::new(live),
         store,
         sessions: summary,
@@ -173,10 +199,16 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway, StartError>
     } else {
         addr.ip().to_string()
     };
+    let scheme = if state.security.tls_config.is_some() {
+        "wss"
+    } else {
+        "ws"
+    };
     let info = GatewayInfo {
         pid: std::process::id(),
         port: addr.port(),
-        url: format!("ws://{url_host}:{}", addr.port()),
+        url: format!("{scheme}://{url_host}:{}", addr.port()),
+        tls_fingerprint: state.security.tls_fingerprint.clone(),
         boot_id: state.boot_id.clone(),
         started_at_ms: state.started_at_ms,
         auth_mode: state.auth.mode_str().to_string(),
@@ -205,8 +237,13 @@ impl RunningGateway {
     /// The start-up banner: URL, where the token is, what to configure next.
     pub fn banner(&self) -> String {
         let s = &self.state;
+        let scheme = if s.security.tls_config.is_some() {
+            "wss"
+        } else {
+            "ws"
+        };
         let url = format!(
-            "ws://{}:{}",
+            "{scheme}://{}:{}",
             if self.addr.ip().is_unspecified() {
                 "127.0.0.1".into()
             } else {
@@ -214,7 +251,8 @@ impl RunningGateway {
             },
             self.addr.port()
         );
-        let auth_line = match (&s.auth, &self.token_file) {
+        let auth = s.auth.get();
+        let auth_line = match (&*auth, &self.token_file) {
             (GatewayAuth::Token(_), Some(path)) => {
                 format!("token auth; the token is in {}", path.display())
             }
@@ -225,15 +263,52 @@ impl RunningGateway {
                 "password auth (from --password / PINCER_GATEWAY_PASSWORD)".to_string()
             }
             (GatewayAuth::None, _) => "no auth (loopback only)".to_string(),
+            (GatewayAuth::TrustedProxy(t), _) => format!(
+                "trusted-proxy auth (user from the {} header of a trusted proxy)",
+                t.user_header
+            ),
+        };
+        let tls_line = match &s.security.tls_fingerprint {
+            Some(fp) => format!(
+                "  TLS on (wss:// and https://); certificate SHA-256 fingerprint: {fp}\n    pin it with: pincer status --url {url} --tls-fingerprint {fp}\n"
+            ),
+            None => String::new(),
         };
         let config_path = s.config.path().to_path_buf();
         format!(
-            "Pincer gateway {} listening on {url} (HTTP on the same port)\n  {auth_line}\n  state: {}  logs: {}\n  next: configure a model provider in {} (models.providers + agents.defaults.model.primary, OpenClaw schema), then check with `pincer status`\n",
+            "Pincer gateway {} listening on {url} (HTTP on the same port)\n  {auth_line}\n{tls_line}  state: {}  logs: {}\n  next: configure a model provider in {} (models.providers + agents.defaults.model.primary, OpenClaw schema), then check with `pincer status`\n",
             s.version,
             s.state_dir.display(),
             s.logs.path().map(|p| p.display().to_string()).unwrap_or_else(|| "-".into()),
             config_path.display(),
         )
+    }
+
+    /// SIGHUP: re-read `<state>/gateway.token` (when the token came from that file) and, if it
+    /// changed, switch to it: sessions that used the old token are closed with 4001
+    /// `gateway auth changed`.
+    pub fn reload_token_file(&self) {
+        let Some(path) = &self.token_file else {
+            tracing::info!(
+                "SIGHUP: the gateway token does not come from a file; nothing to reload"
+            );
+            return;
+        };
+        match std::fs::read_to_string(path).map(|t| t.trim().to_string()) {
+            Ok(token) if !token.is_empty() => {
+                let closed = self.state.replace_shared_auth(GatewayAuth::Token(token));
+                tracing::info!(
+                    closed,
+                    "SIGHUP: gateway token reloaded from {}",
+                    path.display()
+                );
+            }
+            Ok(_) => tracing::warn!(
+                "SIGHUP: {} is empty; keeping the current token",
+                path.display()
+            ),
+            Err(e) => tracing::warn!("SIGHUP: cannot read {}: {e}", path.display()),
+        }
     }
 
     /// Broadcast `shutdown`, close every socket with 1012, remove `gateway.json`.
@@ -267,15 +342,19 @@ pub async fn run(config: GatewayConfig) -> Result<(), StartError> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut sigterm = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(StartError::Signals)?;
     let gw = start(&config).await?;
     print!("{}", gw.banner());
     {
         use std::io::Write;
         let _ = std::io::stdout().flush();
     }
-    tokio::select! {
-        _ = sigterm.recv() => {}
-        _ = sigint.recv() => {}
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+            _ = sighup.recv() => gw.reload_token_file(),
+        }
     }
     gw.shutdown("gateway stopping").await;
     Ok(())
@@ -361,7 +440,7 @@ async fn accept_loop(state: Arc<GatewayState>, listener: TcpListener) {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(serve_http(Arc::clone(&state), stream, peer));
+                    tokio::spawn(serve_socket(Arc::clone(&state), stream, peer));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -373,7 +452,22 @@ async fn accept_loop(state: Arc<GatewayState>, listener: TcpListener) {
     }
 }
 
-async fn serve_http(state: Arc<GatewayState>, stream: TcpStream, peer: SocketAddr) {
+/// A freshly accepted socket: TLS first when the port speaks TLS, then HTTP.
+async fn serve_socket(state: Arc<GatewayState>, stream: TcpStream, peer: SocketAddr) {
+    match state.security.tls_config.clone() {
+        None => serve_http(state, stream, peer).await,
+        Some(config) => {
+            if let Some(tls) = crate::tls::accept(config, stream, peer).await {
+                serve_http(state, tls, peer).await;
+            }
+        }
+    }
+}
+
+async fn serve_http<I>(state: Arc<GatewayState>, stream: I, peer: SocketAddr)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let router = http_routes::router(Arc::clone(&state));
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let state = Arc::clone(&state);
@@ -481,12 +575,15 @@ fn upgrade(
             "Too many unauthenticated sockets",
         );
     };
-    let forwarded = FORWARDING_HEADERS.iter().any(|h| headers.contains_key(*h));
+    let extra = state
+        .security
+        .peer_facts(&state.auth.get(), peer.ip(), headers);
     let facts = UpgradeFacts {
         peer,
-        direct_local: peer.ip().is_loopback() && !forwarded,
+        direct_local: peer.ip().is_loopback() && !extra.forwarded,
         origin: header_str(headers, header::ORIGIN),
         host: header_str(headers, header::HOST),
+        extra,
     };
     let on_upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
@@ -497,14 +594,25 @@ fn upgrade(
                 return;
             }
         };
-        match upgraded.downcast::<TokioIo<TcpStream>>() {
+        let upgraded = match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(parts) => {
                 let tcp = parts.io.into_inner();
                 // Copy and drop hyper's read buffer now: the `Bytes` pins its whole 8 KiB
                 // allocation for as long as the connection lives.
                 let already_read = parts.read_buf.to_vec();
                 drop(parts.read_buf);
-                connection::run(state, tcp, already_read, facts, slot).await;
+                connection::run(state, Sock::Plain(tcp), already_read, facts, slot).await;
+                return;
+            }
+            Err(u) => u,
+        };
+        match upgraded.downcast::<TokioIo<tokio_rustls::server::TlsStream<TcpStream>>>() {
+            Ok(parts) => {
+                let (tcp, tls) = parts.io.into_inner().into_inner();
+                let already_read = parts.read_buf.to_vec();
+                drop(parts.read_buf);
+                let sock = Sock::Tls(Box::new(TlsSock::new(tcp, tls)));
+                connection::run(state, sock, already_read, facts, slot).await;
             }
             Err(_) => tracing::error!("websocket upgrade produced an unexpected stream type"),
         }

@@ -15,7 +15,7 @@ use serde_json::json;
 use serde_json::value::RawValue;
 use tokio::sync::{watch, Notify};
 
-use crate::auth::GatewayAuth;
+use crate::auth::{AuthCell, GatewayAuth};
 use crate::config::{AuthOverrides, Timers};
 use crate::dedupe::DedupeCache;
 use crate::dispatch::MethodRegistry;
@@ -24,9 +24,12 @@ use crate::health::HealthCache;
 use crate::identity::GatewayIdentity;
 use crate::live_config::LiveConfig;
 use crate::logging::LogStore;
-use crate::pairing::DeviceAuthority;
+use crate::pairing::PairingService;
 use crate::presence::{PresenceTracker, StateVersions};
+use crate::ratelimit::AuthRateLimiter;
+use crate::registry::CloseRequest;
 use crate::registry::Registry;
+use crate::security::SecurityState;
 use crate::sessions_hub::{SessionsHub, SessionsSummary};
 use crate::util;
 
@@ -40,6 +43,9 @@ pub const EMITTED_EVENTS: &[&str] = &[
     "agent",
     "chat",
     "session.tool",
+    "device.pair.changed",
+    "device.pair.requested",
+    "device.pair.resolved",
     "sessions.changed",
 ];
 
@@ -91,7 +97,8 @@ pub struct GatewayState {
     pub started: Instant,
     pub started_at_ms: u64,
     pub state_dir: PathBuf,
-    pub auth: GatewayAuth,
+    /// The shared auth in force (replaceable: see [`GatewayState::replace_shared_auth`]).
+    pub auth: AuthCell,
     pub timers: Timers,
     pub registry: Arc<Registry>,
     pub bus: EventBus,
@@ -107,7 +114,12 @@ pub struct GatewayState {
     pub identity: GatewayIdentity,
     pub system_events: Mutex<VecDeque<SystemEvent>>,
     pub preauth: PreauthBudget,
-    pub pairing: Box<dyn DeviceAuthority>,
+    /// Device pairing and device tokens (step 9, `device.*`).
+    pub pairing: PairingService,
+    /// Failed-auth limiter (per client address).
+    pub rate_limiter: AuthRateLimiter,
+    /// Trusted proxies and the TLS fingerprint.
+    pub security: SecurityState,
     pub policy: Policy,
     /// The config in force (lock-free reads; swapped by the one reload path, `crate::reload`).
     pub config: Arc<LiveConfig>,
@@ -134,7 +146,9 @@ pub struct StateParts {
     pub timers: Timers,
     pub logs: Arc<LogStore>,
     pub identity: GatewayIdentity,
-    pub pairing: Box<dyn DeviceAuthority>,
+    pub pairing: PairingService,
+    pub rate_limiter: AuthRateLimiter,
+    pub security: SecurityState,
     pub config: Arc<LiveConfig>,
     pub store: Store,
     /// Session summary read at start (so the first `health` is already right).
@@ -169,7 +183,7 @@ impl GatewayState {
             started_at_ms: util::now_ms(),
             health: HealthCache::new(parts.store.path().display().to_string()),
             state_dir: parts.state_dir,
-            auth: parts.auth,
+            auth: AuthCell::new(parts.auth),
             timers: parts.timers,
             bus: EventBus::new(Arc::clone(&registry)),
             registry,
@@ -183,6 +197,8 @@ impl GatewayState {
             system_events: Mutex::new(VecDeque::new()),
             preauth: PreauthBudget::default(),
             pairing: parts.pairing,
+            rate_limiter: parts.rate_limiter,
+            security: parts.security,
             policy: Policy {
                 max_payload: limits::MAX_PAYLOAD_BYTES as u64,
                 max_buffered_bytes: limits::MAX_BUFFERED_BYTES as u64,
@@ -291,6 +307,62 @@ impl GatewayState {
 
     pub fn socket_opened(&self) {
         self.open_sockets.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Close (4001 `device removed`) every socket of `device_id`, or only those with `role`.
+    /// Returns how many were asked to close.
+    pub fn close_device_sockets(&self, device_id: &str, role: Option<&str>) -> usize {
+        let mut n = 0;
+        self.registry.for_each(|h| {
+            let info = &h.info;
+            if info.device_id.as_deref() == Some(device_id)
+                && role.is_none_or(|r| r == info.role.as_str())
+            {
+                h.request_close(CloseRequest::Close(
+                    pincer_protocol::close::CREDENTIALS_REVOKED,
+                    pincer_protocol::close::REASON_DEVICE_REMOVED.into(),
+                ));
+                n += 1;
+            }
+        });
+        n
+    }
+
+    /// Whether `device_id` has an authenticated socket.
+    pub fn device_connected(&self, device_id: &str) -> bool {
+        let mut found = false;
+        self.registry.for_each(|h| {
+            found |= h.info.device_id.as_deref() == Some(device_id);
+        });
+        found
+    }
+
+    /// Install new shared auth (token, password, mode). When it differs from the current one,
+    /// every session that authenticated with the old shared auth is closed with 4001
+    /// `gateway auth changed` (device-token sessions stay). Returns how many were closed.
+    /// The config hot-reload path and SIGHUP call this.
+    pub fn replace_shared_auth(&self, auth: GatewayAuth) -> usize {
+        let Some(generation) = self.auth.replace(auth) else {
+            return 0;
+        };
+        tracing::info!(mode = self.auth.mode_str(), "gateway auth changed");
+        let mut n = 0;
+        self.registry.for_each(|h| {
+            if h.info.auth_method.is_shared() && h.info.auth_generation < generation {
+                h.request_close(CloseRequest::Close(
+                    pincer_protocol::close::CREDENTIALS_REVOKED,
+                    pincer_protocol::close::REASON_GATEWAY_AUTH_CHANGED.into(),
+                ));
+                n += 1;
+            }
+        });
+        n
+    }
+
+    /// A connection that just registered: is its shared auth still current? (Closes the race
+    /// between a connect in flight and [`GatewayState::replace_shared_auth`].)
+    pub fn auth_still_current(&self, info: &crate::registry::ConnInfo) -> bool {
+        !(info.auth_method.is_shared() && info.auth_generation < self.auth.generation())
     }
 
     pub fn socket_closed(&self) {

@@ -6,6 +6,7 @@ pub mod agents;
 pub mod chat;
 pub mod chat_history;
 pub mod config;
+pub mod devices;
 pub mod gateway;
 pub mod logs;
 pub mod models;
@@ -20,6 +21,7 @@ pub fn registry() -> MethodRegistry {
     system::register(&mut reg);
     logs::register(&mut reg);
     gateway::register(&mut reg);
+    devices::register(&mut reg);
     config::register(&mut reg);
     sessions::register(&mut reg);
     chat_history::register(&mut reg);
@@ -49,6 +51,13 @@ mod tests {
                 "system-event",
                 "logs.tail",
                 "gateway.identity.get",
+                "device.pair.list",
+                "device.pair.approve",
+                "device.pair.reject",
+                "device.pair.remove",
+                "device.pair.rename",
+                "device.token.rotate",
+                "device.token.revoke",
                 "config.get",
                 "config.set",
                 "config.patch",
