@@ -70,21 +70,9 @@ const HELLO_OK: &[Rule] = &[
     ),
     Rule::new(
         "res:connect",
-        "payload.auth.deviceToken",
-        Absent,
-        "device tokens are issued by pairing (issue 3, in progress)",
-    ),
-    Rule::new(
-        "res:connect",
-        "payload.auth.issuedAtMs",
-        Absent,
-        "issue time of the device token (issue 3)",
-    ),
-    Rule::new(
-        "res:connect",
         "payload.auth.recoveryScope",
         Absent,
-        "credential-recovery scope derives from device tokens and shared-auth generations (issue 3)",
+        "credential-recovery scope (hash over the principal, device token or shared-auth generation): not sent yet (issue 3)",
     ),
     Rule::new(
         "res:connect",

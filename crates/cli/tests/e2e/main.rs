@@ -1,11 +1,14 @@
 //! Process-level tests: the real `pincer` binary on an ephemeral port with a temp state dir.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bad_input;
 mod cli_cmd;
 mod config;
+mod conformance;
 mod devices;
 mod events;
 mod handshake;
+mod http_probes;
 mod lifecycle;
 mod proxy;
 mod remote;
