@@ -88,6 +88,8 @@ pub struct ClientOptions {
     pub device_family: Option<String>,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
+    /// `connect.params.caps` (e.g. `tool-events`).
+    pub caps: Vec<String>,
 }
 
 impl std::fmt::Debug for ClientOptions {
@@ -122,6 +124,7 @@ impl ClientOptions {
             tls_fingerprint: None,
             platform: None,
             device_family: None,
+            caps: Vec::new(),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
         }
@@ -349,7 +352,7 @@ impl GatewayClient {
                 mode: opts.client_mode,
                 instance_id: None,
             },
-            caps: Some(vec![]),
+            caps: Some(opts.caps.clone()),
             commands: None,
             computer_use: None,
             worker_runs: None,
@@ -508,6 +511,12 @@ impl GatewayClient {
                 Err(ClientError::Timeout(timeout, "response"))
             }
         }
+    }
+
+    /// Moves the event stream out (for a task that reads events while this client makes
+    /// requests); later [`GatewayClient::next_event`] calls return `None`.
+    pub fn take_events(&mut self) -> mpsc::Receiver<EventMessage> {
+        std::mem::replace(&mut self.events, mpsc::channel(1).1)
     }
 
     /// The next server event (`None` once the connection is gone).
