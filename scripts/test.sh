@@ -24,4 +24,10 @@ if ! command -v kill >/dev/null 2>&1; then
     fi
 fi
 
+# The non-loopback e2e tests (crates/cli/tests/e2e/remote.rs) build a network namespace with
+# iproute2's `ip`; without it (or without root) they skip with a message.
+if ! command -v ip >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+    apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null || echo "warning: could not install iproute2; namespace tests will skip" >&2
+fi
+
 exec cargo nextest run --workspace "$@"
