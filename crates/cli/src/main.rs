@@ -1,7 +1,9 @@
 //! The `pincer` binary.
 
 mod client_cmd;
+mod config_cmd;
 mod devices_cmd;
+mod sessions_cmd;
 
 use std::process::ExitCode;
 
@@ -24,6 +26,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Command {
     /// Run the gateway (`pincer gateway` alone runs it too) or call it.
     Gateway(GatewayCmd),
@@ -31,6 +34,12 @@ enum Command {
     Health(client_cmd::ConnArgs),
     /// Show a summary of the gateway's status.
     Status(client_cmd::ConnArgs),
+    /// Read, change, validate the config file (`pincer.json`) or print its schema.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigSub),
+    /// List, show, reset or delete sessions.
+    #[command(subcommand)]
+    Sessions(sessions_cmd::SessionsSub),
     /// Device pairing: list, approve, reject, remove, rename, rotate/revoke tokens.
     Devices {
         #[command(subcommand)]
@@ -284,6 +293,8 @@ fn main() -> ExitCode {
         }) => client_cmd::call(call),
         Command::Health(conn) => client_cmd::health(conn),
         Command::Status(conn) => client_cmd::status(conn),
+        Command::Config(sub) => config_cmd::run(sub),
+        Command::Sessions(sub) => sessions_cmd::run(sub),
         Command::Devices { cmd } => devices_cmd::run(cmd),
         Command::Dashboard(args) => devices_cmd::dashboard(args),
     };

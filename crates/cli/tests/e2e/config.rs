@@ -377,3 +377,124 @@ async fn config_writes_validate_guard_base_hash_and_reload() {
         "{lookup}"
     );
 }
+
+#[tokio::test]
+async fn token_change_in_the_file_closes_shared_auth_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pincer.json");
+    std::fs::write(
+        &path,
+        "{ gateway: { auth: { mode: 'token', token: 'old-token-1' } } }\n",
+    )
+    .unwrap();
+    let gw = GatewayProcess::spawn_in(bin(), dir, SpawnOptions::default());
+    let (mut old, _, hello) = handshake(&gw.url, golden_connect_params(Some("old-token-1"))).await;
+    assert_eq!(hello["ok"], true, "{hello}");
+    std::fs::write(
+        &path,
+        "{ gateway: { auth: { mode: 'token', token: 'new-token-2' } } }\n",
+    )
+    .unwrap();
+    let (closed, _) = recv_close(&mut old, T).await;
+    match closed {
+        Received::Close(code, reason) => {
+            assert_eq!((code, reason.as_str()), (4001, "gateway auth changed"))
+        }
+        other => panic!("expected a 4001 close, got {other:?}"),
+    }
+    let (_, _, res) = handshake(&gw.url, golden_connect_params(Some("new-token-2"))).await;
+    assert_eq!(res["ok"], true, "{res}");
+    let (_, _, res) = handshake(&gw.url, golden_connect_params(Some("old-token-1"))).await;
+    assert_eq!(res["ok"], false, "{res}");
+}
+
+fn pincer(state: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(bin())
+        .args(args)
+        .env("PINCER_STATE_DIR", state)
+        .env_remove("PINCER_GATEWAY_URL")
+        .env_remove("PINCER_GATEWAY_TOKEN")
+        .env_remove("OPENCLAW_GATEWAY_URL")
+        .env_remove("OPENCLAW_GATEWAY_TOKEN")
+        .env_remove("PINCER_CONFIG_PATH")
+        .env_remove("OPENCLAW_CONFIG_PATH")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[tokio::test]
+async fn cli_config_works_offline_and_through_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().to_path_buf();
+    let file = state.join("pincer.json");
+    // Offline: edit the file atomically, validate it.
+    let (ok, out, err) = pincer(&state, &["config", "set", "session.dmScope", "per-peer"]);
+    assert!(ok, "{out}{err}");
+    let (ok, out, _) = pincer(&state, &["config", "get", "session.dmScope"]);
+    assert!(ok);
+    assert_eq!(out.trim(), "\"per-peer\"");
+    let (ok, _, err) = pincer(&state, &["config", "set", "gateway.port", "\"x\""]);
+    assert!(!ok);
+    assert!(
+        err.contains("gateway.port: expected integer, got string"),
+        "{err}"
+    );
+    std::fs::write(&file, "{\n  session: { dmScope: 'nope' },\n}\n").unwrap();
+    let (ok, out, _) = pincer(&state, &["config", "validate"]);
+    assert!(!ok);
+    assert!(
+        out.starts_with(&format!(
+            "{}:2 — session.dmScope: invalid value \"nope\"",
+            file.display()
+        )),
+        "{out}"
+    );
+    let (ok, out, _) = pincer(&state, &["config", "validate", "--json"]);
+    assert!(!ok);
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["issues"][0]["path"], "session.dmScope");
+    std::fs::write(&file, "{ session: { dmScope: 'per-peer' } }\n").unwrap();
+    let (ok, out, _) = pincer(&state, &["config", "schema"]);
+    assert!(ok && out.contains("PincerConfig"));
+
+    // With a gateway running, set goes through config.apply and applies live.
+    let gw = GatewayProcess::spawn_in(bin(), dir, SpawnOptions::default());
+    let (ok, out, err) = pincer(
+        gw.state_path(),
+        &["config", "set", "session.scope", "global"],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("applied live"), "{out}");
+    let (mut ws, _, _) = handshake(&gw.url, golden_connect_params(Some(&gw.token()))).await;
+    let agents = rpc(&mut ws, "a1", "agents.list", json!({})).await;
+    assert_eq!(agents["payload"]["scope"], "global");
+    let (ok, out, _) = pincer(gw.state_path(), &["config", "set", "gateway.port", "19999"]);
+    assert!(ok);
+    assert!(
+        out.contains("takes effect after a gateway restart"),
+        "{out}"
+    );
+    let (ok, _, _) = pincer(gw.state_path(), &["config", "unset", "session.scope"]);
+    assert!(ok);
+    let agents = rpc(&mut ws, "a2", "agents.list", json!({})).await;
+    assert_eq!(agents["payload"]["scope"], "per-sender");
+
+    // Sessions commands over RPC.
+    let (ok, out, err) = pincer(gw.state_path(), &["sessions", "reset", "main"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.starts_with("agent:main:main: new sessionId "), "{out}");
+    let (ok, out, _) = pincer(gw.state_path(), &["sessions", "list"]);
+    assert!(ok && out.contains("agent:main:main"), "{out}");
+    let (ok, out, _) = pincer(gw.state_path(), &["sessions", "show", "main"]);
+    assert!(ok && out.contains("messages: 0"), "{out}");
+    let (ok, out, _) = pincer(gw.state_path(), &["sessions", "delete", "main"]);
+    assert!(ok && out.contains("deleted"), "{out}");
+    let (ok, out, _) = pincer(gw.state_path(), &["sessions", "list"]);
+    assert!(ok && out.contains("no sessions"), "{out}");
+}
