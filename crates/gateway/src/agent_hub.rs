@@ -4,12 +4,12 @@
 
 use std::path::Path;
 use std::sync::{Arc, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use pincer_agent::{AgentDeps, AgentOptions, AgentRuntime, RunEvent, RunEventKind, Settings};
 use pincer_config::Config;
-use pincer_providers::ProviderClient;
+use pincer_providers::{Backoff, ProviderClient, RetryPolicy};
 use pincer_sessions::SessionKey;
 use pincer_store::Store;
 use tokio::sync::mpsc;
@@ -62,7 +62,7 @@ impl AgentHub {
             tools: Arc::new(pincer_tools::builtin::builtin_registry(Default::default())),
             settings,
             events: tx,
-            options: AgentOptions::default(),
+            options: options_from_env(),
         });
         AgentHub {
             runtime,
@@ -90,6 +90,27 @@ impl AgentHub {
     /// Remembers that `conn` started `run_id` with the `tool-events` capability.
     pub fn add_tool_recipient(&self, run_id: &str, conn: u64) {
         self.projector.lock().add_tool_recipient(run_id, conn);
+    }
+}
+
+/// Test knobs: `PINCER_MODEL_RETRY_BASE_MS` (first backoff of same-model retries, default
+/// 1000) and `PINCER_MODEL_RETRY_ATTEMPTS` (attempts per model before failing over).
+fn options_from_env() -> AgentOptions {
+    let base = env("PINCER_MODEL_RETRY_BASE_MS").and_then(|v| v.trim().parse::<u64>().ok());
+    let attempts = env("PINCER_MODEL_RETRY_ATTEMPTS").and_then(|v| v.trim().parse::<u32>().ok());
+    if base.is_none() && attempts.is_none() {
+        return AgentOptions::default();
+    }
+    let base = Duration::from_millis(base.unwrap_or(1000).max(1));
+    let backoff = Backoff::new(base, base * 30);
+    AgentOptions {
+        retry: Some((
+            RetryPolicy::new(backoff, attempts.unwrap_or(10).max(1))
+                .with_max_retry_after(Duration::from_secs(60)),
+            RetryPolicy::new(backoff, attempts.unwrap_or(9).max(1))
+                .with_max_elapsed(Duration::from_secs(90)),
+        )),
+        ..AgentOptions::default()
     }
 }
 
