@@ -766,6 +766,33 @@ fn idempotency_key(req: &HookRequest<'_>) -> Option<String> {
         .map(str::to_string)
 }
 
+/// One of `choices` by name; absent or blank = the first (the default).
+fn choose<T: Copy>(
+    value: Option<&str>,
+    index: usize,
+    field: &str,
+    choices: &[(&str, T)],
+) -> Result<T, String> {
+    let wanted = value.map(str::trim).filter(|v| !v.is_empty());
+    match wanted {
+        None => choices
+            .first()
+            .map(|(_, v)| *v)
+            .ok_or_else(|| format!("hooks.mappings[{index}].{field} has no default")),
+        Some(w) => choices
+            .iter()
+            .find(|(name, _)| *name == w)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| {
+                let names: Vec<String> = choices.iter().map(|(n, _)| format!("{n:?}")).collect();
+                format!(
+                    "hooks.mappings[{index}].{field} {w:?} must be one of {}",
+                    names.join(", ")
+                )
+            }),
+    }
+}
+
 fn resolve_mapping(
     m: &pincer_config::model::automation::HookMapping,
     index: usize,
@@ -776,33 +803,33 @@ fn resolve_mapping(
             "hooks.mappings[{index}].transform: JavaScript transform modules are not supported by Pincer; use messageTemplate/textTemplate"
         ));
     }
-    let action = match m.action.as_deref().map(str::trim) {
-        None | Some("") | Some("agent") => MappingAction::Agent,
-        Some("wake") => MappingAction::Wake,
-        Some(other) => {
-            return Err(format!(
-                "hooks.mappings[{index}].action {other:?} must be \"wake\" or \"agent\""
-            ))
-        }
-    };
-    let wake_mode = match m.wake_mode.as_deref().map(str::trim) {
-        None | Some("") | Some("now") => WakeRequestMode::Now,
-        Some("next-heartbeat") => WakeRequestMode::NextHeartbeat,
-        Some(other) => {
-            return Err(format!(
-                "hooks.mappings[{index}].wakeMode {other:?} must be \"now\" or \"next-heartbeat\""
-            ))
-        }
-    };
-    let session_mode = match m.session_mode.as_deref().map(str::trim) {
-        None | Some("") | Some("isolated") => SessionMode::Isolated,
-        Some("persistent") => SessionMode::Persistent,
-        Some(other) => {
-            return Err(format!(
-            "hooks.mappings[{index}].sessionMode {other:?} must be \"isolated\" or \"persistent\""
-        ))
-        }
-    };
+    let action = choose(
+        m.action.as_deref(),
+        index,
+        "action",
+        &[
+            ("agent", MappingAction::Agent),
+            ("wake", MappingAction::Wake),
+        ],
+    )?;
+    let wake_mode = choose(
+        m.wake_mode.as_deref(),
+        index,
+        "wakeMode",
+        &[
+            ("now", WakeRequestMode::Now),
+            ("next-heartbeat", WakeRequestMode::NextHeartbeat),
+        ],
+    )?;
+    let session_mode = choose(
+        m.session_mode.as_deref(),
+        index,
+        "sessionMode",
+        &[
+            ("isolated", SessionMode::Isolated),
+            ("persistent", SessionMode::Persistent),
+        ],
+    )?;
     if let Some(key) = opt(&m.for_each) {
         if key.contains(['.', '[']) || key == "__proto__" || key == "constructor" {
             return Err(format!(

@@ -197,6 +197,21 @@ impl FinishReason {
     }
 }
 
+/// Size cap (413) and JSON parsing (400) shared by both endpoints.
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, OpenAiError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(OpenAiError {
+            status: 413,
+            message: format!("request body exceeds {MAX_BODY_BYTES} bytes"),
+            kind: "invalid_request_error",
+            param: None,
+            code: None,
+        });
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| OpenAiError::invalid(format!("invalid request body: {e}"), None))
+}
+
 fn sse_data(json: &impl Serialize) -> String {
     let body = serde_json::to_string(json).unwrap_or_else(|_| "{}".into());
     format!("data: {body}\n\n")
@@ -384,17 +399,7 @@ pub struct ChatTurn {
 impl ChatCompletionRequest {
     /// Parses and validates a body (the reference's 400 rules).
     pub fn parse(body: &[u8]) -> Result<ChatCompletionRequest, OpenAiError> {
-        if body.len() > MAX_BODY_BYTES {
-            return Err(OpenAiError {
-                status: 413,
-                message: format!("request body exceeds {MAX_BODY_BYTES} bytes"),
-                kind: "invalid_request_error",
-                param: None,
-                code: None,
-            });
-        }
-        serde_json::from_slice(body)
-            .map_err(|e| OpenAiError::invalid(format!("invalid request body: {e}"), None))
+        parse_body(body)
     }
 
     /// Validates sampling fields and splits the conversation.
@@ -833,17 +838,7 @@ fn item_text(content: &Value) -> String {
 
 impl ResponsesRequest {
     pub fn parse(body: &[u8]) -> Result<ResponsesRequest, OpenAiError> {
-        if body.len() > MAX_BODY_BYTES {
-            return Err(OpenAiError {
-                status: 413,
-                message: format!("request body exceeds {MAX_BODY_BYTES} bytes"),
-                kind: "invalid_request_error",
-                param: None,
-                code: None,
-            });
-        }
-        serde_json::from_slice(body)
-            .map_err(|e| OpenAiError::invalid(format!("invalid request body: {e}"), None))
+        parse_body(body)
     }
 
     pub fn into_turn(self) -> Result<ResponsesTurn, OpenAiError> {

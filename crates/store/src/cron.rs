@@ -509,7 +509,9 @@ impl CronTx<'_> {
         now_ms: i64,
     ) -> Result<i64> {
         if load_job(self.conn, job_id)?.is_none() {
-            return Err(StoreError::Rejected(format!("no automation with id {job_id}")));
+            return Err(StoreError::Rejected(format!(
+                "no automation with id {job_id}"
+            )));
         }
         let current = load_scratch(self.conn, job_id)?;
         let current_revision = current.as_ref().map_or(0, |s| s.revision);
