@@ -1,9 +1,10 @@
 //! The `pincer` binary.
 
+mod agent_cmd;
 mod client_cmd;
 mod config_cmd;
-mod devices_cmd;
 mod sessions_cmd;
+mod devices_cmd;
 
 use std::process::ExitCode;
 
@@ -34,6 +35,11 @@ enum Command {
     Health(client_cmd::ConnArgs),
     /// Show a summary of the gateway's status.
     Status(client_cmd::ConnArgs),
+    /// Send one message to the agent and stream the reply.
+    Agent(agent_cmd::AgentArgs),
+    /// Chat with the agent in the terminal (streamed replies; /commands work; Ctrl-C stops a
+    /// reply, Ctrl-D exits).
+    Chat(agent_cmd::ChatArgs),
     /// Read, change, validate the config file (`pincer.json`) or print its schema.
     #[command(subcommand)]
     Config(config_cmd::ConfigSub),
@@ -293,6 +299,8 @@ fn main() -> ExitCode {
         }) => client_cmd::call(call),
         Command::Health(conn) => client_cmd::health(conn),
         Command::Status(conn) => client_cmd::status(conn),
+        Command::Agent(args) => agent_cmd::agent(args),
+        Command::Chat(args) => agent_cmd::chat(args),
         Command::Config(sub) => config_cmd::run(sub),
         Command::Sessions(sub) => sessions_cmd::run(sub),
         Command::Devices { cmd } => devices_cmd::run(cmd),
