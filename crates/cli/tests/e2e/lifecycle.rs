@@ -94,7 +94,13 @@ fn first_start_creates_private_state() {
     assert_eq!(mode("identity/device.json"), 0o600);
     assert_eq!(gw.info["authMode"], "token");
     assert_eq!(gw.info["pid"], gw.pid());
-    let banner = gw.stdout();
+    // The banner is printed right after gateway.json is written: wait for it.
+    let deadline = Instant::now() + T;
+    let mut banner = gw.stdout();
+    while !banner.contains("next:") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+        banner = gw.stdout();
+    }
     assert!(
         banner.contains(&gw.url) && banner.contains("gateway.token") && banner.contains("next:"),
         "{banner}"
