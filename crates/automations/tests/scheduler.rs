@@ -285,6 +285,30 @@ async fn every_job_runs_on_time_records_history_and_emits_events() {
         Some(ms("2026-05-01T10:30:00Z"))
     );
     assert_eq!(runs.runs[0].owner_pid, 4242);
+    let entry = pincer_automations::scheduler::run_entry_wire(&runs.runs[0]);
+    assert_eq!(entry["action"], "finished");
+    assert_eq!(entry["status"], "ok");
+    assert_eq!(entry["jobId"], job.def.id.to_string());
+    assert_eq!(entry["ts"], ms("2026-05-01T10:30:00Z"));
+    assert_eq!(entry["durationMs"], 0);
+    assert_eq!(entry["summary"], "tick done");
+    // Scratch round trip with compare-and-swap.
+    assert_eq!(
+        h.sched
+            .set_scratch(job.def.id, Some("- inbox".into()), Some(0), 1)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(h
+        .sched
+        .set_scratch(job.def.id, Some("x".into()), Some(0), 2)
+        .await
+        .is_err());
+    assert_eq!(
+        h.sched.scratch(job.def.id).await.unwrap().unwrap().content,
+        "- inbox"
+    );
     let actions: Vec<CronAction> = h.drain_events().iter().map(|e| e.action).collect();
     assert_eq!(&actions[..2], &[CronAction::Added, CronAction::Scheduled]);
     assert_eq!(

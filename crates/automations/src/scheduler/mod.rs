@@ -535,6 +535,33 @@ impl Scheduler {
         Ok(self.store.cron_runs(query).await?)
     }
 
+    /// `cron.scratch.get`: the monitor scratch of a job.
+    pub async fn scratch(&self, id: JobId) -> Result<Option<pincer_store::CronScratch>> {
+        Ok(self.store.cron_scratch(&id.to_string()).await?)
+    }
+
+    /// `cron.scratch.set`: replaces (`Some`) or removes (`None`) the scratch; with
+    /// `expected_revision` only when it still matches (0 = none yet). Returns the new revision.
+    pub async fn set_scratch(
+        &self,
+        id: JobId,
+        content: Option<String>,
+        expected_revision: Option<i64>,
+        now_ms: i64,
+    ) -> Result<i64> {
+        self.store
+            .cron_write(move |tx| {
+                tx.set_scratch(
+                    &id.to_string(),
+                    content.as_deref(),
+                    expected_revision,
+                    now_ms,
+                )
+            })
+            .await
+            .map_err(store_to_invalid)
+    }
+
     /// `cron.status`.
     pub async fn status(&self) -> Result<SchedulerStatus> {
         let (reply, rx) = oneshot::channel();
@@ -1260,6 +1287,35 @@ fn store_to_invalid(e: pincer_store::StoreError) -> AutomationError {
         pincer_store::StoreError::Rejected(msg) => AutomationError::Invalid(msg),
         other => AutomationError::Store(other),
     }
+}
+
+/// A `cron.runs` entry: `{ts, jobId, action:"finished", status, summary?, error?, runId,
+/// durationMs?, runAtMs, trigger}` (`status: "running"` while in progress).
+pub fn run_entry_wire(r: &pincer_store::CronRunReceipt) -> Value {
+    let mut v = serde_json::json!({
+        "ts": r.finished_at_ms.unwrap_or(r.started_at_ms),
+        "jobId": r.job_id,
+        "action": if r.finished_at_ms.is_some() { "finished" } else { "started" },
+        "status": r.status.as_str(),
+        "runId": r.receipt_id,
+        "runAtMs": r.started_at_ms,
+        "trigger": r.trigger,
+    });
+    if let Value::Object(m) = &mut v {
+        if let Some(end) = r.finished_at_ms {
+            m.insert("durationMs".into(), Value::from(end - r.started_at_ms));
+        }
+        if let Some(s) = &r.summary {
+            m.insert("summary".into(), Value::from(s.as_str()));
+        }
+        if let Some(e) = &r.error {
+            m.insert("error".into(), Value::from(e.as_str()));
+        }
+        if let Some(a) = &r.agent_id {
+            m.insert("agentId".into(), Value::from(a.as_str()));
+        }
+    }
+    v
 }
 
 /// Re-exported for tests of the run protocol.
