@@ -67,6 +67,7 @@ mod cron;
 mod db;
 mod devices;
 mod error;
+mod nodes;
 mod read;
 mod types;
 mod writer;
@@ -91,6 +92,7 @@ pub use cron::{
 pub use db::{latest_version, migrations, Durability, Migration};
 pub use devices::{DeviceTokenRecord, DevicesTx, PairedDevice, PendingPairing};
 pub use error::{Result, StoreError};
+pub use nodes::{NodeMeta, NodePairingRequest, NodePermissions, NodeSurface, NodesTx};
 pub use types::*;
 
 use writer::Op;

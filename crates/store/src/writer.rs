@@ -72,6 +72,11 @@ pub(crate) enum Op {
         f: crate::channels::ChannelsFn,
         ack: Ack<Box<dyn std::any::Any + Send>>,
     },
+    /// A node surface approval read-modify-write (`Store::nodes_write`).
+    Nodes {
+        f: crate::nodes::NodesFn,
+        ack: Ack<Box<dyn std::any::Any + Send>>,
+    },
 }
 
 /// The writer's view of a key's current transcript head.
@@ -200,6 +205,7 @@ fn apply_batch(
             Op::Devices { f, ack } => run_op!(ack, crate::devices::run_devices(&sp, f)),
             Op::Cron { f, ack } => run_op!(ack, crate::cron::run_cron(&sp, f)),
             Op::Channels { f, ack } => run_op!(ack, crate::channels::run_channels(&sp, f)),
+            Op::Nodes { f, ack } => run_op!(ack, crate::nodes::run_nodes(&sp, f)),
         };
         if ok {
             if sp.commit().is_ok() {
@@ -241,6 +247,7 @@ fn fail(op: Op, msg: &str) {
         Op::Devices { ack, .. } => drop(ack.send(Err(err()))),
         Op::Cron { ack, .. } => drop(ack.send(Err(err()))),
         Op::Channels { ack, .. } => drop(ack.send(Err(err()))),
+        Op::Nodes { ack, .. } => drop(ack.send(Err(err()))),
     }
 }
 
