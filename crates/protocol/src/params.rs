@@ -709,6 +709,99 @@ pub static SESSIONS_COMPACT_PARAMS: Schema = Schema::Object {
     closed: true,
 };
 
+/// `node.pair.approve` / `node.pair.reject` params.
+pub static NODE_PAIR_REQUEST_PARAMS: Schema = Schema::Object {
+    props: &[Prop::req("requestId", NON_EMPTY)],
+    closed: true,
+};
+
+/// `node.pair.remove` / `node.describe` params.
+pub static NODE_ID_PARAMS: Schema = Schema::Object {
+    props: &[Prop::req("nodeId", NON_EMPTY)],
+    closed: true,
+};
+
+/// `node.rename` params.
+pub static NODE_RENAME_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::req("nodeId", NON_EMPTY),
+        Prop::req("displayName", NON_EMPTY),
+    ],
+    closed: true,
+};
+
+const NON_NEGATIVE_INT: Schema = Schema::Int {
+    min: Some(0),
+    max: None,
+};
+
+/// `node.invoke` params.
+pub static NODE_INVOKE_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::req("nodeId", NON_EMPTY),
+        Prop::req("command", NON_EMPTY),
+        Prop::opt("params", Schema::Any),
+        Prop::opt("timeoutMs", NON_NEGATIVE_INT),
+        Prop::req("idempotencyKey", NON_EMPTY),
+        Prop::opt("sessionKey", NON_EMPTY),
+        Prop::opt("turnSourceChannel", STRING),
+        Prop::opt("turnSourceTo", STRING),
+        Prop::opt("turnSourceAccountId", STRING),
+        Prop::opt(
+            "turnSourceThreadId",
+            Schema::AnyOf(&[
+                STRING,
+                Schema::Number {
+                    min: None,
+                    max: None,
+                },
+            ]),
+        ),
+    ],
+    closed: true,
+};
+
+/// `node.invoke.result` params. `payloadJSON` and `error` may be `null` (the reference drops a
+/// null before validating); the handler checks their types.
+pub static NODE_INVOKE_RESULT_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::req("id", NON_EMPTY),
+        Prop::req("nodeId", NON_EMPTY),
+        Prop::req("ok", Schema::Bool),
+        Prop::opt("payload", Schema::Any),
+        Prop::opt("payloadJSON", Schema::Any),
+        Prop::opt("error", Schema::Any),
+    ],
+    closed: true,
+};
+
+/// `node.invoke.progress` params (chunks up to 16,384 characters).
+pub static NODE_INVOKE_PROGRESS_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::req("invokeId", NON_EMPTY),
+        Prop::req("nodeId", NON_EMPTY),
+        Prop::req("seq", NON_NEGATIVE_INT),
+        Prop::req(
+            "chunk",
+            Schema::Str {
+                min_len: None,
+                max_len: Some(16384),
+            },
+        ),
+    ],
+    closed: true,
+};
+
+/// `node.event` params.
+pub static NODE_EVENT_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::req("event", NON_EMPTY),
+        Prop::opt("payload", Schema::Any),
+        Prop::opt("payloadJSON", STRING),
+    ],
+    closed: true,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -778,6 +871,34 @@ mod tests {
                 "must have required property 'sessionKey'; at root: unexpected property 'bogus'"
                     .into()
             )
+        );
+    }
+
+    #[test]
+    fn node_invoke_params() {
+        let ok = json!({"nodeId":"n","command":"system.which","params":{"bins":["uname"]},
+            "timeoutMs":5000,"idempotencyKey":"k"});
+        assert_eq!(validate(&NODE_INVOKE_PARAMS, &ok), Ok(()));
+        assert_eq!(
+            validate(&NODE_INVOKE_PARAMS, &json!({"nodeId":"n","command":"c"})),
+            Err("must have required property 'idempotencyKey'".into())
+        );
+        assert!(validate(
+            &NODE_INVOKE_PARAMS,
+            &json!({"nodeId":"n","command":"c","idempotencyKey":"k","timeoutMs":-1})
+        )
+        .is_err());
+        assert!(validate(
+            &NODE_INVOKE_PROGRESS_PARAMS,
+            &json!({"invokeId":"i","nodeId":"n","seq":0,"chunk":"x".repeat(16385)})
+        )
+        .is_err());
+        assert_eq!(
+            validate(
+                &NODE_INVOKE_RESULT_PARAMS,
+                &json!({"id":"i","nodeId":"n","ok":true,"payloadJSON":null})
+            ),
+            Ok(())
         );
     }
 
