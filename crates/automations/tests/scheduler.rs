@@ -1007,3 +1007,37 @@ async fn heartbeat_is_a_converged_system_job_with_wakes() {
     assert_eq!(runs.last().unwrap(), "2026-05-01T11:25:00Z");
     assert_eq!(runs.len(), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cron_disabled_pauses_scheduled_runs_but_not_wakes_or_manual_runs() {
+    let cfg: pincer_config::Config = serde_json::from_value(json!({
+        "cron": {"enabled": false, "skipMissedJobs": true}
+    }))
+    .unwrap();
+    let from_cfg = SchedulerConfig::from_config(&cfg);
+    assert!(!from_cfg.enabled);
+    assert!(from_cfg.catch_up.skip_missed_recurring);
+    assert_eq!(from_cfg.job_context.default_agent_id, "main");
+    let mut off = config("UTC");
+    off.enabled = false;
+    let h = Harness::with_config("2026-05-01T10:00:00Z", off).await;
+    let job = h
+        .add(system_event(
+            "paused",
+            json!({"kind": "every", "everyMs": 60_000}),
+        ))
+        .await;
+    assert_eq!(job.state.next_run_at_ms, Some(ms("2026-05-01T10:01:00Z")));
+    h.at("2026-05-01T11:00:00Z").await;
+    assert!(h.runner.runs().is_empty());
+    assert_eq!(h.sched.status().await.unwrap().next_wake_at_ms, None);
+    h.sched
+        .wake_at(job.def.id, ms("2026-05-01T11:00:30Z"))
+        .await
+        .unwrap();
+    h.run_until("2026-05-01T11:01:00Z").await;
+    h.sched.run_now(job.def.id, RunMode::Force).await.unwrap();
+    h.settle().await;
+    let triggers: Vec<RunTrigger> = h.runner.runs().into_iter().map(|r| r.2).collect();
+    assert_eq!(triggers, [RunTrigger::Wake, RunTrigger::Manual]);
+}

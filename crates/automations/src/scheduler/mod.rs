@@ -99,17 +99,11 @@ impl Default for SchedulerConfig {
 }
 
 impl SchedulerConfig {
-    /// Settings from the configuration file (`cron.*`, default agent, configured agents,
-    /// `agents.defaults.userTimezone` for cron expressions without `tz`).
+    /// Settings from the configuration file (`cron.*`, default agent, configured agents).
+    /// Cron expressions without `tz` use the gateway host's zone, as in the reference.
     pub fn from_config(cfg: &pincer_config::Config) -> SchedulerConfig {
         let cron = cfg.cron.clone().unwrap_or_default();
-        let default_tz = cfg
-            .agents
-            .defaults
-            .user_timezone
-            .as_deref()
-            .and_then(|name| jiff::tz::TimeZone::get(name).ok())
-            .unwrap_or_else(jiff::tz::TimeZone::system);
+        let default_tz = jiff::tz::TimeZone::system();
         SchedulerConfig {
             enabled: cron.enabled.unwrap_or(true),
             catch_up: CatchUpPolicy {
