@@ -127,24 +127,62 @@ fn origin_host(origin: &str) -> Option<&str> {
     Some(rest.split('/').next().unwrap_or(rest))
 }
 
-/// Browser origin check: same host only (allowed-origins config arrives with the Control UI).
-fn origin_error(facts: &SocketFacts, params: &ConnectParams) -> Option<ErrorShape> {
+/// `Origin` is allowed when it names the host the request was sent to, or is listed in
+/// `gateway.controlUi.allowedOrigins` (exact, case-insensitive; `"*"` allows any).
+fn origin_allowed(origin: &str, host: Option<&str>, allowed: &[String]) -> bool {
+    let origin = origin.trim().trim_end_matches('/');
+    if allowed
+        .iter()
+        .map(|a| a.trim().trim_end_matches('/'))
+        .any(|a| a == "*" || a.eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    host.is_some_and(|host| origin_host(origin).is_some_and(|h| h.eq_ignore_ascii_case(host)))
+}
+
+/// Browser origin check (step 4): same host or an allowed origin.
+fn origin_error(
+    facts: &SocketFacts,
+    params: &ConnectParams,
+    allowed: &[String],
+) -> Option<ErrorShape> {
     let needs_origin = params.client.id == ClientId::ControlUi;
-    let reason = match (&facts.origin, &facts.host) {
-        (None, _) if needs_origin => "origin missing or invalid",
-        (None, _) => return None,
-        (Some(origin), Some(host))
-            if origin_host(origin).is_some_and(|h| h.eq_ignore_ascii_case(host)) =>
-        {
-            return None
-        }
-        (Some(_), _) => "origin not allowed",
+    let reason = match &facts.origin {
+        None if needs_origin => "origin missing or invalid",
+        None => return None,
+        Some(origin) if origin_allowed(origin, facts.host.as_deref(), allowed) => return None,
+        Some(_) => "origin not allowed",
     };
     Some(
         ErrorShape::invalid_request(
             "origin not allowed (open the Control UI from the gateway host or allow it in gateway.controlUi.allowedOrigins)",
         )
         .with_details(json!({"code": ConnectDetailCode::ControlUiOriginNotAllowed.as_str(), "reason": reason})),
+    )
+}
+
+/// Step 10: a same-origin Control UI must come from this build (`client.buildId` equal to
+/// `server.buildId`, or `"dev"`); a page loaded from an older gateway is told to reload.
+fn control_ui_build_error(facts: &SocketFacts, params: &ConnectParams) -> Option<ErrorShape> {
+    if params.client.id != ClientId::ControlUi || facts.origin.is_none() {
+        return None;
+    }
+    let client = params.client.build_id.as_deref()?.trim();
+    if client == crate::state::BUILD_ID || client == "dev" {
+        return None;
+    }
+    Some(
+        ErrorShape::new(
+            ErrorCode::Unavailable,
+            "protocol mismatch: Control UI updated; reload this page to continue",
+        )
+        .with_details(json!({
+            "code": ConnectDetailCode::ProtocolMismatch.as_str(),
+            "reloadRequired": true,
+            "clientBuildId": client,
+            "serverBuildId": crate::state::BUILD_ID,
+        })),
     )
 }
 
@@ -231,7 +269,16 @@ pub async fn process_connect(
         ));
     };
 
-    if let Some(err) = origin_error(facts, &params) {
+    let allowed_origins = state
+        .config
+        .get()
+        .config
+        .gateway
+        .control_ui
+        .allowed_origins
+        .clone()
+        .unwrap_or_default();
+    if let Some(err) = origin_error(facts, &params, &allowed_origins) {
         return Err(Rejection::policy(req_id, err));
     }
 
@@ -484,6 +531,9 @@ pub async fn process_connect(
             delay: Duration::ZERO,
         });
     }
+    if let Some(err) = control_ui_build_error(facts, &params) {
+        return Err(Rejection::policy(req_id, err));
+    }
     let (reported_platform, reported_family) = pinned.unwrap_or_else(|| {
         (
             params.client.platform.clone(),
@@ -603,5 +653,18 @@ mod tests {
         );
         assert_eq!(origin_host("https://a.example/x"), Some("a.example"));
         assert_eq!(origin_host("null"), None);
+    }
+
+    #[test]
+    fn origins_same_host_or_allowed() {
+        let host = Some("127.0.0.1:18789");
+        assert!(origin_allowed("http://127.0.0.1:18789", host, &[]));
+        assert!(!origin_allowed("http://evil.example", host, &[]));
+        assert!(!origin_allowed("http://127.0.0.1:1", host, &[]));
+        let allowed = vec!["https://UI.example/".to_string()];
+        assert!(origin_allowed("https://ui.example", host, &allowed));
+        assert!(!origin_allowed("https://ui.example.evil", host, &allowed));
+        assert!(origin_allowed("http://x", None, &["*".to_string()]));
+        assert!(!origin_allowed("http://x", None, &[]));
     }
 }

@@ -1,5 +1,6 @@
-//! HTTP on the control-plane port: probes now (`/health(z)`, `/ready(z)`, `/startup(z)`), the
-//! Control UI and APIs in later issues. WebSocket upgrades never reach this router.
+//! HTTP on the control-plane port: probes (`/health(z)`, `/ready(z)`, `/startup(z)`) and the
+//! Control UI ([`crate::control_ui`], the fallback for unmatched paths); APIs in later issues.
+//! WebSocket upgrades never reach this router.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -110,6 +111,19 @@ async fn startup(
     json_response(code, body, head)
 }
 
+/// Unmatched paths: the Control UI (SPA fallback under its base path), else 404.
+async fn fallback(
+    State(state): State<Arc<GatewayState>>,
+    peer: Option<Extension<PeerAddr>>,
+    req: axum::extract::Request,
+) -> Response<Body> {
+    let peer = peer.map(|Extension(p)| p);
+    match crate::control_ui::respond(&state, peer, &req) {
+        Some(resp) => resp,
+        None => not_found().await,
+    }
+}
+
 async fn not_found() -> Response<Body> {
     json_response(
         StatusCode::NOT_FOUND,
@@ -127,6 +141,6 @@ pub fn router(state: Arc<GatewayState>) -> Router {
         .route("/readyz", any(ready))
         .route("/startup", any(startup))
         .route("/startupz", any(startup))
-        .fallback(not_found)
+        .fallback(fallback)
         .with_state(state)
 }

@@ -7,6 +7,7 @@ pub mod agent_hub;
 pub mod auth;
 pub mod config;
 pub mod connection;
+pub mod control_ui;
 pub mod dedupe;
 pub mod dispatch;
 pub mod events;
