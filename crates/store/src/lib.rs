@@ -59,8 +59,8 @@
 //! # Adding a migration
 //!
 //! Create `migrations/NNNN_what.sql` with the next number. The build script embeds it; the
-//! next `Store::open` applies it in a transaction and bumps `user_version`. Migrations are
-//! append-only: never edit one that has shipped.
+//! next `Store::open` applies it (all pending migrations in one transaction) and bumps
+//! `user_version`. Migrations are append-only: never edit one that has shipped.
 
 mod channels;
 mod cron;
