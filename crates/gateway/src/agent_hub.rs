@@ -29,7 +29,19 @@ pub struct AgentHub {
     pub runtime: AgentRuntime,
     projector: Arc<Mutex<Projector>>,
     events: Mutex<Option<mpsc::Receiver<RunEvent>>>,
+    /// Runs whose terminal events are on the bus (bounded; see [`AgentHub::wait_projected`]).
+    projected: Arc<Projected>,
 }
+
+/// Recently projected run ends, so an RPC can answer after the run's last event.
+#[derive(Default)]
+struct Projected {
+    done: Mutex<std::collections::VecDeque<Arc<str>>>,
+    notify: tokio::sync::Notify,
+}
+
+/// Run ends remembered for [`AgentHub::wait_projected`].
+const PROJECTED_MAX: usize = 4096;
 
 impl std::fmt::Debug for AgentHub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -68,6 +80,7 @@ impl AgentHub {
             runtime,
             projector: Arc::new(Mutex::new(Projector::new())),
             events: Mutex::new(Some(rx)),
+            projected: Arc::new(Projected::default()),
         }
     }
 
@@ -77,14 +90,30 @@ impl AgentHub {
             return;
         };
         let projector = Arc::clone(&state.agent.projector);
+        let projected = Arc::clone(&state.agent.projected);
         let weak = Arc::downgrade(state);
-        tokio::spawn(project(weak, rx, projector));
+        tokio::spawn(project(weak, rx, projector, projected));
     }
 
     /// Applies a new config version (hot reload).
     pub fn update_config(&self, config: Arc<Config>, state_dir: &Path) {
         self.runtime
             .update_settings(Settings::new(config, state_dir, &env));
+    }
+
+    /// Waits (at most `limit`) until the run's terminal `agent`/`chat` events were published,
+    /// so a response sent afterwards follows them on the caller's socket, as the reference does.
+    pub async fn wait_projected(&self, run_id: &str, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.projected.notify.notified();
+            if self.projected.done.lock().iter().any(|r| &**r == run_id) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Remembers that `conn` started `run_id` with the `tool-events` capability.
@@ -118,6 +147,7 @@ async fn project(
     state: Weak<GatewayState>,
     mut rx: mpsc::Receiver<RunEvent>,
     projector: Arc<Mutex<Projector>>,
+    projected: Arc<Projected>,
 ) {
     let mut batch: Vec<RunEvent> = Vec::with_capacity(BATCH);
     let mut out: Vec<WireEvent> = Vec::new();
@@ -140,12 +170,14 @@ async fn project(
         };
         let now = Instant::now();
         let mut ended: Vec<Arc<str>> = Vec::new();
+        let mut ended_runs: Vec<Arc<str>> = Vec::new();
         {
             let mut p = projector.lock();
             for ev in &batch {
                 p.handle(ev, now, &mut out);
                 if matches!(ev.kind, RunEventKind::End(_)) {
                     ended.push(ev.session_key.clone());
+                    ended_runs.push(ev.run_id.clone());
                 }
             }
             p.flush_due(now, &mut out);
@@ -153,6 +185,17 @@ async fn project(
         batch.clear();
         for event in out.drain(..) {
             publish(&state, event);
+        }
+        if !ended_runs.is_empty() {
+            let mut done = projected.done.lock();
+            for run in ended_runs {
+                if done.len() >= PROJECTED_MAX {
+                    done.pop_front();
+                }
+                done.push_back(run);
+            }
+            drop(done);
+            projected.notify.notify_waiters();
         }
         for key in ended {
             session_settled(&state, &key);

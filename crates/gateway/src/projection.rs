@@ -371,7 +371,10 @@ impl Projector {
                     p.insert("sessionId".into(), json!(&**sid));
                 }
                 p.insert("sessionKey".into(), json!(&*view.session_key));
-                p.insert("lane".into(), json!("main"));
+                // The `agent` RPC's capture has no lane on this event; chat turns do.
+                if view.source != RunSource::Agent {
+                    p.insert("lane".into(), json!("main"));
+                }
                 p.insert("stream".into(), json!("lifecycle"));
                 p.insert(
                     "data".into(),
@@ -590,6 +593,13 @@ fn end_event(run_id: &str, view: &RunView, seq: u64, ts: u64, outcome: &RunOutco
             "terminalReceipt": terminal_receipt(outcome),
             "executionSettled": true})
     };
+    let mut data = data;
+    if view.source == RunSource::Agent {
+        // The `agent` RPC's capture reports no replay flag.
+        if let Some(d) = data.as_object_mut() {
+            d.remove("replayInvalid");
+        }
+    }
     let mut p = Map::new();
     p.insert("runId".into(), json!(run_id));
     p.insert("sessionKey".into(), json!(&*view.session_key));

@@ -280,7 +280,7 @@ fn capture_config() -> serde_json::Value {
     })
 }
 
-fn common(replay: Replay) -> Replay {
+pub(crate) fn common(replay: Replay) -> Replay {
     replay
         .config(capture_config())
         .allow(CHALLENGE)

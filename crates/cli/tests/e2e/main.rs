@@ -1,7 +1,9 @@
 //! Process-level tests: the real `pincer` binary on an ephemeral port with a temp state dir.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod agent;
 mod bad_input;
+mod chat;
 mod cli_cmd;
 mod config;
 mod conformance;

@@ -111,7 +111,8 @@ pub fn final_payload(outcome: &RunOutcome) -> Value {
             },
         },
     });
-    if let Some(reason) = &outcome.stop_reason {
+    // The capture of a completed run has no top-level stopReason; failures carry it.
+    if let (Some(reason), false) = (&outcome.stop_reason, outcome.status == RunStatus::Ok) {
         payload["stopReason"] = json!(reason);
     }
     if let Some(error) = &outcome.error {
@@ -193,6 +194,14 @@ async fn agent(call: OwnedCall) -> Reply {
     };
     let mut handle = submitted.handle;
     let outcome = handle.outcome().await;
+    // The final answer follows the run's last events on this socket.
+    state
+        .agent
+        .wait_projected(
+            outcome.merged_into.as_deref().unwrap_or(&outcome.run_id),
+            Duration::from_secs(2),
+        )
+        .await;
     let payload = final_payload(&outcome).to_string();
     state
         .dedupe
