@@ -9,8 +9,9 @@
 //!   delay), so timer knobs make long captures fast.
 //! * `<GATEWAY_TOKEN>` becomes the gateway's known token; `<DEVICE_TOKEN>` the device token of
 //!   the latest `hello-ok`, if any.
-//! * A `connect` with a device proof gets a fresh key and a fresh proof against the live
-//!   challenge, carrying the captured proof's defect ([`crate::device`]).
+//! * A `connect` with a device proof gets a fresh proof against the live challenge, carrying
+//!   the captured proof's defect ([`crate::device`]), signed by a fresh key per captured device
+//!   (a device that reconnects in the capture keeps its key).
 //! * Request ids are sent unchanged, so response ids compare exactly.
 //!
 //! How server frames are matched: a `res` by id, an event by name, a `closed` row by the next
@@ -37,6 +38,7 @@ use crate::golden::{
 };
 use crate::masks;
 use crate::{recv, ws_connect, GatewayProcess, RawWs, Received, SpawnOptions};
+use pincer_protocol::device_auth::DeviceKeypair;
 
 /// The token replayed gateways run with.
 pub const REPLAY_TOKEN: &str = "pincer-conformance-token";
@@ -140,6 +142,8 @@ struct Run<'a> {
     url: String,
     device_token: Option<String>,
     capture_token: String,
+    /// One fresh key per captured device id: a device that reconnects keeps its key.
+    keys: HashMap<String, DeviceKeypair>,
 }
 
 impl Replay {
@@ -258,6 +262,7 @@ impl Replay {
             url: gateway.url.clone(),
             device_token: None,
             capture_token: capture_token(),
+            keys: HashMap::new(),
         };
         for row in &self.golden.rows {
             run.play(row, &gateway).await;
@@ -651,7 +656,7 @@ impl Run<'_> {
     }
 
     /// The frame to send for a captured client frame: live credentials, fresh device proof.
-    fn client_frame(&self, row: &Row, frame: &Value) -> Value {
+    fn client_frame(&mut self, row: &Row, frame: &Value) -> Value {
         let mut frame = frame.clone();
         substitute(&mut frame, REPLAY_TOKEN, self.device_token.as_deref());
         for (from, to) in &self.replay.sent_substitutions {
@@ -668,7 +673,9 @@ impl Run<'_> {
                 (captured_params, captured_challenge, live)
             {
                 if let Some(intent) = classify(params, challenge, &self.capture_token) {
-                    resign(&mut frame["params"], &intent, &live, &fresh_keypair());
+                    let captured_id = params["device"]["id"].as_str().unwrap_or("").to_string();
+                    let kp = self.keys.entry(captured_id).or_insert_with(fresh_keypair);
+                    resign(&mut frame["params"], &intent, &live, kp);
                 }
             }
         }

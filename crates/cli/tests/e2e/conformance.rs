@@ -495,3 +495,65 @@ async fn read_only_connection_calling_an_admin_method_is_forbidden() {
         true
     );
 }
+
+// ---- device proofs (issue 3's cases; the engine re-signs each with the captured defect) ----
+
+async fn device_case(golden: &str) {
+    conforms(common(Replay::new(golden))).await;
+}
+
+#[tokio::test]
+async fn connect_token_no_device() {
+    device_case("connect_token_no_device.jsonl").await;
+}
+
+#[tokio::test]
+async fn connect_device_v3() {
+    device_case("connect_device_v3.jsonl").await;
+}
+
+#[tokio::test]
+async fn connect_device_v2_legacy() {
+    device_case("connect_device_v2_legacy.jsonl").await;
+}
+
+#[tokio::test]
+async fn connect_device_v3_platform_normalized() {
+    device_case("connect_device_v3_platform_normalized.jsonl").await;
+}
+
+#[tokio::test]
+async fn connect_device_bad_signature() {
+    device_case("connect_device_bad_signature.jsonl").await;
+}
+
+#[tokio::test]
+async fn connect_device_id_mismatch() {
+    device_case("connect_device_id_mismatch.jsonl").await;
+}
+
+#[tokio::test]
+async fn connect_device_stale_signedat() {
+    device_case("connect_device_stale_signedat.jsonl").await;
+}
+
+#[tokio::test]
+async fn connect_device_nonce_mismatch() {
+    device_case("connect_device_nonce_mismatch.jsonl").await;
+}
+
+#[tokio::test]
+async fn connect_device_nonce_missing() {
+    device_case("connect_device_nonce_missing.jsonl").await;
+}
+
+#[tokio::test]
+async fn connect_device_scopes_reordered_in_payload() {
+    device_case("connect_device_scopes_reordered_in_payload.jsonl").await;
+}
+
+/// The device token issued on the first connect is the only credential of the second.
+#[tokio::test]
+async fn connect_device_token_reuse() {
+    device_case("connect_device_token_reuse.jsonl").await;
+}
