@@ -314,6 +314,9 @@ impl Conn {
         } = std::mem::replace(&mut self.phase, Phase::Closing)
         {
             self.state.registry.remove(handle.info.id);
+            if let Some(node) = self.state.nodes.connection_closed(&handle.info) {
+                crate::nodes::surface::record_disconnect(&self.state, &node.node_id);
+            }
             if let Some(key) = presence_key {
                 self.state.presence_remove(&key);
             }
@@ -443,6 +446,7 @@ impl Conn {
             info,
             hello_frame,
             presence,
+            node,
         } = accepted;
         self.ws.set_config(|c| {
             c.max_message_size = Some(limits::MAX_PAYLOAD_BYTES);
@@ -459,6 +463,9 @@ impl Conn {
         );
         self.write_text(hello_frame);
         self.state.registry.insert(Arc::clone(&handle));
+        if let Some(node) = node {
+            self.state.nodes.register(Arc::clone(&handle), node);
+        }
         if !self.state.auth_still_current(&handle.info) {
             // The shared secret changed while this connect was in flight.
             handle.request_close(CloseRequest::Close(

@@ -68,6 +68,8 @@ pub struct Accepted {
     pub hello_frame: String,
     /// Presence entry (key, entry) when this client is tracked.
     pub presence: Option<(String, PresenceEntry)>,
+    /// For `role: "node"`: the reconciled node surface, registered after `hello-ok`.
+    pub node: Option<crate::nodes::NodeConnect>,
 }
 
 /// A refused connect: optional `res`, then a close.
@@ -534,6 +536,24 @@ pub async fn process_connect(
     if let Some(err) = control_ui_build_error(facts, &params) {
         return Err(Rejection::policy(req_id, err));
     }
+    // Node command-surface reconciliation (§4.6, second pairing layer).
+    let node = match (role, device_id.as_deref(), pinned.as_ref()) {
+        (Role::Node, Some(id), Some((platform, family))) => Some(
+            crate::nodes::surface::reconcile_on_connect(
+                state,
+                crate::nodes::surface::ConnectInput {
+                    node_id: id,
+                    params: &params,
+                    platform,
+                    device_family: family.as_deref(),
+                    remote_ip: client_ip,
+                },
+            )
+            .await
+            .map_err(|e| Rejection::policy(req_id, e))?,
+        ),
+        _ => None,
+    };
     let (reported_platform, reported_family) = pinned.unwrap_or_else(|| {
         (
             params.client.platform.clone(),
@@ -576,7 +596,12 @@ pub async fn process_connect(
         scopes: scopes.clone(),
         issued_at_ms: device_token.as_ref().map(|t| t.issued_at_ms),
     };
-    let presence_json = state.presence.json();
+    // Nodes hold no operator.read: their snapshot carries no presence list (as the reference).
+    let presence_json = if role == Role::Node {
+        std::sync::Arc::from(serde_json::value::to_raw_value(&[0u8; 0]).unwrap_or_default())
+    } else {
+        state.presence.json()
+    };
     let health_json = state.health.json();
     let state_dir = state.state_dir.display().to_string();
     let config_path = state.config.path().display().to_string();
@@ -613,10 +638,23 @@ pub async fn process_connect(
             .clone()
             .or_else(|| params.client.instance_id.clone())
             .unwrap_or_else(|| format!("conn:{conn_uid}"));
+        let is_node = role == Role::Node;
         let entry = PresenceEntry {
+            text: is_node.then(|| {
+                format!(
+                    "Node: {} · mode {}",
+                    params
+                        .client
+                        .display_name
+                        .as_deref()
+                        .or(device_id.as_deref())
+                        .unwrap_or("node"),
+                    params.client.mode.as_str()
+                )
+            }),
             host: params.client.display_name.clone(),
             client_id: Some(params.client.id.as_str().to_string()),
-            ip: Some(client_ip.to_string()),
+            ip: (!is_node || !client_ip.is_loopback()).then(|| client_ip.to_string()),
             version: Some(params.client.version.clone()),
             platform: Some(reported_platform.clone()),
             device_family: reported_family.clone(),
@@ -625,11 +663,15 @@ pub async fn process_connect(
             mode: Some(params.client.mode.as_str().to_string()),
             reason: Some("connect".to_string()),
             ts: util::now_ms(),
-            online_since: Some(util::now_ms()),
+            online_since: (!is_node).then(util::now_ms),
             device_id: device_id.clone(),
             roles: Some(vec![role.as_str().to_string()]),
-            scopes: Some(scopes.clone()),
-            instance_id: params.client.instance_id.clone(),
+            scopes: (!is_node).then(|| scopes.clone()),
+            instance_id: params
+                .client
+                .instance_id
+                .clone()
+                .or_else(|| device_id.clone().filter(|_| is_node)),
             ..Default::default()
         };
         (key, entry)
@@ -638,6 +680,7 @@ pub async fn process_connect(
         info,
         hello_frame,
         presence,
+        node,
     })
 }
 

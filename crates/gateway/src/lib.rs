@@ -18,6 +18,7 @@ pub mod identity;
 pub mod live_config;
 pub mod logging;
 pub mod methods;
+pub mod nodes;
 pub mod pairing;
 pub mod presence;
 pub mod projection;

@@ -42,15 +42,16 @@ pub struct ConnInfo {
 pub enum Outgoing {
     /// A ready frame (responses, direct events).
     Text(String),
-    /// A broadcast event framed with this connection's seq when written.
-    Event(Arc<EventEnvelope>, u64),
+    /// A broadcast event framed with this connection's seq when written (`None` on node
+    /// sockets, which get events without seq).
+    Event(Arc<EventEnvelope>, Option<u64>),
 }
 
 impl Outgoing {
     pub fn render(self) -> String {
         match self {
             Outgoing::Text(s) => s,
-            Outgoing::Event(env, seq) => env.frame(Some(seq)),
+            Outgoing::Event(env, seq) => env.frame(seq),
         }
     }
 }
@@ -130,14 +131,19 @@ impl ConnHandle {
     }
 
     /// Queue an event with the next seq of this connection (seq is consumed even when dropped).
+    /// Node sockets get events without `seq` (spec invariant 6).
     pub fn offer_event(&self, envelope: &Arc<EventEnvelope>, drop_if_slow: bool) -> Delivery {
         let len = envelope.frame_len();
         let mut ob = self.outbox.lock();
         if ob.close.is_some() {
             return Delivery::Closed;
         }
-        ob.seq += 1;
-        let seq = ob.seq;
+        let seq = if self.info.role == Role::Node {
+            None
+        } else {
+            ob.seq += 1;
+            Some(ob.seq)
+        };
         if ob.bytes + len > self.max_buffered {
             if drop_if_slow {
                 return Delivery::DroppedSlow;

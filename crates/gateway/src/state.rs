@@ -47,6 +47,12 @@ pub const EMITTED_EVENTS: &[&str] = &[
     "device.pair.requested",
     "device.pair.resolved",
     "sessions.changed",
+    "node.pair.requested",
+    "node.pair.resolved",
+    "node.presence",
+    "node.hostStats",
+    "node.invoke.request",
+    "node.invoke.cancel",
 ];
 
 /// `hello-ok.server.buildId`: identifies this build (the Control UI embedded in the same
@@ -133,6 +139,8 @@ pub struct GatewayState {
     pub watcher: Mutex<Option<pincer_config::reload::ConfigWatcher>>,
     /// The agent runtime and its projection onto `agent`/`chat` events.
     pub agent: crate::agent_hub::AgentHub,
+    /// Connected device nodes and their in-flight invokes (see [`crate::nodes`]).
+    pub nodes: crate::nodes::NodeRegistry,
     pub shutdown_tx: watch::Sender<bool>,
     /// Open WebSocket connections (pre- and post-auth), for the shutdown drain.
     pub open_sockets: AtomicUsize,
@@ -218,6 +226,7 @@ impl GatewayState {
             auth_overrides: parts.auth_overrides,
             watcher: Mutex::new(None),
             agent,
+            nodes: crate::nodes::NodeRegistry::default(),
         });
         state.refresh_health(None);
         state

@@ -10,6 +10,8 @@ pub mod devices;
 pub mod gateway;
 pub mod logs;
 pub mod models;
+pub mod node_invoke;
+pub mod nodes;
 pub mod sessions;
 pub mod system;
 
@@ -29,6 +31,8 @@ pub fn registry() -> MethodRegistry {
     chat::register(&mut reg);
     agent::register(&mut reg);
     models::register(&mut reg);
+    nodes::register(&mut reg);
+    node_invoke::register(&mut reg);
     reg
 }
 
@@ -81,7 +85,18 @@ mod tests {
                 "agent.wait",
                 "agent.identity.get",
                 "sessions.compact",
-                "models.list"
+                "models.list",
+                "node.list",
+                "node.describe",
+                "node.rename",
+                "node.pair.list",
+                "node.pair.approve",
+                "node.pair.reject",
+                "node.pair.remove",
+                "node.invoke",
+                "node.invoke.result",
+                "node.invoke.progress",
+                "node.event"
             ]
         );
     }
