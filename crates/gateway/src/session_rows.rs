@@ -395,45 +395,46 @@ mod tests {
         let c = cfg(MOCK);
         let key = SessionKey::canonicalize("main", "main").unwrap();
         let row = session_row(&c, &key, None, RowKind::History, &RunFacts::default(), 1);
-        let keys: Vec<&str> = row
+        // Key order follows serde_json's map (insertion order only with `preserve_order`).
+        let mut keys: Vec<&str> = row
             .as_object()
             .unwrap()
             .keys()
             .map(String::as_str)
             .collect();
-        assert_eq!(
-            keys,
-            vec![
-                "key",
-                "permissionModePending",
-                "kind",
-                "classification",
-                "agentId",
-                "isMain",
-                "isBackground",
-                "updatedAt",
-                "archived",
-                "pinned",
-                "unread",
-                "effectiveFastMode",
-                "effectiveFastModeSource",
-                "fastAutoOnSeconds",
-                "totalTokensFresh",
-                "hasAutomation",
-                "effectiveResponseUsage",
-                "effectiveQueueMode",
-                "modelProvider",
-                "model",
-                "modelOverrideSource",
-                "runtimeSelectionLocked",
-                "agentRuntime",
-                "contextTokens",
-                "snapshotAt",
-                "hasActiveRun",
-                "activeRunIds",
-                "activeLeafEntryId"
-            ]
-        );
+        keys.sort_unstable();
+        let mut want = vec![
+            "key",
+            "permissionModePending",
+            "kind",
+            "classification",
+            "agentId",
+            "isMain",
+            "isBackground",
+            "updatedAt",
+            "archived",
+            "pinned",
+            "unread",
+            "effectiveFastMode",
+            "effectiveFastModeSource",
+            "fastAutoOnSeconds",
+            "totalTokensFresh",
+            "hasAutomation",
+            "effectiveResponseUsage",
+            "effectiveQueueMode",
+            "modelProvider",
+            "model",
+            "modelOverrideSource",
+            "runtimeSelectionLocked",
+            "agentRuntime",
+            "contextTokens",
+            "snapshotAt",
+            "hasActiveRun",
+            "activeRunIds",
+            "activeLeafEntryId",
+        ];
+        want.sort_unstable();
+        assert_eq!(keys, want);
         assert_eq!(row["key"], "agent:main:main");
         assert_eq!(row["kind"], "direct");
         assert_eq!(row["classification"], "main");

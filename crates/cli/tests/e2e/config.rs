@@ -409,10 +409,16 @@ async fn token_change_in_the_file_closes_shared_auth_sessions() {
 }
 
 fn pincer(state: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(bin())
+    let mut cmd = std::process::Command::new(bin());
+    if !state.join("gateway.json").exists() {
+        // No gateway of this state dir: make sure no other gateway on the default port answers.
+        cmd.env("PINCER_GATEWAY_URL", "ws://127.0.0.1:9");
+    } else {
+        cmd.env_remove("PINCER_GATEWAY_URL");
+    }
+    let out = cmd
         .args(args)
         .env("PINCER_STATE_DIR", state)
-        .env_remove("PINCER_GATEWAY_URL")
         .env_remove("PINCER_GATEWAY_TOKEN")
         .env_remove("OPENCLAW_GATEWAY_URL")
         .env_remove("OPENCLAW_GATEWAY_TOKEN")

@@ -7,6 +7,7 @@ mod chat;
 mod cli_cmd;
 mod config;
 mod conformance;
+mod conformance_sessions;
 mod devices;
 mod events;
 mod handshake;

@@ -228,7 +228,8 @@ pub fn config_get_payload(state: &GatewayState) -> Value {
             )
         }
     };
-    let runtime = redact(&serde_json::to_value(&in_force.config).unwrap_or(Value::Null));
+    let mut runtime = redact(&serde_json::to_value(&in_force.config).unwrap_or(Value::Null));
+    prune_empty(&mut runtime);
     json!({
         "path": path.display().to_string(),
         "includedPaths": included,
@@ -250,6 +251,16 @@ pub fn config_get_payload(state: &GatewayState) -> Value {
         "configRevisionHash": in_force.hash,
         "appliedConfigHash": in_force.hash,
     })
+}
+
+/// Drops empty objects (sections the typed config serialises as `{}` when unset).
+fn prune_empty(v: &mut Value) {
+    if let Value::Object(map) = v {
+        for child in map.values_mut() {
+            prune_empty(child);
+        }
+        map.retain(|_, child| !matches!(child, Value::Object(m) if m.is_empty()));
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,8 +358,9 @@ async fn config_write(call: OwnedCall, kind: WriteKind) -> Reply {
         Installed::Deferred(_) => (true, false),
         Installed::Unchanged => (false, !noop),
     };
-    let config =
+    let mut config =
         redact(&serde_json::to_value(&state.config.current().config).unwrap_or(Value::Null));
+    prune_empty(&mut config);
     let path = state.config.path().display().to_string();
     let mut out = json!({"ok": true, "path": path, "hash": hash, "config": config});
     if kind != WriteKind::Set || noop {
