@@ -167,6 +167,8 @@ pub(crate) struct Run {
     pub outcome: RunOutcome,
     session_id: String,
     context: Context,
+    /// The final assistant message, stored in [`Run::finish`].
+    pending_final: Option<AssistantMessage>,
 }
 
 impl Run {
@@ -193,6 +195,7 @@ impl Run {
             outcome,
             session_id: String::new(),
             context: Context::default(),
+            pending_final: None,
         }
     }
 
@@ -302,12 +305,24 @@ impl Run {
         let workspace = settings.workspace(&self.agent_id);
         let seed = settings.seed_workspace();
         let ws = workspace.clone();
-        let seeded = tokio::task::spawn_blocking(move || ensure_workspace(&ws, seed)).await;
-        match seeded {
-            Ok(Ok(written)) if !written.is_empty() => {
-                tracing::info!(workspace = %workspace.display(), files = ?written, "seeded a new agent workspace");
+        // Seeding and reading the bootstrap files share one trip to the blocking pool.
+        let (file_max, total_max) = settings.bootstrap_caps(&self.agent_id);
+        let caps = BootstrapCaps {
+            file_max_chars: file_max,
+            total_max_chars: total_max,
+            include_memory: key.is_main(),
+        };
+        let seeded = tokio::task::spawn_blocking(move || {
+            ensure_workspace(&ws, seed).map(|written| (written, load_bootstrap(&ws, caps)))
+        })
+        .await;
+        let files = match seeded {
+            Ok(Ok((written, files))) => {
+                if !written.is_empty() {
+                    tracing::info!(workspace = %workspace.display(), files = ?written, "seeded a new agent workspace");
+                }
+                files
             }
-            Ok(Ok(_)) => {}
             Ok(Err(e)) => {
                 return Ok(LoopEnd::Failed(plain_error(format!(
                     "cannot prepare the workspace {}: {e}",
@@ -319,34 +334,54 @@ impl Run {
                     "workspace task failed: {e}"
                 ))))
             }
-        }
+        };
 
         em.status(StatusPhase::PreparingContext, None).await;
         let mut ensure = EnsureSession::at(now_i64());
         ensure.policy = settings.reset_policy(&key);
         ensure.cwd = Some(workspace.to_string_lossy().into_owned());
         ensure.touch = Some(Touch::UserMessage);
-        let ensured = self.inner.store.ensure_session(&key, ensure).await?;
-        self.session_id = ensured.record.entry.session_id.clone();
-        self.outcome.session_id = Some(self.session_id.clone());
-        em.set_session_id(&self.session_id);
-        let entry = ensured.record.entry;
+        // One group commit: the session (created or rotated as needed), the user message and
+        // the run's status are queued together, so the writer commits them with one fsync.
+        let user = messages::user_message(
+            &self.req.message,
+            &self.req.run_id,
+            now_ms(),
+            self.req.sender_is_owner,
+            self.req.metadata.as_ref(),
+            false,
+        );
         let run_id = self.req.run_id.clone();
-        self.inner
-            .store
-            .update_session(&key, now_i64(), move |e| {
+        let store = &self.inner.store;
+        let (ensured, appended, status) = tokio::join!(
+            store.ensure_session(&key, ensure),
+            store.append(
+                &key,
+                vec![TranscriptEntry::message(None, now_i64(), user)],
+                AppendOptions {
+                    chain: true,
+                    touch: None,
+                    now_ms: now_i64(),
+                    expected_session_id: None,
+                },
+            ),
+            store.update_session(&key, now_i64(), move |e| {
                 e.status = Some("running".into());
                 e.started_at = Some(i64::try_from(started_at).unwrap_or(0));
                 e.ended_at = None;
                 e.last_run_id = Some(run_id);
                 Ok(())
-            })
-            .await?;
-
-        // The user message, then what the model will see.
+            }),
+        );
+        let ensured = ensured?;
+        appended?;
+        status?;
+        self.session_id = ensured.record.entry.session_id.clone();
+        self.outcome.session_id = Some(self.session_id.clone());
+        em.set_session_id(&self.session_id);
+        let entry = ensured.record.entry;
+        // What the model will see (the user message included).
         self.context = context::load_context(&self.inner.store, &self.session_id).await?;
-        let req = self.req.clone();
-        self.append_user(&req).await?;
 
         let choice =
             settings.model_for_run(&self.agent_id, Some(&entry), self.req.model.as_deref());
@@ -398,17 +433,7 @@ impl Run {
             })
             .collect();
 
-        // Bootstrap files and the system prompt.
-        let (file_max, total_max) = settings.bootstrap_caps(&self.agent_id);
-        let caps = BootstrapCaps {
-            file_max_chars: file_max,
-            total_max_chars: total_max,
-            include_memory: key.is_main(),
-        };
-        let ws = workspace.clone();
-        let files = tokio::task::spawn_blocking(move || load_bootstrap(&ws, caps))
-            .await
-            .unwrap_or_default();
+        // The system prompt.
         let prompt_tools: Vec<PromptTool> = specs
             .iter()
             .map(|s| PromptTool {
@@ -545,19 +570,20 @@ impl Run {
                 run: self.outcome.usage,
             })
             .await;
-            self.append_message(Message::Assistant(message.clone()))
-                .await?;
-            self.outcome.message = Some(message.clone());
-
             let calls_made: Vec<(String, String, Value)> = message
                 .tool_calls()
                 .map(|(id, name, args)| (id.to_owned(), name.to_owned(), args.clone()))
                 .collect();
-            if calls_made.is_empty() {
-                if self.control.has_steered() {
-                    continue;
-                }
+            self.outcome.message = Some(message.clone());
+            if calls_made.is_empty() && !self.control.has_steered() {
+                // The final answer is written together with the session's run record
+                // (one group commit) before the terminal events.
+                self.pending_final = Some(message);
                 return Ok(LoopEnd::Done);
+            }
+            self.append_message(Message::Assistant(message)).await?;
+            if calls_made.is_empty() {
+                continue;
             }
             if self.run_tools(em, &tool_ctx, calls_made).await? {
                 return Ok(LoopEnd::Aborted);
@@ -927,7 +953,22 @@ impl Run {
         })
         .await;
         if !self.session_id.is_empty() {
-            self.record_session(ended_at, aborted).await;
+            let pending = self.pending_final.take().map(|m| {
+                let value = serde_json::to_value(Message::Assistant(m)).unwrap_or(Value::Null);
+                TranscriptEntry::message(None, now_i64(), value)
+            });
+            let append = async {
+                match pending {
+                    Some(entry) => self.append(entry).await,
+                    None => Ok(()),
+                }
+            };
+            let (appended, ()) = tokio::join!(append, self.record_session(ended_at, aborted));
+            if let Err(e) = appended {
+                tracing::warn!(session = %self.req.session_key, error = %e, "could not store the final answer");
+                self.outcome.status = RunStatus::Error;
+                self.outcome.error = Some(plain_error(format!("the session store failed: {e}")));
+            }
         }
         em.emit(RunEventKind::ModelReleased).await;
         let outcome = self.outcome.clone();

@@ -78,6 +78,9 @@ enum Scenario {
     /// Start the gateway command after `--` N times: spawn→port, spawn→healthy `health`,
     /// idle RSS, SIGTERM→exit.
     Startup(scenarios::startup::Args),
+    /// Agent turns against a zero-latency fake provider this starts on --fake-port: gateway
+    /// overhead per turn, S sessions × N deltas checked for loss/order, RSS per active run.
+    Chat(scenarios::chat::Args),
 }
 
 impl Scenario {
@@ -88,6 +91,7 @@ impl Scenario {
             Scenario::Idle(_) => "idle",
             Scenario::Fanout(_) => "fanout",
             Scenario::Startup(_) => "startup",
+            Scenario::Chat(_) => "chat",
         }
     }
 }
@@ -99,6 +103,7 @@ async fn run_scenario(ctx: &Ctx, scenario: &Scenario) -> Result<Report> {
         Scenario::Idle(a) => scenarios::idle::run(ctx, a).await,
         Scenario::Fanout(a) => scenarios::fanout::run(ctx, a).await,
         Scenario::Startup(a) => scenarios::startup::run(ctx, a).await,
+        Scenario::Chat(a) => scenarios::chat::run(ctx, a).await,
     }
 }
 
