@@ -60,6 +60,7 @@ pub struct Replay {
     frame_timeout: Duration,
     sent_substitutions: Vec<(&'static str, &'static str)>,
     expected_substitutions: Vec<(&'static str, &'static str)>,
+    map_generated_ids: bool,
     config: Option<Value>,
 }
 
@@ -144,6 +145,8 @@ struct Run<'a> {
     capture_token: String,
     /// One fresh key per captured device id: a device that reconnects keeps its key.
     keys: HashMap<String, DeviceKeypair>,
+    /// Captured value → live value ([`Replay::map_generated_ids`]).
+    learned: Vec<(String, String)>,
 }
 
 impl Replay {
@@ -160,6 +163,7 @@ impl Replay {
             frame_timeout: Duration::from_secs(5),
             sent_substitutions: Vec::new(),
             expected_substitutions: Vec::new(),
+            map_generated_ids: false,
             config: None,
         }
     }
@@ -182,6 +186,16 @@ impl Replay {
     /// counterpart of [`Replay::substitute_sent`] in messages that name the method or a field).
     pub fn substitute_expected(mut self, from: &'static str, to: &'static str) -> Replay {
         self.expected_substitutions.push((from, to));
+        self
+    }
+
+    /// Follow ids the server generates through the rest of the capture: the fresh device ids
+    /// and keys that replace captured ones, and uuids the server sent in place of the captured
+    /// ones (a pairing `requestId`, an invoke `id`). Later client frames send the live value
+    /// where the capture echoes the captured one, and expected frames name the live value (so a
+    /// `nodeId` that is a device id compares exactly).
+    pub fn map_generated_ids(mut self) -> Replay {
+        self.map_generated_ids = true;
         self
     }
 
@@ -263,6 +277,7 @@ impl Replay {
             device_token: None,
             capture_token: capture_token(),
             keys: HashMap::new(),
+            learned: Vec::new(),
         };
         for row in &self.golden.rows {
             run.play(row, &gateway).await;
@@ -277,6 +292,43 @@ impl Replay {
             received: run.received,
             gateway,
         }
+    }
+}
+
+/// A value the server generated: a uuid or a 64-hex id.
+fn looks_generated(s: &str) -> bool {
+    let uuid = s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                b == b'-'
+            } else {
+                b.is_ascii_hexdigit()
+            }
+        });
+    uuid || (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Pairs (captured, live) of generated strings at the same place in two frames.
+fn learn_ids(expected: &Value, got: &Value, out: &mut Vec<(String, String)>) {
+    match (expected, got) {
+        (Value::String(e), Value::String(g)) if e != g && looks_generated(e) => {
+            if !out.iter().any(|(c, _)| c == e) {
+                out.push((e.clone(), g.clone()));
+            }
+        }
+        (Value::Object(e), Value::Object(g)) => {
+            for (k, ev) in e {
+                if let Some(gv) = g.get(k) {
+                    learn_ids(ev, gv, out);
+                }
+            }
+        }
+        (Value::Array(e), Value::Array(g)) => {
+            for (ev, gv) in e.iter().zip(g) {
+                learn_ids(ev, gv, out);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -600,6 +652,14 @@ impl Run<'_> {
                     label: &label,
                 };
                 let mut expected = expected.clone();
+                if self.replay.map_generated_ids {
+                    for (from, to) in &self.learned {
+                        replace_strings(&mut expected, from, to);
+                    }
+                    let mut learned = std::mem::take(&mut self.learned);
+                    learn_ids(&expected, &got, &mut learned);
+                    self.learned = learned;
+                }
                 if let Some(error) = expected.get_mut("error") {
                     for (from, to) in &self.replay.expected_substitutions {
                         replace_strings(error, from, to);
@@ -662,6 +722,11 @@ impl Run<'_> {
         for (from, to) in &self.replay.sent_substitutions {
             replace_strings(&mut frame, from, to);
         }
+        if self.replay.map_generated_ids && frame["method"] != "connect" {
+            for (from, to) in &self.learned {
+                replace_strings(&mut frame, from, to);
+            }
+        }
         if frame["method"] == "connect" && frame["params"].get("device").is_some() {
             let captured_params = row.frame.as_ref().map(|f| &f["params"]);
             let captured_challenge = self.replay.golden.challenge_for(&row.conn);
@@ -674,7 +739,18 @@ impl Run<'_> {
             {
                 if let Some(intent) = classify(params, challenge, &self.capture_token) {
                     let captured_id = params["device"]["id"].as_str().unwrap_or("").to_string();
-                    let kp = self.keys.entry(captured_id).or_insert_with(fresh_keypair);
+                    let captured_key = params["device"]["publicKey"].as_str().unwrap_or("").to_string();
+                    let kp = self
+                        .keys
+                        .entry(captured_id.clone())
+                        .or_insert_with(fresh_keypair);
+                    if self.replay.map_generated_ids {
+                        for (c, l) in [(captured_id, kp.device_id()), (captured_key, kp.public_key())] {
+                            if !c.is_empty() && !self.learned.iter().any(|(x, _)| *x == c) {
+                                self.learned.push((c, l));
+                            }
+                        }
+                    }
                     resign(&mut frame["params"], &intent, &live, kp);
                 }
             }

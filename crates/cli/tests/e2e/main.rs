@@ -13,6 +13,7 @@ mod events;
 mod handshake;
 mod http_probes;
 mod lifecycle;
+mod nodes;
 mod proxy;
 mod remote;
 mod sessions;

@@ -437,8 +437,9 @@ pub async fn approve(
     // lastSeen comes from the device record when the surface has none yet.
     if surface.last_seen_at_ms.is_none() {
         if let Ok(Some(d)) = store.get_device(&surface.node_id).await {
-            surface.last_seen_at_ms = d.last_seen_at_ms;
-            surface.last_seen_reason = d.last_seen_reason;
+            surface.last_seen_at_ms = d.last_seen_at_ms.or(Some(d.approved_at_ms));
+            // A device seen only at its (silent) pairing was seen at its connect.
+            surface.last_seen_reason = d.last_seen_reason.or(Some("connect".into()));
         }
     }
     let session = state.nodes.get(&surface.node_id);
