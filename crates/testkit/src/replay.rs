@@ -739,13 +739,19 @@ impl Run<'_> {
             {
                 if let Some(intent) = classify(params, challenge, &self.capture_token) {
                     let captured_id = params["device"]["id"].as_str().unwrap_or("").to_string();
-                    let captured_key = params["device"]["publicKey"].as_str().unwrap_or("").to_string();
+                    let captured_key = params["device"]["publicKey"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string();
                     let kp = self
                         .keys
                         .entry(captured_id.clone())
                         .or_insert_with(fresh_keypair);
                     if self.replay.map_generated_ids {
-                        for (c, l) in [(captured_id, kp.device_id()), (captured_key, kp.public_key())] {
+                        for (c, l) in [
+                            (captured_id, kp.device_id()),
+                            (captured_key, kp.public_key()),
+                        ] {
                             if !c.is_empty() && !self.learned.iter().any(|(x, _)| *x == c) {
                                 self.learned.push((c, l));
                             }
