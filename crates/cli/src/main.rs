@@ -3,8 +3,8 @@
 mod agent_cmd;
 mod client_cmd;
 mod config_cmd;
-mod sessions_cmd;
 mod devices_cmd;
+mod sessions_cmd;
 
 use std::process::ExitCode;
 
