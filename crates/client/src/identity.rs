@@ -57,6 +57,8 @@ struct TokensFile {
 pub struct ClientIdentity {
     pub keypair: DeviceKeypair,
     dir: PathBuf,
+    /// File stem: `client` → `client.json` + `client-tokens.json`.
+    name: String,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IdentityError + '_ {
@@ -119,9 +121,19 @@ fn gateway_key(url: &str, role: &str) -> String {
 impl ClientIdentity {
     /// Load `<state>/identity/client.json`, creating a key pair on first use.
     pub fn load_or_create(state_dir: &Path) -> Result<ClientIdentity, IdentityError> {
+        Self::load_or_create_named(state_dir, "client")
+    }
+
+    /// Load `<state>/identity/<name>.json` (tokens in `<name>-tokens.json`), creating a key pair
+    /// on first use. A node host keeps its own identity apart from the CLI's (`node`).
+    pub fn load_or_create_named(
+        state_dir: &Path,
+        name: &str,
+    ) -> Result<ClientIdentity, IdentityError> {
         let dir = state_dir.join("identity");
         private_dir(&dir)?;
-        let path = dir.join("client.json");
+        let path = dir.join(format!("{name}.json"));
+        let name = name.to_string();
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let file: IdentityFile =
@@ -138,6 +150,7 @@ impl ClientIdentity {
                 Ok(ClientIdentity {
                     keypair: DeviceKeypair::from_seed(&seed),
                     dir,
+                    name,
                 })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -153,7 +166,7 @@ impl ClientIdentity {
                 };
                 let json = serde_json::to_vec_pretty(&file).unwrap_or_default();
                 write_private(&path, &json)?;
-                Ok(ClientIdentity { keypair, dir })
+                Ok(ClientIdentity { keypair, dir, name })
             }
             Err(e) => Err(io(&path)(e)),
         }
@@ -164,7 +177,7 @@ impl ClientIdentity {
     }
 
     fn tokens_path(&self) -> PathBuf {
-        self.dir.join("client-tokens.json")
+        self.dir.join(format!("{}-tokens.json", self.name))
     }
 
     fn read_tokens(&self) -> TokensFile {
@@ -238,6 +251,12 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(b.token_for("WS://127.0.0.1:1", "operator"), Some(t));
         assert_eq!(b.token_for("ws://127.0.0.1:1", "node"), None);
+        // A named identity (the node host's) is separate from the CLI's.
+        let n = ClientIdentity::load_or_create_named(dir.path(), "node")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(n.device_id(), a.device_id());
+        assert_eq!(n.token_for("ws://127.0.0.1:1", "operator"), None);
+        assert!(dir.path().join("identity/node.json").exists());
         b.clear_token("ws://127.0.0.1:1", "operator")
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(a.token_for("ws://127.0.0.1:1", "operator"), None);

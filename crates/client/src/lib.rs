@@ -88,8 +88,14 @@ pub struct ClientOptions {
     pub device_family: Option<String>,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
-    /// `connect.params.caps` (e.g. `tool-events`).
+    /// `connect.params.caps` (e.g. `tool-events`; for nodes: `system`, `camera`, …).
     pub caps: Vec<String>,
+    /// `connect.params.commands`: the commands a node declares (sent when non-empty).
+    pub commands: Vec<String>,
+    /// `connect.params.permissions`: a node's permission toggles.
+    pub permissions: Option<std::collections::BTreeMap<String, bool>>,
+    /// `connect.params.pathEnv`: a node's `PATH`.
+    pub path_env: Option<String>,
 }
 
 impl std::fmt::Debug for ClientOptions {
@@ -125,6 +131,9 @@ impl ClientOptions {
             platform: None,
             device_family: None,
             caps: Vec::new(),
+            commands: Vec::new(),
+            permissions: None,
+            path_env: None,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
         }
@@ -353,11 +362,11 @@ impl GatewayClient {
                 instance_id: None,
             },
             caps: Some(opts.caps.clone()),
-            commands: None,
+            commands: (!opts.commands.is_empty()).then(|| opts.commands.clone()),
             computer_use: None,
             worker_runs: None,
-            permissions: None,
-            path_env: None,
+            permissions: opts.permissions.clone(),
+            path_env: opts.path_env.clone(),
             role: Some(opts.role.clone()),
             scopes: Some(opts.scopes.clone()),
             model_catalog: None,
