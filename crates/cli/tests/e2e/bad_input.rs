@@ -49,11 +49,25 @@ fn params(gw: &GatewayProcess) -> Value {
     golden_connect_params(Some(&gw.token()))
 }
 
+/// Where the well-behaved client connects from: an address no abuse uses, so its pre-auth
+/// budget is untouched (`127.0.0.0/8` is all loopback).
+const GOOD_CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 254));
+
 /// A well-behaved client on a new socket: handshake + `health`, answered quickly; the process
 /// is alive and has not panicked.
 async fn assert_still_serves(gw: &mut GatewayProcess) {
     let started = Instant::now();
-    let (mut ws, _, res) = handshake(&gw.url, params(gw)).await;
+    let mut ws = try_ws_connect_from(&gw.url, GOOD_CLIENT)
+        .await
+        .expect("a new client can connect");
+    let challenge = recv(&mut ws, T).await.json();
+    assert_eq!(challenge["event"], "connect.challenge");
+    send_json(
+        &mut ws,
+        &json!({"type":"req","id":"c1","method":"connect","params":params(gw)}),
+    )
+    .await;
+    let (res, _) = recv_res(&mut ws, "c1", T).await;
     assert_eq!(res["ok"], true, "{res}");
     send_json(
         &mut ws,
@@ -365,8 +379,18 @@ async fn preauth_budget_per_address() {
         http_status(try_ws_connect_from(&gw.url, ip).await),
         Some(503)
     );
+    // Once they are all gone, the whole budget is back.
     drop(held);
     drop(first);
+    let mut again = Vec::new();
+    for _ in 0..32 {
+        again.push(wait_for_slot(&gw.url, ip).await);
+    }
+    assert_eq!(
+        http_status(try_ws_connect_from(&gw.url, ip).await),
+        Some(503)
+    );
+    drop(again);
     assert_still_serves(&mut gw).await;
 }
 
