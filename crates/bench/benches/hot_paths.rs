@@ -86,6 +86,8 @@ fn conn_info(id: u64) -> ConnInfo {
         instance_id: None,
         ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         caps: vec![],
+        auth_method: pincer_gateway::pairing::AuthMethod::Token,
+        auth_generation: 1,
     }
 }
 
