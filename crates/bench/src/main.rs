@@ -123,6 +123,7 @@ fn run(cli: Cli) -> Result<()> {
             client_mode: cli.client_mode.clone(),
             scopes: wire::DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
             timeout: Duration::from_millis(cli.timeout),
+            read_buffer: wire::READ_BUFFER,
         },
         pid: cli.pid,
     };

@@ -37,7 +37,15 @@ pub struct ConnectOpts {
     pub client_mode: String,
     pub scopes: Vec<String>,
     pub timeout: Duration,
+    /// tungstenite's read buffer: big for throughput (`rps`), small for many quiet sockets
+    /// (tungstenite zero-fills this much before every read).
+    pub read_buffer: usize,
 }
+
+/// Read buffer for throughput scenarios.
+pub const READ_BUFFER: usize = 8 * 1024;
+/// Read buffer for listeners and idle clients (one small frame per read).
+pub const SMALL_READ_BUFFER: usize = 2 * 1024;
 
 /// Milestones of one connection attempt, measured from just before the TCP connect.
 #[derive(Debug, Clone, Copy)]
@@ -58,9 +66,9 @@ fn host_port(url: &str) -> Result<&str> {
 }
 
 /// Small buffers: 10k idle bench clients must not cost the client gigabytes.
-fn ws_config() -> WebSocketConfig {
+fn ws_config(read_buffer: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(8 * 1024)
+        .read_buffer_size(read_buffer)
         .write_buffer_size(64 * 1024)
         .max_message_size(Some(64 << 20))
         .max_frame_size(Some(64 << 20))
@@ -68,14 +76,20 @@ fn ws_config() -> WebSocketConfig {
 
 /// TCP connect + WebSocket upgrade.
 pub async fn open(url: &str) -> Result<Ws> {
+    open_with(url, READ_BUFFER).await
+}
+
+/// [`open`] with a given read buffer size.
+pub async fn open_with(url: &str, read_buffer: usize) -> Result<Ws> {
     let addr = host_port(url)?;
     let tcp = TcpStream::connect(addr)
         .await
         .with_context(|| format!("cannot connect to {addr}"))?;
     tcp.set_nodelay(true)?;
-    let (ws, _) = tokio_tungstenite::client_async_with_config(url, tcp, Some(ws_config()))
-        .await
-        .context("websocket upgrade failed")?;
+    let (ws, _) =
+        tokio_tungstenite::client_async_with_config(url, tcp, Some(ws_config(read_buffer)))
+            .await
+            .context("websocket upgrade failed")?;
     Ok(ws)
 }
 
@@ -225,7 +239,12 @@ pub async fn await_res(ws: &mut Ws, id: &str, timeout: Duration) -> Result<Strin
 /// Open, answer the challenge, and wait for `hello-ok`.
 pub async fn connect(opts: &ConnectOpts) -> Result<(Ws, OpenTimings)> {
     let t0 = Instant::now();
-    let mut ws = with_deadline(opts.timeout, "websocket open", open(&opts.url)).await?;
+    let mut ws = with_deadline(
+        opts.timeout,
+        "websocket open",
+        open_with(&opts.url, opts.read_buffer),
+    )
+    .await?;
     let t_open = Instant::now();
     let challenge = read_challenge(&mut ws, opts.timeout).await?;
     let t_ch = Instant::now();

@@ -67,8 +67,15 @@ async fn listen(
     tx: mpsc::UnboundedSender<(usize, Instant)>,
     mut stop: watch::Receiver<bool>,
 ) {
+    // Armed once: re-registering a watch waiter on every frame would cost the client more
+    // than parsing the frame.
+    let stopped = async move {
+        let _ = stop.changed().await;
+    };
+    tokio::pin!(stopped);
     loop {
         tokio::select! {
+            biased;
             msg = ws.next() => match msg {
                 Some(Ok(Message::Text(t))) => {
                     let now = Instant::now();
@@ -82,7 +89,7 @@ async fn listen(
                 Some(Ok(_)) => {}
                 _ => return,
             },
-            _ = stop.changed() => {
+            () = &mut stopped => {
                 wire::close(ws, Duration::from_secs(5)).await;
                 return;
             }
@@ -96,8 +103,12 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
     }
     let sem = Arc::new(Semaphore::new(args.batch));
     let mut pending = Vec::with_capacity(args.listeners);
+    let listener_opts = wire::ConnectOpts {
+        read_buffer: wire::SMALL_READ_BUFFER,
+        ..ctx.opts.clone()
+    };
     for _ in 0..args.listeners {
-        let (sem, opts) = (Arc::clone(&sem), ctx.opts.clone());
+        let (sem, opts) = (Arc::clone(&sem), listener_opts.clone());
         pending.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await?;
             wire::connect(&opts).await.map(|(ws, _)| ws)

@@ -115,7 +115,11 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
         let n = step.min(args.clients - begun);
         let mut connecting = Vec::with_capacity(n);
         for _ in 0..n {
-            let (sem, opts, errors) = (Arc::clone(&sem), ctx.opts.clone(), Arc::clone(&errors));
+            let opts = wire::ConnectOpts {
+                read_buffer: wire::SMALL_READ_BUFFER,
+                ..ctx.opts.clone()
+            };
+            let (sem, errors) = (Arc::clone(&sem), Arc::clone(&errors));
             connecting.push(tokio::spawn(async move {
                 let _permit = sem.acquire_owned().await.ok()?;
                 match wire::connect(&opts).await {
