@@ -4,6 +4,8 @@ mod agent_cmd;
 mod client_cmd;
 mod config_cmd;
 mod devices_cmd;
+mod node_cmd;
+mod nodes_cmd;
 mod sessions_cmd;
 
 use std::process::ExitCode;
@@ -53,6 +55,17 @@ enum Command {
     },
     /// Print (and with --open, open) the Control UI URL with the credentials a browser needs.
     Dashboard(devices_cmd::DashboardArgs),
+    /// This machine as a node of a gateway: run, install as a service, status.
+    Node {
+        #[command(subcommand)]
+        cmd: node_cmd::NodeCmd,
+    },
+    /// The gateway's nodes: list, pending approvals, approve/reject/remove/rename, describe,
+    /// invoke a command.
+    Nodes {
+        #[command(subcommand)]
+        cmd: nodes_cmd::NodesCmd,
+    },
 }
 
 #[derive(Args)]
@@ -305,6 +318,8 @@ fn main() -> ExitCode {
         Command::Sessions(sub) => sessions_cmd::run(sub),
         Command::Devices { cmd } => devices_cmd::run(cmd),
         Command::Dashboard(args) => devices_cmd::dashboard(args),
+        Command::Node { cmd } => node_cmd::run_cmd(cmd),
+        Command::Nodes { cmd } => nodes_cmd::run(cmd),
     };
     match result {
         Ok(code) => code,
