@@ -18,6 +18,7 @@ mod proxy;
 mod remote;
 mod sessions;
 mod tls;
+mod ui;
 
 use std::path::Path;
 

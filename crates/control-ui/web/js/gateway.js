@@ -125,7 +125,7 @@ export class Gateway extends EventTarget {
       this.ws.close(1000, 'reconnect');
       this.ws = null;
     }
-    this.rejectPending(new GatewayError('UNAVAILABLE', 'reconnecting'));
+    this.rejectPending(new GatewayError('DISCONNECTED', 'reconnecting'));
     this.connect();
   }
 
@@ -273,7 +273,8 @@ export class Gateway extends EventTarget {
       clearInterval(this.watchdog);
       if (this.ws !== ws) return;
       this.ws = null;
-      this.rejectPending(new GatewayError('UNAVAILABLE', `connection closed (${ev.code}${ev.reason ? ` ${ev.reason}` : ''})`));
+      // Views reload after the reconnect; the banner tells the user the connection dropped.
+      this.rejectPending(new GatewayError('DISCONNECTED', `connection closed (${ev.code}${ev.reason ? ` ${ev.reason}` : ''})`));
       if (this.stopped || phase === 'failed') return;
       const reason = ev.reason || '';
       if (ev.code === 4001 && /device removed/.test(reason) && this.identity) {

@@ -36,6 +36,11 @@ export function errorText(err) {
 }
 
 export function showError(err, title) {
+  if (err?.code === 'DISCONNECTED') {
+    // The connection banner already says so, and every view reloads after the reconnect.
+    console.warn(title || 'request interrupted', err.message);
+    return null;
+  }
   console.error(title || 'error', err);
   return toast(errorText(err), 'error', { title });
 }

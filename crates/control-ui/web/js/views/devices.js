@@ -77,7 +77,7 @@ class DevicesView extends View {
       h('td', { class: 'muted', text: relTime(d.lastSeenAtMs) }),
       h('td', { class: 'row-actions' },
         this.gw.has('device.token.revoke') ? roles.map((role) => button(`Revoke ${role}`, () => this.revoke(d, role), { kind: 'ghost small', testid: 'device-revoke' })) : null,
-        this.gw.has('device.pair.remove') ? iconButton('trash', 'Remove device', () => this.remove(d), { kind: 'ghost danger', testid: 'device-remove' }) : null));
+        this.gw.has('device.pair.remove') ? iconButton('trash', 'Remove device', () => this.removeDevice(d), { kind: 'ghost danger', testid: 'device-remove' }) : null));
   }
 
   async revoke(d, role) {
@@ -94,7 +94,7 @@ class DevicesView extends View {
     }
   }
 
-  async remove(d) {
+  async removeDevice(d) {
     const ok = await confirmDialog({ title: 'Remove this device?', body: `${d.displayName || d.deviceId} loses its pairing and all tokens.`, confirm: 'Remove', danger: true });
     if (!ok) return;
     if (await call(this.gw, 'device.pair.remove', { deviceId: d.deviceId })) {

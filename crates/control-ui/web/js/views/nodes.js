@@ -40,7 +40,7 @@ class NodesView extends View {
             h('td', {}, (n.commands || []).slice(0, 6).map((c) => h('code', { class: 'chip', text: c })), (n.commands || []).length > 6 ? h('span', { class: 'muted', text: ` +${n.commands.length - 6}` }) : null),
             h('td', {}, pill(n.connected ? 'online' : 'offline', n.connected ? 'ok' : ''), n.approvalState && n.approvalState !== 'approved' ? pill(n.approvalState, 'warn') : null),
             h('td', { class: 'muted', text: relTime(n.lastSeenAtMs) }),
-            h('td', { class: 'row-actions' }, this.gw.has('node.pair.remove') ? iconButton('trash', 'Remove node', () => this.remove(n), { kind: 'ghost danger' }) : null)))))
+            h('td', { class: 'row-actions' }, this.gw.has('node.pair.remove') ? iconButton('trash', 'Remove node', () => this.removeNode(n), { kind: 'ghost danger' }) : null)))))
           : emptyState('No nodes', 'Run `pincer node run` on a machine to offer its commands here.', 'nodes')));
   }
 
@@ -64,7 +64,7 @@ class NodesView extends View {
     }
   }
 
-  async remove(n) {
+  async removeNode(n) {
     if (!(await confirmDialog({ title: 'Remove this node?', body: `${n.displayName || n.nodeId} must pair again.`, confirm: 'Remove', danger: true }))) return;
     if (await call(this.gw, 'node.pair.remove', { nodeId: n.nodeId })) {
       toast('Node removed', 'ok');

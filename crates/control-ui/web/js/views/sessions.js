@@ -63,7 +63,7 @@ class SessionsView extends View {
           ctx.navigate(`/?session=${encodeURIComponent(s.key)}`);
         }),
         has('sessions.reset') ? iconButton('reset', 'Reset (start a fresh transcript)', () => this.reset(s), { testid: 'session-reset' }) : null,
-        has('sessions.delete') ? iconButton('trash', 'Delete', () => this.remove(s), { kind: 'ghost danger', testid: 'session-delete' }) : null));
+        has('sessions.delete') ? iconButton('trash', 'Delete', () => this.removeSession(s), { kind: 'ghost danger', testid: 'session-delete' }) : null));
   }
 
   async showPreview(s) {
@@ -89,7 +89,7 @@ class SessionsView extends View {
     }
   }
 
-  async remove(s) {
+  async removeSession(s) {
     const ok = await confirmDialog({ title: 'Delete this session?', body: `${s.key} and its transcript will be deleted.`, confirm: 'Delete', danger: true });
     if (!ok) return;
     if (await call(this.gw, 'sessions.delete', { key: s.key, deleteTranscript: true })) {

@@ -1,0 +1,437 @@
+// Browser scenarios for the Control UI, driven by playwright-core on Debian's chromium.
+// Started by crates/cli/tests/e2e/ui.rs (which runs the gateway and the fake LLM):
+//
+//   node run.mjs <scenario>
+//
+// Environment: PINCER_UI_URL (http://127.0.0.1:<port>), PINCER_UI_TOKEN, PINCER_UI_ARTIFACTS
+// (screenshot dir), PINCER_BIN + PINCER_STATE_DIR (to run `pincer devices approve` like a
+// user would). Lines starting with `@@` ask the Rust harness to act (`@@restart-gateway`);
+// the harness answers on stdin with `done`. The last line is `RESULT {json}`; exit code 0 =
+// pass, 1 = fail, and `RESULT {"skip": "..."}` = skipped with the reason.
+
+import { chromium } from 'playwright-core';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+
+const env = process.env;
+const BASE = env.PINCER_UI_URL;
+const TOKEN = env.PINCER_UI_TOKEN;
+const ART = env.PINCER_UI_ARTIFACTS || path.join(os.tmpdir(), 'pincer-ui-artifacts');
+const CHROMIUM = env.PINCER_CHROMIUM || '/usr/bin/chromium';
+const scenario = process.argv[2];
+const result = { scenario, steps: [] };
+const contexts = [];
+const T = 30_000; // generous: these detect hangs, they do not measure speed
+
+fs.mkdirSync(ART, { recursive: true });
+
+function step(name) {
+  result.steps.push(name);
+  console.log(`ok - ${name}`);
+}
+
+function check(cond, message) {
+  if (!cond) throw new Error(`assertion failed: ${message}`);
+}
+
+const stdinLines = readline.createInterface({ input: process.stdin });
+const stdinQueue = [];
+const stdinWaiters = [];
+stdinLines.on('line', (l) => (stdinWaiters.length ? stdinWaiters.shift()(l) : stdinQueue.push(l)));
+
+/** Asks the Rust harness to do something and waits for its `done`. */
+async function harness(command) {
+  console.log(`@@${command}`);
+  const line = stdinQueue.length ? stdinQueue.shift() : await new Promise((r) => stdinWaiters.push(r));
+  check(line.trim() === 'done', `harness answered ${line} to ${command}`);
+}
+
+async function launch({ theme = 'light', viewport = { width: 1280, height: 800 }, mobile = false } = {}) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pincer-chromium-'));
+  const ctx = await chromium.launchPersistentContext(dir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    colorScheme: theme,
+    viewport,
+    isMobile: mobile,
+    hasTouch: mobile,
+    deviceScaleFactor: mobile ? 2 : 1,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--disable-default-apps', '--no-default-browser-check'],
+  });
+  const page = ctx.pages()[0] || await ctx.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+  });
+  const handle = { ctx, page, errors, dir };
+  contexts.push(handle);
+  return handle;
+}
+
+async function closeAll() {
+  for (const c of contexts.splice(0)) {
+    await c.ctx.close().catch(() => {});
+    fs.rmSync(c.dir, { recursive: true, force: true });
+  }
+}
+
+const gwState = (page) => page.evaluate(() => window.pincer?.gw?.state);
+
+async function waitState(page, state, timeout = T) {
+  await page.waitForFunction((s) => window.pincer?.gw?.state === s, state, { timeout });
+}
+
+async function shot(page, name) {
+  await page.waitForTimeout(150); // let animations settle
+  await page.screenshot({ path: path.join(ART, `${name}.png`) });
+  step(`screenshot ${name}.png`);
+}
+
+async function open(handle, route = '/', { token = TOKEN } = {}) {
+  await handle.page.goto(`${BASE}${route}${token ? `#token=${encodeURIComponent(token)}` : ''}`);
+}
+
+async function gotoView(page, label) {
+  await page.click(`[data-testid=nav-${label}]`);
+  await page.waitForFunction((l) => document.querySelector('.view-title')?.textContent?.toLowerCase() === l, label, { timeout: T });
+  await page.waitForTimeout(400);
+}
+
+function noPageErrors(handle, allow = []) {
+  const bad = handle.errors.filter((e) => e.startsWith('pageerror') || !allow.some((a) => e.includes(a)));
+  check(bad.length === 0, `no errors in the page, got:\n${bad.join('\n')}`);
+}
+
+async function send(page, text) {
+  await page.fill('[data-testid=composer]', text);
+  await page.press('[data-testid=composer]', 'Enter');
+}
+
+// ---- scenarios ----
+
+const scenarios = {
+  /** Load, silent local pairing, credentials handling, every view in both themes, first paint. */
+  async smoke() {
+    const a = await launch();
+    const { page } = a;
+    const resp = await page.goto(`${BASE}/#token=${encodeURIComponent(TOKEN)}`);
+    const csp = resp.headers()['content-security-policy'] || '';
+    check(csp.includes("script-src 'self'") && !csp.includes('unsafe-inline'), `strict CSP: ${csp}`);
+    await waitState(page, 'connected');
+    step('connected with a signed device identity (silent local pairing)');
+    check(!page.url().includes('token='), `token removed from the URL: ${page.url()}`);
+    const stored = await page.evaluate(() => ({ s: sessionStorage.getItem('pincer.gateway.credential'), l: localStorage.getItem('pincer.gateway.credential') }));
+    check(stored.s && stored.s.includes(TOKEN) && !stored.l, 'the token is in sessionStorage only');
+    step('token taken from the fragment, kept in sessionStorage');
+    const info = await page.evaluate(() => ({
+      method: window.pincer.gw.hello.auth.method,
+      deviceToken: Boolean(window.pincer.gw.hello.auth.deviceToken),
+      scopes: window.pincer.gw.hello.auth.scopes,
+      deviceId: window.pincer.gw.identity.id,
+      extractable: window.pincer.gw.identity.keyPair.privateKey.extractable,
+      paint: performance.getEntriesByType('paint').map((e) => [e.name, e.startTime]),
+      transfer: performance.getEntriesByType('resource').reduce((n, e) => n + (e.transferSize || 0), 0)
+        + (performance.getEntriesByType('navigation')[0]?.transferSize || 0),
+      encodings: performance.getEntriesByType('resource').map((e) => [e.name.split('/').pop(), e.encodedBodySize, e.decodedBodySize]),
+    }));
+    check(info.deviceToken, 'a device token was issued');
+    check(info.extractable === false, 'the private key is not extractable');
+    check(info.scopes.includes('operator.admin'), `scopes: ${info.scopes}`);
+    result.firstPaintMs = Object.fromEntries(info.paint)['first-contentful-paint'] ?? Object.fromEntries(info.paint)['first-paint'];
+    result.transferBytes = info.transfer;
+    result.deviceId = info.deviceId;
+    step(`first contentful paint ${Math.round(result.firstPaintMs)} ms, ${info.transfer} bytes transferred`);
+
+    // A reload reuses the identity and the stored device token (no new pairing).
+    await page.reload();
+    await waitState(page, 'connected');
+    const again = await page.evaluate(() => window.pincer.gw.identity.id);
+    check(again === info.deviceId, 'the device identity persists in IndexedDB');
+    step('reload keeps the device identity');
+
+    for (const theme of ['light', 'dark']) {
+      await page.emulateMedia({ colorScheme: theme });
+      await page.evaluate((t) => { localStorage.setItem('pincer.theme', t); document.documentElement.dataset.theme = t; }, theme);
+      for (const view of ['chat', 'sessions', 'approvals', 'devices', 'nodes', 'channels', 'config', 'logs', 'health']) {
+        await gotoView(page, view);
+        if (view === 'logs') await page.waitForSelector('[data-testid=log-line]', { timeout: T });
+        await shot(page, `${view}-${theme}`);
+      }
+    }
+    // Theme toggle button flips the theme.
+    const before = await page.evaluate(() => document.documentElement.dataset.theme);
+    await page.click('[data-testid=theme-toggle]');
+    const after = await page.evaluate(() => document.documentElement.dataset.theme);
+    check(before !== after, 'the theme toggle switches themes');
+    step('theme toggle');
+
+    // Views whose methods are missing say so (driven by features.methods).
+    const missing = await page.evaluate(() => ['node.list', 'channels.status', 'exec.approval.resolve'].filter((m) => !window.pincer.gw.has(m)));
+    if (missing.includes('node.list')) {
+      await gotoView(page, 'nodes');
+      await page.waitForSelector('[data-testid=unavailable]', { timeout: T });
+      step('Nodes says "not available on this gateway"');
+    }
+    result.missingMethods = missing;
+
+    // WebChat on a phone.
+    const phone = await launch({ viewport: { width: 390, height: 844 }, mobile: true, theme: 'dark' });
+    await open(phone, '/chat');
+    await waitState(phone.page, 'connected');
+    await phone.page.waitForSelector('[data-testid=composer]');
+    const overflow = await phone.page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
+    check(!overflow, 'WebChat fits the phone screen (no horizontal scroll)');
+    await shot(phone.page, 'webchat-phone-dark');
+    noPageErrors(a);
+    noPageErrors(phone);
+  },
+
+  /** Chat with the fake LLM: streamed Markdown reply, tool-call card, code block, usage. */
+  async chat() {
+    const a = await launch();
+    const { page } = a;
+    await open(a, '/');
+    await waitState(page, 'connected');
+    await send(page, 'Please read my notes');
+    // The streaming bubble shows partial text before the run ends.
+    await page.waitForSelector('.msg.assistant.streaming .segment', { timeout: T });
+    const partial = await page.textContent('.msg.assistant.streaming');
+    step(`streaming: "${partial.trim().slice(0, 40)}…"`);
+    await page.waitForSelector('[data-testid=tool-card]', { timeout: T });
+    step('tool-call card shown');
+    await page.waitForFunction(() => !document.querySelector('.msg.assistant.streaming'), null, { timeout: T });
+    const last = page.locator('[data-testid=msg-assistant]').last();
+    const text = await last.textContent();
+    check(text.includes('Here is the summary'), `final reply: ${text}`);
+    check(await last.locator('strong', { hasText: 'important' }).count() === 1, 'bold rendered');
+    check(await last.locator('.code-block code', { hasText: 'cargo build' }).count() === 1, 'code block rendered');
+    check(await last.locator('li').count() >= 2, 'list rendered');
+    step('streamed reply rendered as Markdown (bold, list, code block)');
+    const card = page.locator('[data-testid=tool-card]').first();
+    await card.locator('summary').click();
+    const body = await card.textContent();
+    check(body.includes('USER.md') && /done|error/.test(body), `tool card expands with args and result: ${body}`);
+    step('tool card expands with arguments and result');
+    await page.waitForFunction(() => /in ·/.test(document.querySelector('[data-testid=usage]')?.textContent || ''), null, { timeout: T });
+    step(`usage: ${await page.textContent('[data-testid=usage]')}`);
+    // History after a reload shows the same conversation (tool card included).
+    await page.reload();
+    await waitState(page, 'connected');
+    await page.waitForSelector('[data-testid=tool-card]', { timeout: T });
+    const hist = await page.textContent('[data-testid=messages]');
+    check(hist.includes('Please read my notes') && hist.includes('Here is the summary'), 'history shows the conversation');
+    step('chat.history shows the conversation after a reload');
+    await shot(page, 'chat-conversation-light');
+    // New session.
+    await page.click('[data-testid=new-session]');
+    await page.waitForSelector('[data-testid=chat-empty]', { timeout: T });
+    const key = await page.textContent('[data-testid=session-key]');
+    check(/^agent:main:dashboard:/.test(key), `new session key ${key}`);
+    step(`new session ${key}`);
+    noPageErrors(a);
+  },
+
+  /** A slow reply is stopped with Esc. */
+  async abort() {
+    const a = await launch();
+    const { page } = a;
+    await open(a, '/');
+    await waitState(page, 'connected');
+    await send(page, 'Tell me a long story');
+    await page.waitForSelector('.msg.assistant.streaming .segment', { timeout: T });
+    step('reply streaming');
+    await page.waitForSelector('[data-testid=abort]:not([hidden])', { timeout: T });
+    await page.press('[data-testid=composer]', 'Escape');
+    await page.waitForSelector('[data-testid=stopped]', { timeout: T });
+    step('Esc stopped the run ("Stopped" shown)');
+    check(await page.isHidden('[data-testid=abort]'), 'stop button hidden after the abort');
+    const text = await page.locator('[data-testid=msg-assistant]').last().textContent();
+    check(!text.includes('THE END'), 'the rest of the story never arrived');
+    await shot(page, 'chat-aborted-light');
+    noPageErrors(a);
+  },
+
+  /** HTML in messages stays text: nothing runs, the DOM has the literal characters. */
+  async xss() {
+    const a = await launch();
+    const { page } = a;
+    await open(a, '/');
+    await waitState(page, 'connected');
+    const payload = 'look <img src=x onerror="window.pwned=1"> and <script>window.pwned=2</script> [x](javascript:window.pwned=3)';
+    await send(page, payload);
+    await page.waitForFunction(() => !document.querySelector('.msg.assistant.streaming') && document.querySelectorAll('[data-testid=msg-assistant]').length > 0, null, { timeout: T });
+    await page.waitForTimeout(500);
+    const r = await page.evaluate(() => ({
+      xss: window.pwned,
+      imgs: document.querySelectorAll('[data-testid=messages] img').length,
+      scripts: document.querySelectorAll('[data-testid=messages] script').length,
+      jsLinks: [...document.querySelectorAll('[data-testid=messages] a')].filter((l) => !/^https?:|^mailto:/.test(l.href)).length,
+      user: [...document.querySelectorAll('[data-testid=msg-user]')].pop()?.textContent || '',
+      assistant: [...document.querySelectorAll('[data-testid=msg-assistant]')].pop()?.textContent || '',
+    }));
+    check(r.xss === undefined, `no script ran (window.pwned=${r.xss})`);
+    check(r.imgs === 0 && r.scripts === 0 && r.jsLinks === 0, `no img/script/javascript: link elements (${JSON.stringify(r)})`);
+    check(r.user.includes('<img src=x onerror="window.pwned=1">') && r.user.includes('<script>window.pwned=2</script>'), `user text literal: ${r.user}`);
+    check(r.assistant.includes('<img src=x onerror=') && r.assistant.includes('<script>'), `echoed reply literal: ${r.assistant}`);
+    step('HTML in user and model text rendered as literal text; nothing executed');
+    await shot(page, 'chat-xss-light');
+    noPageErrors(a);
+  },
+
+  /** Pairing needs approval (autoApproveLocal off): the page shows the command, the CLI
+   * approves, the page connects by itself; then a second browser is approved from Devices. */
+  async pairing() {
+    const a = await launch();
+    await open(a, '/');
+    await waitState(a.page, 'pairing');
+    await a.page.waitForSelector('[data-testid=pair-command]');
+    const cmd = (await a.page.textContent('[data-testid=pair-command] code')).trim();
+    const m = /^pincer devices approve ([0-9a-f-]{36})$/.exec(cmd);
+    check(m, `the exact approval command is shown: ${cmd}`);
+    await shot(a.page, 'pairing-wait-light');
+    step(`waiting for approval: ${cmd}`);
+    execFileSync(env.PINCER_BIN, ['devices', 'approve', m[1]], { env: { ...env, PINCER_STATE_DIR: env.PINCER_STATE_DIR }, stdio: 'pipe' });
+    await waitState(a.page, 'connected', 20_000);
+    step('approved with the CLI: the page connected by itself');
+
+    const b = await launch({ theme: 'dark' });
+    await open(b, '/');
+    await waitState(b.page, 'pairing');
+    const cmdB = (await b.page.textContent('[data-testid=pair-command] code')).trim();
+    const reqB = cmdB.split(' ').pop();
+    step(`second browser waiting (${reqB})`);
+    await gotoView(a.page, 'devices');
+    const card = a.page.locator(`[data-testid=pending-device][data-request-id="${reqB}"]`);
+    await card.waitFor({ timeout: T });
+    await shot(a.page, 'devices-pending-light');
+    await card.locator('[data-testid=device-approve]').click();
+    await waitState(b.page, 'connected', 20_000);
+    step('approved from the Devices view: the second browser connected by itself');
+    await a.page.waitForFunction(() => document.querySelectorAll('[data-testid=paired-device]').length >= 2, null, { timeout: T });
+    await shot(a.page, 'devices-paired-light');
+    // Revoking B's token signs B out (4001 device removed); B comes back to pairing or sign-in.
+    const bId = await b.page.evaluate(() => window.pincer.gw.identity.id);
+    await a.page.locator(`[data-testid=paired-device][data-device-id="${bId}"] [data-testid=device-revoke]`).click();
+    await a.page.click('[data-testid=confirm-ok]');
+    await b.page.waitForFunction(() => window.pincer.gw.state !== 'connected', null, { timeout: T });
+    step('revoking the second browser disconnected it');
+    noPageErrors(a, ['WebSocket']);
+  },
+
+  /** Exec approvals: a prompt over any view; Allow once lets the command run. */
+  async approvals() {
+    const a = await launch();
+    const { page } = a;
+    await open(a, '/');
+    await waitState(page, 'connected');
+    const has = await page.evaluate(() => window.pincer.gw.has('exec.approval.resolve'));
+    if (!has) {
+      result.skip = 'this gateway has no exec.approval.* methods yet (issue 6 integration); the prompt and the Approvals view show "not available"';
+      await gotoView(page, 'approvals');
+      await page.waitForSelector('[data-testid=unavailable]', { timeout: T });
+      return;
+    }
+    await send(page, 'Run the approval demo');
+    await page.waitForSelector('pc-approval-prompt [data-testid=approval-card]', { timeout: T });
+    await shot(page, 'approval-prompt-light');
+    step('approval prompt shown over the Chat view');
+    await page.click('pc-approval-prompt [data-testid=approval-allow]');
+    await page.waitForFunction(() => !document.querySelector('pc-approval-prompt [data-testid=approval-card]'), null, { timeout: T });
+    await page.waitForFunction(() => !document.querySelector('.msg.assistant.streaming'), null, { timeout: T });
+    step('allowed once; the run finished');
+    noPageErrors(a);
+  },
+
+  /** The gateway restarts: the page says so, reconnects by itself and says so. */
+  async reconnect() {
+    const a = await launch();
+    const { page } = a;
+    await open(a, '/');
+    await waitState(page, 'connected');
+    await harness('restart-gateway');
+    await page.waitForSelector('[data-testid=conn-banner]:has-text("Reconnected")', { timeout: 40_000 });
+    check(await gwState(page) === 'connected', 'connected again');
+    step('the page reconnected by itself and said so');
+    await shot(page, 'reconnected-light');
+    // Works after the restart: a request succeeds.
+    const ok = await page.evaluate(() => window.pincer.gw.request('health', {}).then((h) => h.ok));
+    check(ok === true, 'health works after the reconnect');
+    const events = await page.evaluate(() => document.querySelector('[data-testid=conn-banner]').textContent);
+    result.banner = events;
+    noPageErrors(a, ['WebSocket']);
+  },
+
+  /** The banner during a restart (the harness holds the gateway down). */
+  async outage() {
+    const a = await launch();
+    const { page } = a;
+    await open(a, '/');
+    await waitState(page, 'connected');
+    await harness('stop-gateway');
+    await waitState(page, 'reconnecting');
+    await page.waitForSelector('[data-testid=conn-banner]:not([hidden])');
+    await shot(page, 'reconnecting-light');
+    step('banner while the gateway is down');
+    await harness('start-gateway');
+    await waitState(page, 'connected', 40_000);
+    step('reconnected');
+    noPageErrors(a, ['WebSocket']);
+  },
+
+  /** Config: a bad edit is refused and the problem is shown on the offending line. */
+  async config() {
+    const a = await launch();
+    const { page } = a;
+    await open(a, '/config');
+    await waitState(page, 'connected');
+    await page.waitForSelector('[data-testid=config-editor]');
+    const original = await page.inputValue('[data-testid=config-editor]');
+    const broken = original.replace(/\{/, '{\n  session: { dmScope: "bogus" },\n  agents_typo: 1,');
+    await page.fill('[data-testid=config-editor]', broken);
+    await page.click('[data-testid=config-save]');
+    await page.waitForSelector('[data-testid=config-error-line]', { timeout: T });
+    const lines = await page.$$eval('[data-testid=config-error-line]', (els) => els.map((e) => [e.dataset.line, e.textContent]));
+    check(lines.some(([l, t]) => l === '2' && t.includes('session.dmScope')), `error shown at session.dmScope (line 2): ${JSON.stringify(lines)}`);
+    check(lines.some(([l, t]) => l === '3' && t.includes('agents_typo')), `error shown at agents_typo (line 3): ${JSON.stringify(lines)}`);
+    step('validation errors shown at the offending keys');
+    await shot(page, 'config-errors-light');
+    // A valid edit is saved (baseHash) and reloads.
+    await page.fill('[data-testid=config-editor]', original.replace(/\{/, '{\n  session: { dmScope: "per-peer" },'));
+    await page.click('[data-testid=config-save]');
+    await page.waitForSelector('[data-testid=toast-ok]', { timeout: T });
+    const saved = await page.inputValue('[data-testid=config-editor]');
+    check(saved.includes('per-peer'), 'saved config reloaded');
+    step('valid edit saved');
+    noPageErrors(a);
+  },
+};
+
+async function main() {
+  const fn = scenarios[scenario];
+  if (!fn) throw new Error(`unknown scenario ${scenario}; one of: ${Object.keys(scenarios).join(', ')}`);
+  check(BASE && TOKEN, 'PINCER_UI_URL and PINCER_UI_TOKEN are set');
+  await fn();
+}
+
+let code = 0;
+try {
+  await main();
+} catch (e) {
+  code = 1;
+  result.error = String(e?.stack || e);
+  for (const c of contexts) {
+    const name = `FAILED-${scenario}-${contexts.indexOf(c)}`;
+    await c.page.screenshot({ path: path.join(ART, `${name}.png`) }).catch(() => {});
+    result.pageErrors = [...(result.pageErrors || []), ...c.errors];
+  }
+} finally {
+  await closeAll();
+  stdinLines.close();
+}
+console.log(`RESULT ${JSON.stringify(result)}`);
+process.exit(code);
