@@ -30,4 +30,23 @@ if ! command -v ip >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$
     apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null || echo "warning: could not install iproute2; namespace tests will skip" >&2
 fi
 
+# The Control UI browser tests (crates/cli/tests/e2e/ui.rs) drive Debian's chromium with
+# playwright-core (crates/control-ui/browser-tests, pinned by its package-lock.json).
+if ! [ -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+    apt-get update -qq && apt-get install -y -qq chromium >/dev/null || echo "warning: could not install chromium" >&2
+fi
+if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+    apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null || echo "warning: could not install nodejs/npm" >&2
+fi
+if command -v npm >/dev/null 2>&1 && [ -x /usr/bin/chromium ]; then
+    if (cd crates/control-ui/browser-tests && npm ci --no-audit --no-fund --loglevel=error >/dev/null); then
+        # Installed: the browser tests must run (not skip).
+        export PINCER_UI_TESTS_REQUIRED=1
+    else
+        echo "warning: npm ci failed in crates/control-ui/browser-tests; the browser tests will skip" >&2
+    fi
+else
+    echo "warning: chromium or npm missing; the Control UI browser tests will skip" >&2
+fi
+
 exec cargo nextest run --workspace "$@"
