@@ -197,6 +197,8 @@ pub struct RunOutcome {
     pub context_window: u64,
     /// What a `/compact` command did.
     pub compaction: Option<crate::compaction::CompactReport>,
+    /// The run created the session or started a new sessionId (reset policy).
+    pub session_started: bool,
 }
 
 impl RunOutcome {
@@ -234,6 +236,7 @@ impl RunOutcome {
             prompt_tokens_estimate: 0,
             context_window: 0,
             compaction: None,
+            session_started: false,
         }
     }
 

@@ -376,6 +376,7 @@ impl Run {
         let ensured = ensured?;
         appended?;
         status?;
+        self.outcome.session_started = ensured.created || ensured.rotated.is_some();
         self.session_id = ensured.record.entry.session_id.clone();
         self.outcome.session_id = Some(self.session_id.clone());
         em.set_session_id(&self.session_id);
@@ -421,17 +422,8 @@ impl Run {
             Ok(ctx) => ctx,
             Err(message) => return Ok(LoopEnd::Failed(plain_error(message))),
         };
-        let specs: Vec<pincer_providers::ToolSpec> = self
-            .inner
-            .tools
-            .specs_for(&tool_ctx)
-            .into_iter()
-            .map(|s| pincer_providers::ToolSpec {
-                name: s.name.clone(),
-                description: s.description.clone(),
-                parameters: s.parameters.clone(),
-            })
-            .collect();
+        let offered = self.inner.offered_tools(&settings, &self.agent_id, &head);
+        let specs: &[pincer_providers::ToolSpec] = &offered.specs;
 
         // The system prompt.
         let prompt_tools: Vec<PromptTool> = specs
@@ -464,14 +456,8 @@ impl Run {
             total_max_chars: total_max,
         })
         .map(|p| p.text);
-        let fixed_tokens = system_prompt.as_deref().map_or(0, context::estimate_text)
-            + specs
-                .iter()
-                .map(|s| {
-                    context::estimate_text(&s.parameters.to_string())
-                        + context::estimate_text(&s.description)
-                })
-                .sum::<u64>();
+        let fixed_tokens =
+            system_prompt.as_deref().map_or(0, context::estimate_text) + offered.tokens;
 
         // Preflight compaction: the projected prompt must leave the reserve free.
         let window = head.context_window;
@@ -517,18 +503,18 @@ impl Run {
                     "the run stopped after {max_calls} model calls without finishing"
                 ))));
             }
-            let request = CompletionRequest {
+            let request = Arc::new(CompletionRequest {
                 system_prompt: system_prompt.clone(),
                 messages: self.context.messages(),
-                tools: specs.clone(),
+                tools: specs.to_vec(),
                 max_tokens: None,
                 thinking,
                 temperature: None,
-            };
+            });
             self.outcome.prompt_tokens_estimate = fixed_tokens + self.context.tokens();
             let item_id: Arc<str> = Arc::from(format!("{turn_id}:{calls}"));
             let (mut message, error) = self
-                .stream_call(em, &chain, &request, &options, &item_id)
+                .stream_call(em, &chain, request, &options, &item_id)
                 .await;
             message.timestamp = Some(now_ms());
             messages::tag_run(&mut message.extra, &self.req.run_id);
@@ -597,11 +583,14 @@ impl Run {
         &mut self,
         em: &mut Emitter,
         chain: &[ResolvedModel],
-        request: &CompletionRequest,
+        request: Arc<CompletionRequest>,
         options: &CallOptions,
         item_id: &Arc<str>,
     ) -> (AssistantMessage, Option<ProviderError>) {
-        let mut stream = self.inner.client.stream_chain(chain, request, options);
+        let mut stream = self
+            .inner
+            .client
+            .stream_chain_shared(chain, request, options);
         let mut collector = TurnCollector::new();
         while let Some(event) = stream.next().await {
             match &event {
@@ -889,25 +878,13 @@ impl Run {
 
     fn tool_context(
         &self,
-        settings: &Settings,
+        settings: &Arc<Settings>,
         workspace: &std::path::Path,
         head: &ResolvedModel,
     ) -> Result<ToolContext, String> {
         let ws = pincer_tools::confine::Workspace::new(workspace)
             .map_err(|e| format!("cannot open the workspace {}: {e}", workspace.display()))?;
-        let global = tools_policy(settings);
-        let names: Vec<&str> = self.inner.tools.names().collect();
-        let effective = resolve_effective_tools(
-            names,
-            &global,
-            None,
-            &PolicyRequest {
-                agent_id: Some(&self.agent_id),
-                provider: Some(&head.provider),
-                model: Some(&head.model),
-                ..PolicyRequest::default()
-            },
-        );
+        let offered = self.inner.offered_tools(settings, &self.agent_id, head);
         let mut hosts: Hosts = self.inner.options.hosts.clone();
         if hosts.sessions.is_none() {
             hosts.sessions = Some(Arc::new(crate::status::SessionsHostImpl::new(
@@ -919,7 +896,7 @@ impl Run {
             .agent_id(&self.agent_id)
             .session_key(&key)
             .run_id(&self.req.run_id)
-            .policy(Arc::new(effective))
+            .policy(offered.policy.clone())
             .processes(self.inner.processes.clone())
             .hosts(hosts)
             .config(Arc::new(exec_config(settings)))
@@ -1124,6 +1101,76 @@ fn tool_title(name: &str, meta: Option<&str>) -> String {
     match meta {
         Some(m) => format!("{label} {m}"),
         None => label,
+    }
+}
+
+/// The tools a run offers under the policy, with their schemas in the providers' shape and
+/// their token estimate (computed once per config version, agent and model).
+pub(crate) struct OfferedTools {
+    pub policy: Arc<pincer_tools::policy::EffectiveTools>,
+    pub specs: Vec<pincer_providers::ToolSpec>,
+    pub tokens: u64,
+}
+
+impl Inner {
+    pub(crate) fn offered_tools(
+        &self,
+        settings: &Arc<Settings>,
+        agent_id: &str,
+        head: &ResolvedModel,
+    ) -> Arc<OfferedTools> {
+        let key = (
+            Arc::as_ptr(settings) as usize,
+            agent_id.to_owned(),
+            head.provider.clone(),
+            head.model.clone(),
+        );
+        if let Some(hit) = self.tool_cache.lock().get(&key) {
+            return hit.clone();
+        }
+        let global = tools_policy(settings);
+        let names: Vec<&str> = self.tools.names().collect();
+        let policy = resolve_effective_tools(
+            names,
+            &global,
+            None,
+            &PolicyRequest {
+                agent_id: Some(agent_id),
+                provider: Some(&head.provider),
+                model: Some(&head.model),
+                ..PolicyRequest::default()
+            },
+        );
+        let specs: Vec<pincer_providers::ToolSpec> = self
+            .tools
+            .specs()
+            .into_iter()
+            .filter(|s| policy.allows(&s.name))
+            .map(|s| pincer_providers::ToolSpec {
+                name: s.name.clone(),
+                description: s.description.clone(),
+                parameters: s.parameters.clone(),
+            })
+            .collect();
+        let tokens = specs
+            .iter()
+            .map(|s| {
+                context::estimate_text(&s.parameters.to_string())
+                    + context::estimate_text(&s.description)
+            })
+            .sum();
+        let offered = Arc::new(OfferedTools {
+            policy: Arc::new(policy),
+            specs,
+            tokens,
+        });
+        let mut cache = self.tool_cache.lock();
+        if cache.len() >= 64 {
+            // Old config versions and models: start over rather than track ages.
+            cache.clear();
+        }
+        cache.insert(key, offered.clone());
+        offered
     }
 }
 

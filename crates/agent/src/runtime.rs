@@ -174,6 +174,9 @@ pub enum WaitResult {
     Unknown,
 }
 
+/// (config version, agent, provider, model).
+pub(crate) type ToolCacheKey = (usize, String, String, String);
+
 pub(crate) struct Inner {
     pub store: Store,
     pub client: ProviderClient,
@@ -183,6 +186,8 @@ pub(crate) struct Inner {
     pub options: AgentOptions,
     pub processes: Arc<ProcessRegistry>,
     pub global: Arc<Semaphore>,
+    /// Offered tools per (config version, agent, provider, model).
+    pub tool_cache: Mutex<HashMap<ToolCacheKey, Arc<crate::run::OfferedTools>>>,
     lanes: Mutex<HashMap<String, Lane>>,
     runs: Mutex<RunTable>,
     runs_changed: Notify,
@@ -218,6 +223,7 @@ impl AgentRuntime {
             options: deps.options,
             processes: Arc::new(ProcessRegistry::default()),
             global: Arc::new(Semaphore::new(max)),
+            tool_cache: Mutex::new(HashMap::new()),
             lanes: Mutex::new(HashMap::new()),
             runs: Mutex::new(RunTable::default()),
             runs_changed: Notify::new(),

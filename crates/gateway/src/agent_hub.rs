@@ -169,14 +169,14 @@ async fn project(
             return;
         };
         let now = Instant::now();
-        let mut ended: Vec<Arc<str>> = Vec::new();
+        let mut ended: Vec<(Arc<str>, bool)> = Vec::new();
         let mut ended_runs: Vec<Arc<str>> = Vec::new();
         {
             let mut p = projector.lock();
             for ev in &batch {
                 p.handle(ev, now, &mut out);
-                if matches!(ev.kind, RunEventKind::End(_)) {
-                    ended.push(ev.session_key.clone());
+                if let RunEventKind::End(outcome) = &ev.kind {
+                    ended.push((ev.session_key.clone(), outcome.session_started));
                     ended_runs.push(ev.run_id.clone());
                 }
             }
@@ -197,8 +197,8 @@ async fn project(
             drop(done);
             projected.notify.notify_waiters();
         }
-        for key in ended {
-            session_settled(&state, &key);
+        for (key, started) in ended {
+            session_settled(&state, &key, started);
         }
     }
 }
@@ -219,14 +219,36 @@ fn publish(state: &GatewayState, w: WireEvent) {
     );
 }
 
-/// After a run: `sessions.changed` with the fresh row for `sessions.subscribe` sockets.
-fn session_settled(state: &Arc<GatewayState>, key: &str) {
+/// After a run: `sessions.changed` with the fresh row for `sessions.subscribe` sockets. The
+/// health/status session summary only changes when the run started a session, so only then is
+/// it recomputed.
+fn session_settled(state: &Arc<GatewayState>, key: &str, started: bool) {
     let Ok(key) = SessionKey::parse(key) else {
         return;
     };
     let state = Arc::clone(state);
     tokio::spawn(async move {
         let record = state.store.get_session(&key).await.ok().flatten();
-        state.sessions_changed(&key, "activity", record.as_ref());
+        if started {
+            state.sessions_changed(&key, "activity", record.as_ref());
+            return;
+        }
+        let Some(record) = record else { return };
+        let payload = serde_json::json!({
+            "sessionKey": key.to_string(),
+            "agentId": record.agent_id,
+            "reason": "activity",
+            "ts": pincer_agent::now_ms(),
+            "sessionId": record.entry.session_id,
+            "session": state.session_row(&key, Some(&record)),
+        });
+        state.bus.publish(
+            "sessions.changed",
+            &payload,
+            PublishOpts {
+                target: Target::SessionsSubscribers,
+                ..PublishOpts::default()
+            },
+        );
     });
 }

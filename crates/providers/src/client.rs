@@ -146,10 +146,21 @@ impl ProviderClient {
         request: &CompletionRequest,
         options: &CallOptions,
     ) -> EventStream {
+        self.stream_chain_shared(chain, Arc::new(request.clone()), options)
+    }
+
+    /// [`stream_chain`](Self::stream_chain) for a request the caller already holds in an
+    /// `Arc` (no copy of the prompt, the messages and the tool schemas per call).
+    pub fn stream_chain_shared(
+        &self,
+        chain: &[ResolvedModel],
+        request: Arc<CompletionRequest>,
+        options: &CallOptions,
+    ) -> EventStream {
         let state = ChainState {
             http: self.http.clone(),
             chain: chain.to_vec().into(),
-            request: Arc::new(request.clone()),
+            request,
             options: options.clone(),
             current: None,
             output_seen: false,

@@ -3,10 +3,10 @@
 //! BENCHMARKS.md).
 //!
 //! 1. Overhead per turn: `chat.send` → `chat` `final` of a short reply (`--turn-words`
-//!    deltas), each turn in a fresh session, minus the provider floor: the exact request the
-//!    gateway sent, replayed straight to the fake over a keep-alive connection until the end
-//!    of its stream. The difference is what the gateway adds (admission, store writes,
-//!    prompt, streaming, projection, WebSocket framing).
+//!    deltas), `--turns-per-session` turns per session, minus the provider floor: each turn's
+//!    exact request, as the gateway sent it, replayed straight to the fake over a keep-alive
+//!    connection until the end of its stream. The difference is what the gateway adds
+//!    (admission, store writes, prompt, streaming, projection, WebSocket framing).
 //! 2. Streaming: `--sessions` sessions at once, `--deltas` deltas each; every `agent`
 //!    assistant event and every `chat` delta is checked (cumulative text, run seq order, final
 //!    text), so a missed or reordered delta is counted. RSS is sampled meanwhile (`--pid`):
@@ -41,6 +41,9 @@ pub struct Args {
     /// Deltas of the overhead turns' reply (one word each).
     #[arg(long, default_value_t = 32)]
     pub turn_words: usize,
+    /// Overhead turns per session before the next session starts (a chat, not one message).
+    #[arg(long, default_value_t = 25)]
+    pub turns_per_session: usize,
     /// Concurrent streaming sessions.
     #[arg(long, default_value_t = 100)]
     pub sessions: usize,
@@ -154,10 +157,13 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
     let mut turn_times = Vec::with_capacity(args.turns);
     let mut failures = 0usize;
     let s0 = ctx.snap();
+    let per_session = args.turns_per_session.max(1);
     for i in 0..(args.warmup + args.turns) {
-        let key = format!("agent:main:{prefix}-t{i}");
-        next_id += 1;
-        subscribe(&mut ws, next_id, &key, ctx).await?;
+        let key = format!("agent:main:{prefix}-t{}", i / per_session);
+        if i % per_session == 0 {
+            next_id += 1;
+            subscribe(&mut ws, next_id, &key, ctx).await?;
+        }
         let run = format!("{prefix}-run-{i}");
         let params = json!({"sessionKey": key, "message": "hi", "idempotencyKey": run}).to_string();
         next_id += 1;
@@ -174,48 +180,68 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
         if i >= args.warmup {
             turn_times.push(took);
         }
-        next_id += 1;
-        let params = json!({"key": key}).to_string();
-        let _ = wire::call(
-            &mut ws,
-            next_id,
-            "sessions.messages.unsubscribe",
-            Some(&params),
-            ctx.timeout(),
-        )
-        .await;
+        if (i + 1) % per_session == 0 {
+            next_id += 1;
+            let params = json!({"key": key}).to_string();
+            let _ = wire::call(
+                &mut ws,
+                next_id,
+                "sessions.messages.unsubscribe",
+                Some(&params),
+                ctx.timeout(),
+            )
+            .await;
+        }
     }
     let s1 = ctx.snap();
     wire::close(ws, ctx.timeout()).await;
 
-    // The provider floor: the gateway's own last request, replayed to the fake directly.
-    let recorded = fake
-        .model_requests()
-        .pop()
-        .context("the gateway sent no model request: is its config pointing at --fake-port?")?;
-    let mut request = format!(
-        "POST {} HTTP/1.1\r\nhost: 127.0.0.1:{}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-        recorded.path,
-        args.fake_port,
-        recorded.raw_body.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(&recorded.raw_body);
+    // The provider floor: each measured turn's request, as the gateway sent it, replayed
+    // straight to the fake.
+    let recorded = fake.model_requests();
+    if recorded.len() < args.warmup + args.turns {
+        bail!(
+            "the gateway sent {} model requests for {} turns: is its config pointing at --fake-port?",
+            recorded.len(),
+            args.warmup + args.turns
+        );
+    }
+    let requests: Vec<Vec<u8>> = recorded
+        .iter()
+        .skip(args.warmup)
+        .map(|r| {
+            let mut bytes = format!(
+                "POST {} HTTP/1.1\r\nhost: 127.0.0.1:{}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                r.path,
+                args.fake_port,
+                r.raw_body.len()
+            )
+            .into_bytes();
+            bytes.extend_from_slice(&r.raw_body);
+            bytes
+        })
+        .collect();
+    let request_bytes = recorded.last().map_or(0, |r| r.raw_body.len());
     let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", args.fake_port)).await?;
     conn.set_nodelay(true)?;
     let mut buf = Vec::new();
-    for _ in 0..args.warmup {
-        raw_turn(&mut conn, &request, &mut buf).await?;
+    for request in requests.iter().take(args.warmup) {
+        raw_turn(&mut conn, request, &mut buf).await?;
     }
     let mut floor_times = Vec::with_capacity(args.turns);
-    for _ in 0..args.turns {
+    for request in &requests {
         let t0 = Instant::now();
-        raw_turn(&mut conn, &request, &mut buf).await?;
+        raw_turn(&mut conn, request, &mut buf).await?;
         floor_times.push(t0.elapsed());
     }
+    let overheads: Vec<f64> = turn_times
+        .iter()
+        .zip(&floor_times)
+        .map(|(t, f)| (t.as_secs_f64() - f.as_secs_f64()) * 1000.0)
+        .collect();
+    let overhead = Summary::of_ms(overheads);
     let turn = Summary::of(&turn_times);
     let floor = Summary::of(&floor_times);
-    let overhead_p50 = turn.p50 - floor.p50;
     let cpu_per_turn_ms = cpu_delta(s0, s1).map(|c| c * 1000.0 / (args.warmup + args.turns) as f64);
 
     // ---- 2. concurrent streaming ----
@@ -335,21 +361,22 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
     let json = json!({
         "turns": args.turns, "turn_words": args.turn_words, "failures": failures,
         "turn_ms": turn.to_json(), "provider_floor_ms": floor.to_json(),
-        "overhead_p50_ms": overhead_p50,
+        "overhead_ms": overhead.to_json(), "turns_per_session": per_session,
         "gateway_cpu_ms_per_turn": cpu_per_turn_ms,
-        "request_bytes": recorded.raw_body.len(),
+        "request_bytes": request_bytes,
         "gateway_before": snap_json(s0), "gateway_after": snap_json(s1),
         "stream": stream_json,
     });
     let human = format!(
-        "chat: {} turns of {} deltas ({} failed)\n  chat.send → final {}\n  provider floor   {}\n  gateway overhead p50 {:.3} ms (request {} bytes){}\n{}",
+        "chat: {} turns of {} deltas, {} per session ({} failed)\n  chat.send → final {}\n  provider floor   {}\n  gateway overhead {} (last request {} bytes){}\n{}",
         args.turns,
         args.turn_words,
+        per_session,
         failures,
         turn.line(),
         floor.line(),
-        overhead_p50,
-        recorded.raw_body.len(),
+        overhead.line(),
+        request_bytes,
         cpu_per_turn_ms.map_or(String::new(), |c| format!(", gateway CPU {c:.2} ms/turn")),
         stream_human,
     );
