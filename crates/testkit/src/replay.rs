@@ -311,10 +311,10 @@ fn looks_generated(s: &str) -> bool {
 /// Pairs (captured, live) of generated strings at the same place in two frames.
 fn learn_ids(expected: &Value, got: &Value, out: &mut Vec<(String, String)>) {
     match (expected, got) {
-        (Value::String(e), Value::String(g)) if e != g && looks_generated(e) => {
-            if !out.iter().any(|(c, _)| c == e) {
-                out.push((e.clone(), g.clone()));
-            }
+        (Value::String(e), Value::String(g))
+            if e != g && looks_generated(e) && !out.iter().any(|(c, _)| c == e) =>
+        {
+            out.push((e.clone(), g.clone()));
         }
         (Value::Object(e), Value::Object(g)) => {
             for (k, ev) in e {
