@@ -153,6 +153,9 @@ const scenarios = {
     const again = await page.evaluate(() => window.pincer.gw.identity.id);
     check(again === info.deviceId, 'the device identity persists in IndexedDB');
     step('reload keeps the device identity');
+    const warm = await page.evaluate(() => Object.fromEntries(performance.getEntriesByType('paint').map((e) => [e.name, e.startTime])));
+    result.firstPaintWarmMs = warm['first-contentful-paint'] ?? warm['first-paint'];
+    step(`first contentful paint after a reload (cached assets) ${Math.round(result.firstPaintWarmMs)} ms`);
 
     for (const theme of ['light', 'dark']) {
       await page.emulateMedia({ colorScheme: theme });

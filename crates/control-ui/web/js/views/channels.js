@@ -47,7 +47,7 @@ class ChannelsView extends View {
     });
     replace(this, this.header(),
       res.statusIssues?.length ? h('div', { class: 'callout warn' }, res.statusIssues.map((i) => h('div', { text: typeof i === 'string' ? i : i.message || JSON.stringify(i) }))) : null,
-      cards.length ? h('div', { class: 'cards' }, cards) : emptyState('No channels configured', 'Add Telegram, Discord or Slack under `channels` in the config.', 'channels'));
+      cards.length ? h('div', { class: 'cards' }, cards) : emptyState('No channels configured', 'Add Telegram, Discord or Slack under “channels” in the config.', 'channels'));
   }
 }
 customElements.define('pc-channels', ChannelsView);

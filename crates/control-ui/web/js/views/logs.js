@@ -89,8 +89,8 @@ class LogsView extends View {
       h('span', { class: 'log-ts', text: l.ts ? l.ts.replace('T', ' ').replace(/\.\d+Z$/, 'Z').slice(11) : '' }),
       h('span', { class: 'log-level', text: l.level }),
       h('span', { class: 'log-target', text: l.target.replace(/^pincer_/, '') }),
-      h('span', { class: 'log-msg', text: l.message }),
-      Object.keys(l.fields).length ? h('span', { class: 'log-fields', text: Object.entries(l.fields).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ') }) : null)));
+      h('span', { class: 'log-msg' }, l.message,
+        Object.keys(l.fields).length ? h('span', { class: 'log-fields', text: Object.entries(l.fields).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ') }) : null))));
     if (!shown.length) this.list.append(h('div', { class: 'muted pad', text: this.lines.length ? 'No line matches the filter.' : 'Waiting for log lines…' }));
     if (this.follow) this.list.scrollTop = this.list.scrollHeight;
   }

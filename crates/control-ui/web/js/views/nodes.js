@@ -41,7 +41,7 @@ class NodesView extends View {
             h('td', {}, pill(n.connected ? 'online' : 'offline', n.connected ? 'ok' : ''), n.approvalState && n.approvalState !== 'approved' ? pill(n.approvalState, 'warn') : null),
             h('td', { class: 'muted', text: relTime(n.lastSeenAtMs) }),
             h('td', { class: 'row-actions' }, this.gw.has('node.pair.remove') ? iconButton('trash', 'Remove node', () => this.removeNode(n), { kind: 'ghost danger' }) : null)))))
-          : emptyState('No nodes', 'Run `pincer node run` on a machine to offer its commands here.', 'nodes')));
+          : emptyState('No nodes', 'Start “pincer node run” on a machine to offer its commands here.', 'nodes')));
   }
 
   pendingCard(p) {
