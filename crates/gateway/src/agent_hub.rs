@@ -56,6 +56,16 @@ fn env(name: &str) -> Option<String> {
 impl AgentHub {
     /// Builds the runtime from the config in force. Runs start only after [`AgentHub::start`].
     pub fn new(store: Store, config: Arc<Config>, state_dir: &Path) -> AgentHub {
+        Self::with_hosts(store, config, state_dir, Default::default())
+    }
+
+    /// [`AgentHub::new`] with gateway-backed tool hosts (the `nodes` tool's host, …).
+    pub fn with_hosts(
+        store: Store,
+        config: Arc<Config>,
+        state_dir: &Path,
+        hosts: pincer_tools::context::Hosts,
+    ) -> AgentHub {
         let settings = Settings::new(config, state_dir, &env);
         if settings.registry.is_empty() {
             tracing::warn!(
@@ -74,7 +84,10 @@ impl AgentHub {
             tools: Arc::new(pincer_tools::builtin::builtin_registry(Default::default())),
             settings,
             events: tx,
-            options: options_from_env(),
+            options: AgentOptions {
+                hosts,
+                ..options_from_env()
+            },
         });
         AgentHub {
             runtime,

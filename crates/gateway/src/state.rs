@@ -180,10 +180,19 @@ impl GatewayState {
         let versions = StateVersions::default();
         versions.presence.store(1, Ordering::Release);
         versions.health.store(1, Ordering::Release);
-        let agent = crate::agent_hub::AgentHub::new(
+        // The agent's `nodes` tool reaches nodes through this gateway (set once the state exists).
+        let nodes_cell = crate::nodes::host::StateCell::default();
+        let hosts = pincer_tools::context::Hosts {
+            nodes: Some(Arc::new(crate::nodes::host::GatewayNodesHost::new(
+                nodes_cell.clone(),
+            ))),
+            ..Default::default()
+        };
+        let agent = crate::agent_hub::AgentHub::with_hosts(
             parts.store.clone(),
             Arc::new(parts.config.current().config.clone()),
             &parts.state_dir,
+            hosts,
         );
         let state = Arc::new(GatewayState {
             version,
@@ -228,6 +237,7 @@ impl GatewayState {
             agent,
             nodes: crate::nodes::NodeRegistry::default(),
         });
+        nodes_cell.set(&state);
         state.refresh_health(None);
         state
     }

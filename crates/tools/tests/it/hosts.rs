@@ -327,6 +327,118 @@ async fn nodes_tool_maps_actions() {
     assert_eq!(rec.last().1, json!({"id": "r1", "approve": true}));
 }
 
+#[tokio::test]
+async fn nodes_tool_uses_the_reference_command_mapping() {
+    let env = Env::new();
+    let rec = Arc::new(Recorder::default());
+    let ctx = ctx_with(&env, &rec);
+    let cmd = |v: &Value| {
+        (
+            v["command"].as_str().unwrap().to_owned(),
+            v["params"].clone(),
+        )
+    };
+    // camera_ptz: status vs control with target/delta axes.
+    env.call(
+        &ctx,
+        "nodes",
+        json!({"action": "camera_ptz", "node": "n", "deviceId": "cam1", "ptzOperation": "status"}),
+    )
+    .await;
+    assert_eq!(
+        cmd(&rec.last().1),
+        ("camera.ptz.status".into(), json!({"deviceId": "cam1"}))
+    );
+    env.call(&ctx, "nodes", json!({"action": "camera_ptz", "node": "n", "deviceId": "cam1", "ptzOperation": "move", "panDegrees": 5}))
+        .await;
+    assert_eq!(
+        cmd(&rec.last().1),
+        (
+            "camera.ptz.control".into(),
+            json!({"deviceId": "cam1", "operation": "move", "delta": {"panDegrees": 5.0}})
+        )
+    );
+    let out = env
+        .call(
+            &ctx,
+            "nodes",
+            json!({"action": "camera_ptz", "node": "n", "deviceId": "cam1", "ptzOperation": "set"}),
+        )
+        .await;
+    assert!(err_text(&out).contains("at least one PTZ axis"));
+    // notifications_action → notifications.actions.
+    env.call(&ctx, "nodes", json!({"action": "notifications_action", "node": "n", "notificationKey": "k", "notificationAction": "reply", "notificationReplyText": "ok"}))
+        .await;
+    assert_eq!(
+        cmd(&rec.last().1),
+        (
+            "notifications.actions".into(),
+            json!({"key": "k", "action": "reply", "replyText": "ok"})
+        )
+    );
+    let before = rec.count();
+    let out = env
+        .call(&ctx, "nodes", json!({"action": "notifications_action", "node": "n", "notificationKey": "k", "notificationAction": "reply"}))
+        .await;
+    assert!(err_text(&out).contains("notificationReplyText"));
+    // Read actions carry no params; which sends bins.
+    env.call(
+        &ctx,
+        "nodes",
+        json!({"action": "device_status", "node": "n", "limit": 3}),
+    )
+    .await;
+    assert_eq!(cmd(&rec.last().1), ("device.status".into(), json!({})));
+    env.call(
+        &ctx,
+        "nodes",
+        json!({"action": "which", "node": "n", "bins": ["git"]}),
+    )
+    .await;
+    assert_eq!(
+        cmd(&rec.last().1),
+        ("system.which".into(), json!({"bins": ["git"]}))
+    );
+    // notify needs text and answers {ok:true}.
+    let out = env
+        .call(&ctx, "nodes", json!({"action": "notify", "node": "n"}))
+        .await;
+    assert!(err_text(&out).contains("title or a body"));
+    env.call(
+        &ctx,
+        "nodes",
+        json!({"action": "notify", "node": "n", "title": "Hi", "priority": "timeSensitive"}),
+    )
+    .await;
+    assert_eq!(
+        cmd(&rec.last().1),
+        (
+            "system.notify".into(),
+            json!({"title": "Hi", "body": "", "priority": "timeSensitive"})
+        )
+    );
+    // invoke refuses shell execution and media commands (nothing reaches the host).
+    let after = rec.count();
+    let out = env
+        .call(
+            &ctx,
+            "nodes",
+            json!({"action": "invoke", "node": "n", "invokeCommand": "system.run"}),
+        )
+        .await;
+    assert!(err_text(&out).contains("exec with host=node"));
+    let out = env
+        .call(
+            &ctx,
+            "nodes",
+            json!({"action": "invoke", "node": "n", "invokeCommand": "camera.snap"}),
+        )
+        .await;
+    assert!(err_text(&out).contains("camera_snap"));
+    assert_eq!(rec.count(), after);
+    assert!(after > before);
+}
+
 /// Naive in-memory index: term-overlap scoring (the FTS5 one lives in pincer-store).
 #[derive(Default)]
 struct NaiveIndex {
