@@ -983,3 +983,54 @@ fn node_install_writes_a_user_unit_and_enables_nothing() {
     assert!(text(&out.stdout).contains("pincer node run"));
     assert!(text(&out.stdout).contains("pincer-node.service"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_reaches_a_node_through_the_nodes_tool() {
+    use pincer_fakes::llm::Reply;
+    let gw = crate::agent::start(&[], json!({}), &[]).await;
+    let token = crate::agent::TOKEN;
+    let op = operator(&gw.gw.url, token).await;
+    let (_node, node_id) = paired_node(&gw.gw, token, &op, "laptop").await;
+    // The model looks the node up, then asks it where `uname` is.
+    gw.fake
+        .push(Reply::new().tool_call("call_n1", "nodes", r#"{"action":"status"}"#));
+    gw.fake.push(Reply::new().tool_call(
+        "call_n2",
+        "nodes",
+        r#"{"action":"invoke","node":"laptop","invokeCommand":"system.which","invokeParamsJson":"{\"bins\":[\"uname\"]}"}"#,
+    ));
+    gw.fake.push(Reply::new().tool_call(
+        "call_n3",
+        "nodes",
+        r#"{"action":"invoke","node":"laptop","invokeCommand":"system.run","invokeParamsJson":"{\"command\":[\"uname\"]}"}"#,
+    ));
+    gw.fake
+        .push(Reply::new().text("uname is in /usr/bin on your laptop."));
+    let mut ws = crate::agent::op(&gw, &[]).await;
+    let (_, frames) =
+        crate::agent::chat_turn(&mut ws, "n1", "main", "where is uname on my laptop?").await;
+    let end = frames.iter().rev().find(|f| f["event"] == "chat").unwrap();
+    assert_eq!(end["payload"]["state"], "final", "{end}");
+    // What the tools answered is what the model saw next.
+    let requests = gw.fake.model_requests();
+    assert_eq!(requests.len(), 4);
+    let tool_results = |i: usize| -> String {
+        requests[i].body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["role"] == "tool")
+            .map(|m| m["content"].to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let status = tool_results(1);
+    assert!(status.contains(&node_id), "node list: {status}");
+    assert!(status.contains("laptop"));
+    let which = tool_results(2);
+    assert!(which.contains("/uname"), "system.which result: {which}");
+    assert!(which.contains(&node_id));
+    // Shell execution is not a nodes-tool command.
+    let run = tool_results(3);
+    assert!(run.contains("exec with host=node"), "{run}");
+}
