@@ -229,6 +229,15 @@ const scenarios = {
     const hist = await page.textContent('[data-testid=messages]');
     check(hist.includes('Please read my notes') && hist.includes('Here is the summary'), 'history shows the conversation');
     step('chat.history shows the conversation after a reload');
+    // A message sent by another client (the CLI) shows up live, with its streamed reply.
+    execFileSync(env.PINCER_BIN, ['gateway', 'call', 'agent', '--params',
+      JSON.stringify({ message: 'Hello from the terminal', sessionKey: 'main', idempotencyKey: `cli-${Date.now()}` })],
+    { env: { ...env, PINCER_STATE_DIR: env.PINCER_STATE_DIR }, stdio: 'pipe' });
+    await page.waitForFunction(() => {
+      const t = document.querySelector('[data-testid=messages]')?.textContent || '';
+      return t.includes('Hello from the terminal') && t.includes('You said') && !document.querySelector('.msg.assistant.streaming');
+    }, null, { timeout: T });
+    step('a message from another client (CLI) and its reply appear live');
     await shot(page, 'chat-conversation-light');
     // New session.
     await page.click('[data-testid=new-session]');

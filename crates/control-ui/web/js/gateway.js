@@ -282,9 +282,14 @@ export class Gateway extends EventTarget {
         identity.clearDeviceToken(this.identity.id, ROLE).catch(() => {});
       }
       let message;
-      if (ev.code === 1012) message = 'The gateway is restarting.';
-      else if (phase === 'open') message = `The connection to the gateway was lost (${ev.code}${reason ? `: ${reason}` : ''}).`;
-      else message = 'The gateway is not reachable.';
+      if (phase === 'open') {
+        message = ev.code === 1012 || this.shutdownInfo
+          ? 'The gateway is restarting.'
+          : `The connection to the gateway was lost (${ev.code}${reason ? `: ${reason}` : ''}).`;
+        this.dropMessage = message;
+      } else {
+        message = this.dropMessage ? `${this.dropMessage} It is not reachable yet.` : 'The gateway is not reachable.';
+      }
       this.scheduleReconnect(this.backoff(), State.RECONNECTING, { message, code: ev.code, reason });
     };
     ws.onerror = () => { /* onclose follows with the details */ };
@@ -335,6 +340,8 @@ export class Gateway extends EventTarget {
     this.events = new Set(hello.features?.events || []);
     this.lastSeq = null;
     this.attempt = 0;
+    this.dropMessage = null;
+    this.shutdownInfo = null;
     const token = hello.auth?.deviceToken;
     if (token && this.identity) {
       await identity.setDeviceToken(this.identity.id, ROLE, token, hello.auth.scopes).catch((e) => {

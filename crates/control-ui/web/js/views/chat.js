@@ -82,7 +82,8 @@ class ChatView extends View {
     this.canonicalKey = null;
     this.run = null;
     this.shownSeqs = new Set();
-    this.recentRuns = new Set();
+    this.recentRuns = new Set(); // runs streamed on this page (their replies are on screen)
+    this.sentRuns = new Set(); // runs this page started (their user messages are on screen)
     this.toolCards = new Map();
     this.sessions = [];
     this.models = [];
@@ -230,6 +231,31 @@ class ChatView extends View {
       h('p', { class: 'muted', text: 'Messages go to the agent of this session. Replies stream in as they are written.' }));
   }
 
+  /** Re-reads the transcript (messages written by other clients) and keeps a streaming reply. */
+  async syncHistory() {
+    const key = this.canonicalKey || this.sessionKey;
+    let res;
+    try {
+      res = await this.gw.request('chat.history', { sessionKey: key, limit: 200 });
+    } catch (e) {
+      showError(e, 'chat.history failed');
+      return;
+    }
+    if (key !== (this.canonicalKey || this.sessionKey)) return;
+    const streaming = this.run?.el;
+    const runId = this.run?.runId;
+    this.shownSeqs.clear();
+    this.toolCards.clear();
+    const nodes = [];
+    for (const m of res.messages || []) {
+      if (runId && m.__openclaw?.runId === runId && m.role !== 'user') continue;
+      nodes.push(...this.renderMessage(m));
+    }
+    replace(this.messagesEl, nodes);
+    if (streaming) this.messagesEl.append(streaming);
+    this.scrollToEnd();
+  }
+
   renderMessage(m) {
     const seq = m.__openclaw?.seq;
     if (seq != null) this.shownSeqs.add(seq);
@@ -298,6 +324,7 @@ class ChatView extends View {
     }
     const idempotencyKey = uuid();
     this.recentRuns.add(idempotencyKey);
+    this.sentRuns.add(idempotencyKey);
     this.input.value = '';
     this.messagesEl.querySelector('.chat-empty')?.remove();
     const userEl = this.bubble('user', markdown(text), clock(Date.now()));
@@ -368,14 +395,15 @@ class ChatView extends View {
   onChat(p) {
     if (!this.mine(p)) return;
     if (!this.run || this.run.runId !== p.runId) {
-      // A run started elsewhere (another tab, a channel): follow it.
+      // A run started elsewhere (another tab, the CLI, a channel): show its message, follow it.
       if (p.state === 'final' || p.state === 'aborted' || p.state === 'error') {
-        if (!this.run) this.loadHistory();
+        if (!this.run) this.syncHistory();
         return;
       }
-      this.run = { runId: p.runId, text: '', segStart: 0, container: null };
+      this.run = { runId: p.runId, text: '', segStart: 0, container: null, external: true };
       this.recentRuns.add(p.runId);
       this.startAssistant();
+      this.syncHistory();
     }
     const run = this.run;
     run.started = true;
@@ -399,6 +427,7 @@ class ChatView extends View {
         const full = textOf(p.message?.content);
         if (full && full.length >= run.text.length - run.segStart) run.text = run.text.slice(0, run.segStart) + full.slice(0);
         this.finishRun(p.usage ? `${tokens(p.usage.input)} in · ${tokens(p.usage.output)} out` : '');
+        if (run.external) this.syncHistory();
         break;
       }
       case 'aborted':
@@ -487,7 +516,7 @@ class ChatView extends View {
     const m = p.message || {};
     if (seq != null) this.shownSeqs.add(seq);
     // Our own user messages and the runs we streamed are already on screen.
-    const ownUser = typeof m.idempotencyKey === 'string' && this.recentRuns.has(m.idempotencyKey.replace(/:user$/, ''));
+    const ownUser = typeof m.idempotencyKey === 'string' && this.sentRuns.has(m.idempotencyKey.replace(/:user$/, ''));
     const runId = m.__openclaw?.runId;
     if ((m.role === 'user' && ownUser) || (runId && this.recentRuns.has(runId))) return;
     if (this.run && (m.role === 'assistant' || m.role === 'toolResult')) return; // streamed live
