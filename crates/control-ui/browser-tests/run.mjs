@@ -395,6 +395,64 @@ const scenarios = {
     noPageErrors(a, ['WebSocket']);
   },
 
+  /** Sign-in: no token → the form; a wrong token is refused with the reason; the right one
+   * with "remember" connects and is kept in localStorage. */
+  async login() {
+    const a = await launch();
+    const { page } = a;
+    await page.goto(`${BASE}/`);
+    await waitState(page, 'auth-required');
+    await page.waitForSelector('[data-testid=login-secret]');
+    await shot(page, 'login-light');
+    await page.fill('[data-testid=login-secret]', 'definitely-not-the-token');
+    await page.click('[data-testid=login-submit]');
+    await page.waitForSelector('[data-testid=login-error]', { timeout: T });
+    const why = await page.textContent('[data-testid=login-error]');
+    check(/token mismatch/i.test(why), `the refusal says why: ${why}`);
+    step(`wrong token refused: ${why.trim()}`);
+    await page.fill('[data-testid=login-secret]', TOKEN);
+    await page.check('[data-testid=login-remember]');
+    await page.click('[data-testid=login-submit]');
+    await waitState(page, 'connected');
+    const stored = await page.evaluate(() => ({ s: sessionStorage.getItem('pincer.gateway.credential'), l: localStorage.getItem('pincer.gateway.credential') }));
+    check(stored.l && stored.l.includes(TOKEN) && !stored.s, 'remembered: localStorage only');
+    step('right token with "remember": connected, kept in localStorage');
+    noPageErrors(a);
+  },
+
+  /** Sessions: search, preview, reset, delete. */
+  async sessions() {
+    const cli = (...args) => execFileSync(env.PINCER_BIN, ['gateway', 'call', ...args], { env: { ...env, PINCER_STATE_DIR: env.PINCER_STATE_DIR }, stdio: 'pipe' });
+    for (const [key, msg] of [['agent:main:alpha', 'alpha notes'], ['agent:main:beta', 'beta plans']]) {
+      const runId = `seed-${key.replace(/:/g, '-')}`;
+      cli('agent', '--params', JSON.stringify({ message: msg, sessionKey: key, idempotencyKey: runId }));
+      cli('agent.wait', '--params', JSON.stringify({ runId, timeoutMs: 20000 }));
+    }
+    const a = await launch();
+    const { page } = a;
+    await open(a, '/sessions');
+    await waitState(page, 'connected');
+    await page.waitForSelector('[data-testid=session-row][data-key="agent:main:alpha"]', { timeout: T });
+    await page.fill('[data-testid=sessions-search]', 'beta');
+    await page.waitForFunction(() => !document.querySelector('[data-testid=session-row][data-key="agent:main:alpha"]') && document.querySelector('[data-testid=session-row][data-key="agent:main:beta"]'), null, { timeout: T });
+    step('search narrows the list');
+    await page.fill('[data-testid=sessions-search]', '');
+    await page.waitForSelector('[data-testid=session-row][data-key="agent:main:alpha"]', { timeout: T });
+    await page.click('[data-testid=session-row][data-key="agent:main:alpha"] [data-testid=session-preview-btn]');
+    await page.waitForFunction(() => /alpha notes/.test(document.querySelector('[data-testid=session-preview]')?.textContent || ''), null, { timeout: T });
+    step('preview shows the messages');
+    await shot(page, 'sessions-preview-light');
+    await page.click('[data-testid=session-row][data-key="agent:main:alpha"] [data-testid=session-reset]');
+    await page.click('[data-testid=confirm-ok]');
+    await page.waitForSelector('[data-testid=toast-ok]', { timeout: T });
+    step('reset confirmed');
+    await page.click('[data-testid=session-row][data-key="agent:main:beta"] [data-testid=session-delete]');
+    await page.click('[data-testid=confirm-ok]');
+    await page.waitForFunction(() => !document.querySelector('[data-testid=session-row][data-key="agent:main:beta"]'), null, { timeout: T });
+    step('deleted session disappears');
+    noPageErrors(a);
+  },
+
   /** Config: a bad edit is refused and the problem is shown on the offending line. */
   async config() {
     const a = await launch();

@@ -696,6 +696,42 @@ fn browser_reconnects_after_a_gateway_restart() {
 }
 
 #[test]
+fn browser_sign_in_form_refuses_a_wrong_token_and_remembers_a_right_one() {
+    if skip_browser() {
+        return;
+    }
+    let rt = runtime();
+    let fake = fake_llm(&rt);
+    let mut ui = Ui::start(state_with_provider(&fake, json!({})), &[]);
+    ui.scenario("login");
+}
+
+#[test]
+fn browser_sessions_search_preview_reset_delete() {
+    if skip_browser() {
+        return;
+    }
+    let rt = runtime();
+    let fake = fake_llm(&rt);
+    let mut ui = Ui::start(state_with_provider(&fake, json!({})), &[]);
+    ui.scenario("sessions");
+    let out = Command::new(bin())
+        .args(["gateway", "call", "sessions.list", "--json"])
+        .env("PINCER_STATE_DIR", ui.gw().state_path())
+        .output()
+        .unwrap();
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys: Vec<&str> = list["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["key"].as_str())
+        .collect();
+    assert!(keys.contains(&"agent:main:alpha"), "{keys:?}");
+    assert!(!keys.contains(&"agent:main:beta"), "{keys:?}");
+}
+
+#[test]
 fn browser_config_errors_are_shown_at_the_key() {
     if skip_browser() {
         return;
