@@ -81,6 +81,9 @@ enum Scenario {
     /// Agent turns against a zero-latency fake provider this starts on --fake-port: gateway
     /// overhead per turn, S sessions × N deltas checked for loss/order, RSS per active run.
     Chat(scenarios::chat::Args),
+    /// N fake nodes; `node.invoke` round trips through the gateway: latency (--inflight 1) or
+    /// sustained --rate invokes/s spread over the nodes.
+    NodeInvoke(scenarios::node_invoke::Args),
 }
 
 impl Scenario {
@@ -92,6 +95,7 @@ impl Scenario {
             Scenario::Fanout(_) => "fanout",
             Scenario::Startup(_) => "startup",
             Scenario::Chat(_) => "chat",
+            Scenario::NodeInvoke(_) => "node-invoke",
         }
     }
 }
@@ -104,6 +108,7 @@ async fn run_scenario(ctx: &Ctx, scenario: &Scenario) -> Result<Report> {
         Scenario::Fanout(a) => scenarios::fanout::run(ctx, a).await,
         Scenario::Startup(a) => scenarios::startup::run(ctx, a).await,
         Scenario::Chat(a) => scenarios::chat::run(ctx, a).await,
+        Scenario::NodeInvoke(a) => scenarios::node_invoke::run(ctx, a).await,
     }
 }
 

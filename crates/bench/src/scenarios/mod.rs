@@ -5,6 +5,7 @@ pub mod chat;
 pub mod fanout;
 pub mod handshake;
 pub mod idle;
+pub mod node_invoke;
 pub mod rps;
 pub mod startup;
 
