@@ -11,6 +11,7 @@
 
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
+import http from 'node:http';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -181,6 +182,27 @@ const scenarios = {
       step('Nodes says "not available on this gateway"');
     }
     result.missingMethods = missing;
+
+    // A page from another origin cannot talk to the gateway as the Control UI.
+    const foreign = http.createServer((_req, res) => res.end('<!doctype html><title>elsewhere</title>'));
+    await new Promise((r) => foreign.listen(0, '127.0.0.1', r));
+    const other = await launch();
+    await other.page.goto(`http://127.0.0.1:${foreign.address().port}/`);
+    const refused = await other.page.evaluate((url) => new Promise((resolve) => {
+      const ws = new WebSocket(url);
+      ws.onmessage = (m) => {
+        const f = JSON.parse(m.data);
+        if (f.event === 'connect.challenge') {
+          ws.send(JSON.stringify({ type: 'req', id: 'c', method: 'connect', params: {
+            minProtocol: 4, maxProtocol: 4, role: 'operator', scopes: ['operator.admin'],
+            client: { id: 'openclaw-control-ui', version: '1', platform: 'web', mode: 'ui' } } }));
+        } else if (f.type === 'res') resolve(f.error?.details?.code || 'accepted');
+      };
+      ws.onclose = (e) => resolve(`closed ${e.code}`);
+    }), BASE.replace(/^http/, 'ws'));
+    foreign.close();
+    check(refused === 'CONTROL_UI_ORIGIN_NOT_ALLOWED', `a foreign origin is refused: ${refused}`);
+    step('a page from another origin is refused (CONTROL_UI_ORIGIN_NOT_ALLOWED)');
 
     // WebChat on a phone.
     const phone = await launch({ viewport: { width: 390, height: 844 }, mobile: true, theme: 'dark' });
