@@ -1034,3 +1034,49 @@ async fn the_agent_reaches_a_node_through_the_nodes_tool() {
     let run = tool_results(3);
     assert!(run.contains("exec with host=node"), "{run}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_uname_on_my_laptop_from_a_chat() {
+    use pincer_fakes::llm::Reply;
+    let gw = crate::agent::start(&[], json!({}), &[]).await;
+    let token = crate::agent::TOKEN;
+    let op = operator(&gw.gw.url, token).await;
+    let (node, node_id) = paired_node(&gw.gw, token, &op, "laptop").await;
+    gw.fake.push(Reply::new().tool_call(
+        "call_x1",
+        "exec",
+        r#"{"command":"uname -s; echo ran-on-$PINCER_TEST_NODE_MARK","host":"node","node":"laptop"}"#,
+    ));
+    gw.fake.push(Reply::new().text("Your laptop runs Linux."));
+    let mut ws = crate::agent::op(&gw, &[]).await;
+    let (_, frames) =
+        crate::agent::chat_turn(&mut ws, "x1", "main", "run uname -a on my laptop").await;
+    assert!(frames
+        .iter()
+        .any(|f| f["event"] == "chat" && f["payload"]["state"] == "final"));
+    let requests = gw.fake.model_requests();
+    let tool = requests.last().unwrap().body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .map(|m| m["content"].to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(tool.contains(&format!("Node: {node_id}")), "{tool}");
+    assert!(tool.contains("Linux"), "{tool}");
+    // The node host reported the run (exec.started/finished) and ran it itself.
+    assert!(node.log().contains("connected to"));
+    let status = op.request("status", None).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    let mut queued = status["queuedSystemEvents"].to_string();
+    while !queued.contains("Exec finished") {
+        assert!(Instant::now() < deadline, "{queued}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        queued = op.request("status", None).await.unwrap()["queuedSystemEvents"].to_string();
+    }
+    assert!(
+        queued.contains("call_x1"),
+        "the tool call id is the run id: {queued}"
+    );
+}

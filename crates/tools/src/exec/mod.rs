@@ -4,6 +4,7 @@
 
 pub mod approvals;
 pub mod env;
+pub mod node;
 pub mod process;
 pub mod sandbox;
 
@@ -382,6 +383,25 @@ impl Tool for ExecTool {
             })?),
         };
         let cfg = &ctx.config.exec;
+        if a.host.as_deref() == Some("node") {
+            if cfg.security == ExecSecurity::Deny {
+                return Err(ToolError::Denied(
+                    "exec is disabled by policy (tools.exec security=deny); the command did not run."
+                        .into(),
+                ));
+            }
+            let timeout_s = a
+                .timeout_seconds
+                .map_or(cfg.timeout_seconds, |t| num_to_usize(t) as u64);
+            let run = node::NodeRun {
+                command: &a.command,
+                node: a.node.as_deref(),
+                workdir: a.workdir.as_deref(),
+                env: a.env.as_ref(),
+                timeout: (timeout_s > 0).then(|| Duration::from_secs(timeout_s)),
+            };
+            return node::run_on_node(run, ctx).await;
+        }
         let place = placement(&a, ctx)?;
         let ws = crate::fs::workspace_for(ctx);
         let cwd = match a.workdir.as_deref() {

@@ -597,3 +597,120 @@ async fn memory_search_and_get() {
         .await;
     assert_eq!(error_kind(&out), "invalid_args");
 }
+
+/// A node host with realistic `system.run` answers.
+#[derive(Default)]
+struct FakeNodes {
+    nodes: Vec<Value>,
+    calls: Mutex<Vec<(String, String, Value, u64)>>,
+}
+
+#[async_trait]
+impl NodesHost for FakeNodes {
+    async fn list(&self) -> Result<Value, HostError> {
+        Ok(json!({"nodes": self.nodes}))
+    }
+    async fn describe(&self, _node: &str) -> Result<Value, HostError> {
+        Err(HostError::NotFound("x".into()))
+    }
+    async fn pending(&self) -> Result<Value, HostError> {
+        Ok(json!({}))
+    }
+    async fn resolve_pairing(&self, _id: &str, _approve: bool) -> Result<Value, HostError> {
+        Ok(json!({}))
+    }
+    async fn invoke(
+        &self,
+        node: &str,
+        command: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, HostError> {
+        self.calls.lock().unwrap().push((
+            node.to_owned(),
+            command.to_owned(),
+            params.clone(),
+            timeout.as_millis() as u64,
+        ));
+        let exit = if params["rawCommand"] == "false" {
+            1
+        } else {
+            0
+        };
+        Ok(
+            json!({"ok": true, "nodeId": "n1", "command": command, "payloadJSON": null,
+            "payload": {"stdout": "Linux\n", "stderr": "", "exitCode": exit, "success": exit == 0, "timedOut": false}}),
+        )
+    }
+}
+
+#[tokio::test]
+async fn exec_host_node_runs_system_run_on_the_node() {
+    let env = Env::new();
+    let node = |id: &str| json!({"nodeId": id, "displayName": id, "connected": true, "commands": ["system.run"]});
+    let fake = Arc::new(FakeNodes {
+        nodes: vec![node("n1")],
+        ..Default::default()
+    });
+    let ctx = env
+        .ctx()
+        .hosts(Hosts {
+            nodes: Some(Arc::clone(&fake) as Arc<dyn NodesHost>),
+            ..Hosts::default()
+        })
+        .build();
+    // The only node that can run commands is picked; the command runs through a shell there.
+    let out = env
+        .call(
+            &ctx,
+            "exec",
+            json!({"command": "uname -s", "host": "node", "workdir": "/srv", "timeoutSeconds": 5}),
+        )
+        .await;
+    let text = out.text_content();
+    assert!(text.starts_with("Node: n1\nLinux"), "{text}");
+    let (n, command, params, wait) = fake.calls.lock().unwrap().last().cloned().unwrap();
+    assert_eq!((n.as_str(), command.as_str()), ("n1", "system.run"));
+    assert_eq!(params["command"], json!(["/bin/sh", "-c", "uname -s"]));
+    assert_eq!(params["cwd"], "/srv", "workdir is the node's");
+    assert_eq!(params["timeoutMs"], 5000);
+    assert!(
+        wait > 5000,
+        "the invoke waits longer than the command may run"
+    );
+    // A failing command is a tool error with its exit code.
+    let out = env
+        .call(
+            &ctx,
+            "exec",
+            json!({"command": "false", "host": "node", "node": "n1"}),
+        )
+        .await;
+    assert!(err_text(&out).contains("(Command exited with code 1)"));
+    // Several eligible nodes: the model has to say which.
+    let fake2 = Arc::new(FakeNodes {
+        nodes: vec![node("a"), node("b")],
+        ..Default::default()
+    });
+    let ctx2 = env
+        .ctx()
+        .hosts(Hosts {
+            nodes: Some(Arc::clone(&fake2) as Arc<dyn NodesHost>),
+            ..Hosts::default()
+        })
+        .build();
+    let out = env
+        .call(&ctx2, "exec", json!({"command": "uname", "host": "node"}))
+        .await;
+    assert!(err_text(&out).contains("needs node="), "{}", err_text(&out));
+    assert!(fake2.calls.lock().unwrap().is_empty());
+    // No nodes host: a clear unavailable error.
+    let out = env
+        .call(
+            &env.ctx().build(),
+            "exec",
+            json!({"command": "uname", "host": "node"}),
+        )
+        .await;
+    assert!(err_text(&out).contains("not available"));
+}
