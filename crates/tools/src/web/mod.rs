@@ -75,6 +75,7 @@ impl WebFetchTool {
 
     fn build_client(&self, trusted: bool) -> Result<reqwest::Client, String> {
         reqwest::Client::builder()
+            .tls_backend_preconfigured(tls_config()?)
             .redirect(reqwest::redirect::Policy::none())
             // Proxies would resolve names themselves, bypassing the guard.
             .no_proxy()
@@ -108,6 +109,18 @@ struct FetchArgs {
     url: String,
     extract_mode: Option<String>,
     max_chars: Option<f64>,
+}
+
+/// rustls with ring (the workspace's one crypto backend) and the platform's verifier.
+fn tls_config() -> Result<rustls::ClientConfig, String> {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_platform_verifier()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth())
 }
 
 fn map_reqwest_error(e: &reqwest::Error, url: &str) -> ToolError {
