@@ -61,6 +61,7 @@ const RULES: &[(&str, ReloadAction)] = &[
     ("cron", ReloadAction::Hot),
     ("plugins", ReloadAction::Hot),
     ("channels", ReloadAction::Hot),
+    ("commands", ReloadAction::Hot),
     ("meta", ReloadAction::None),
     ("wizard", ReloadAction::None),
     ("$schema", ReloadAction::None),

@@ -84,6 +84,31 @@ section!(
 
 section!(DmSettings { history_limit: u32 });
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamingMode {
+    Off,
+    Partial,
+    Block,
+    Progress,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChunkModeConfig {
+    Length,
+    Newline,
+}
+
+section!(
+    /// `channels.<name>.streaming`: the streaming preview (edited in place while the model
+    /// writes) and how the final reply is chunked.
+    StreamingSettings {
+        mode: StreamingMode,
+        chunk_mode: ChunkModeConfig,
+    }
+);
+
 macro_rules! channel_struct {
     ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $field:ident : $ty:ty),* $(,)? }) => {
         section!($(#[$m])* $name {
@@ -107,6 +132,7 @@ macro_rules! channel_struct {
             join_intro: bool,
             ack_reaction: String,
             default_account: String,
+            streaming: StreamingSettings,
             $($(#[$fm])* $field: $ty,)*
         });
     };
@@ -120,6 +146,8 @@ channel_struct!(
         webhook_url: String,
         webhook_secret: SecretInput,
         webhook_path: String,
+        webhook_host: String,
+        webhook_port: u16,
         api_root: String,
         proxy: String,
     }
@@ -133,9 +161,42 @@ channel_struct!(
         webhook_url: String,
         webhook_secret: SecretInput,
         webhook_path: String,
+        webhook_host: String,
+        webhook_port: u16,
         api_root: String,
         proxy: String,
         accounts: BTreeMap<String, TelegramAccount>,
+    }
+);
+
+section!(
+    /// `channels.discord.guilds.<guildId>.channels.<channelId>`
+    DiscordGuildChannel {
+        enabled: bool,
+        require_mention: bool,
+        users: Vec<AllowEntry>,
+    }
+);
+
+section!(
+    /// `channels.discord.guilds.<guildId>`: listing a guild allows it; listing channels
+    /// under it restricts the guild to those channels.
+    DiscordGuild {
+        require_mention: bool,
+        users: Vec<AllowEntry>,
+        roles: Vec<AllowEntry>,
+        slug: String,
+        channels: BTreeMap<String, DiscordGuildChannel>,
+    }
+);
+
+section!(
+    /// `channels.slack.channels.<channelId>`
+    SlackChannel {
+        enabled: bool,
+        require_mention: bool,
+        users: Vec<AllowEntry>,
+        allow_from: Vec<AllowEntry>,
     }
 );
 
@@ -145,6 +206,12 @@ channel_struct!(
         token: SecretInput,
         application_id: String,
         proxy: String,
+        /// Pincer: REST base URL (default `https://discord.com/api/v10`; tests, proxies).
+        api_base: String,
+        /// Pincer: Gateway WebSocket URL (default: asked from `GET /gateway/bot`).
+        gateway_url: String,
+        max_lines_per_message: u32,
+        guilds: BTreeMap<String, DiscordGuild>,
     }
 );
 
@@ -154,6 +221,12 @@ channel_struct!(
         token: SecretInput,
         application_id: String,
         proxy: String,
+        /// Pincer: REST base URL (default `https://discord.com/api/v10`; tests, proxies).
+        api_base: String,
+        /// Pincer: Gateway WebSocket URL (default: asked from `GET /gateway/bot`).
+        gateway_url: String,
+        max_lines_per_message: u32,
+        guilds: BTreeMap<String, DiscordGuild>,
         accounts: BTreeMap<String, DiscordAccount>,
     }
 );
@@ -175,6 +248,9 @@ channel_struct!(
         signing_secret: SecretInput,
         webhook_path: String,
         require_mention: bool,
+        /// Pincer: Web API base URL (default `https://slack.com/api`; tests, proxies).
+        api_base: String,
+        channels: BTreeMap<String, SlackChannel>,
     }
 );
 
@@ -187,6 +263,9 @@ channel_struct!(
         signing_secret: SecretInput,
         webhook_path: String,
         require_mention: bool,
+        /// Pincer: Web API base URL (default `https://slack.com/api`; tests, proxies).
+        api_base: String,
+        channels: BTreeMap<String, SlackChannel>,
         accounts: BTreeMap<String, SlackAccount>,
     }
 );

@@ -23,6 +23,7 @@ pub mod agents;
 pub mod automation;
 pub mod bindings;
 pub mod channels;
+pub mod commands;
 pub mod gateway;
 pub mod logging;
 pub mod messages;
@@ -38,6 +39,7 @@ pub use agents::AgentsConfig;
 pub use automation::{CronConfig, HooksConfig};
 pub use bindings::Binding;
 pub use channels::ChannelsConfig;
+pub use commands::CommandsConfig;
 pub use gateway::GatewayConfig;
 pub use logging::{EnvConfig, LoggingConfig};
 pub use messages::MessagesConfig;
@@ -81,6 +83,8 @@ pub struct Config {
     pub channels: ChannelsConfig,
     #[serde(default)]
     pub tools: ToolsConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commands: Option<CommandsConfig>,
     #[serde(default)]
     pub models: ModelsConfig,
     #[serde(default, skip_serializing_if = "Option::is_none")]
