@@ -417,6 +417,32 @@ const scenarios = {
     noPageErrors(a, ['WebSocket']);
   },
 
+  /** Nodes: a real `pincer node run` host asks for its commands; approve from the Nodes view. */
+  async nodes() {
+    const a = await launch();
+    const { page } = a;
+    await open(a, '/nodes');
+    await waitState(page, 'connected');
+    const has = await page.evaluate(() => window.pincer.gw.has('node.list'));
+    if (!has) {
+      result.skip = 'this gateway has no node.* methods';
+      return;
+    }
+    await harness('start-node');
+    const card = page.locator('[data-testid=pending-node]').first();
+    await card.waitFor({ timeout: T });
+    const text = await card.textContent();
+    check(text.includes('laptop') && text.includes('system.run'), `pending node card: ${text}`);
+    step('the node asks for its commands (pending card)');
+    await shot(page, 'nodes-pending-light');
+    await card.locator('[data-testid=node-approve]').click();
+    await page.waitForSelector('[data-testid=node-row][data-approval=approved]', { timeout: T });
+    await page.waitForFunction(() => !document.querySelector('[data-testid=pending-node]'), null, { timeout: T });
+    step('approved from the Nodes view: the node is listed with its commands');
+    await shot(page, 'nodes-approved-light');
+    noPageErrors(a);
+  },
+
   /** Sign-in: no token → the form; a wrong token is refused with the reason; the right one
    * with "remember" connects and is kept in localStorage. */
   async login() {

@@ -175,9 +175,20 @@ struct Ui {
     gw: Option<GatewayProcess>,
     /// The state dir while the gateway is held down (`@@stop-gateway`).
     parked: Option<tempfile::TempDir>,
+    /// A `pincer node run` host (`@@start-node`), killed on drop.
+    node: Option<(std::process::Child, tempfile::TempDir)>,
     args: Vec<String>,
     token: String,
     port: u16,
+}
+
+impl Drop for Ui {
+    fn drop(&mut self) {
+        if let Some((mut child, _dir)) = self.node.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 impl Ui {
@@ -192,6 +203,7 @@ impl Ui {
             port: gw.port,
             gw: Some(gw),
             parked: None,
+            node: None,
             args: args.iter().map(|s| s.to_string()).collect(),
         }
     }
@@ -306,6 +318,29 @@ impl Ui {
             "start-gateway" => {
                 let state = self.parked.take().unwrap();
                 self.start_again(state);
+            }
+            "start-node" => {
+                let dir = tempfile::tempdir().unwrap();
+                let log = std::fs::File::create(dir.path().join("node.log")).unwrap();
+                let child = Command::new(bin())
+                    .args([
+                        "node",
+                        "run",
+                        "--url",
+                        &self.gw().url,
+                        "--display-name",
+                        "laptop",
+                    ])
+                    .arg(format!("--token={}", self.token))
+                    .env("PINCER_STATE_DIR", dir.path())
+                    .env_remove("PINCER_GATEWAY_TOKEN")
+                    .env_remove("PINCER_GATEWAY_URL")
+                    .stdin(Stdio::null())
+                    .stdout(log.try_clone().unwrap())
+                    .stderr(log)
+                    .spawn()
+                    .unwrap();
+                self.node = Some((child, dir));
             }
             other => panic!("unknown harness request {other}"),
         }
@@ -693,6 +728,33 @@ fn browser_reconnects_after_a_gateway_restart() {
     assert!(r["banner"].as_str().unwrap().contains("Reconnected"), "{r}");
     let mut ui2 = Ui::start(state_with_provider(&fake, json!({})), &[]);
     ui2.scenario("outage");
+}
+
+#[test]
+fn browser_nodes_pending_node_is_approved_from_the_nodes_view() {
+    if skip_browser() {
+        return;
+    }
+    let rt = runtime();
+    let fake = fake_llm(&rt);
+    let mut ui = Ui::start(state_with_provider(&fake, json!({})), &[]);
+    let r = ui.scenario("nodes");
+    if let Some(why) = r["skip"].as_str() {
+        eprintln!("SKIP: nodes scenario: {why}");
+        return;
+    }
+    let out = Command::new(bin())
+        .args(["gateway", "call", "node.list", "--json"])
+        .env("PINCER_STATE_DIR", ui.gw().state_path())
+        .output()
+        .unwrap();
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let node = &list["nodes"][0];
+    assert_eq!(node["approvalState"], "approved", "{list}");
+    assert!(
+        node["commands"].to_string().contains("system.which"),
+        "{list}"
+    );
 }
 
 #[test]

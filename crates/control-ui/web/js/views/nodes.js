@@ -33,11 +33,11 @@ class NodesView extends View {
       h('section', { class: 'section' }, h('h2', { text: 'Nodes' }),
         nodes.length ? h('table', { class: 'table', 'data-testid': 'node-table' },
           h('thead', {}, h('tr', {}, ['Node', 'Platform', 'Commands', 'State', 'Last seen', ''].map((t) => h('th', { text: t })))),
-          h('tbody', {}, nodes.map((n) => h('tr', { 'data-testid': 'node-row' },
+          h('tbody', {}, nodes.map((n) => h('tr', { 'data-testid': 'node-row', dataset: { nodeId: n.nodeId, approval: n.approvalState || '' } },
             h('td', {}, h('div', { class: 'cell-title' }, n.connected ? h('span', { class: 'live-dot' }) : null, h('strong', { text: n.displayName || shortId(n.nodeId, 12) })),
               h('code', { class: 'muted small', text: shortId(n.nodeId, 20) })),
             h('td', { class: 'muted', text: [n.platform, n.version].filter(Boolean).join(' · ') }),
-            h('td', {}, (n.commands || []).slice(0, 6).map((c) => h('code', { class: 'chip', text: c })), (n.commands || []).length > 6 ? h('span', { class: 'muted', text: ` +${n.commands.length - 6}` }) : null),
+            h('td', {}, (n.commands || []).length ? null : h('span', { class: 'muted', text: 'none approved yet' }), (n.commands || []).slice(0, 6).map((c) => h('code', { class: 'chip', text: c })), (n.commands || []).length > 6 ? h('span', { class: 'muted', text: ` +${n.commands.length - 6}` }) : null),
             h('td', {}, pill(n.connected ? 'online' : 'offline', n.connected ? 'ok' : ''), n.approvalState && n.approvalState !== 'approved' ? pill(n.approvalState, 'warn') : null),
             h('td', { class: 'muted', text: relTime(n.lastSeenAtMs) }),
             h('td', { class: 'row-actions' }, this.gw.has('node.pair.remove') ? iconButton('trash', 'Remove node', () => this.removeNode(n), { kind: 'ghost danger' }) : null)))))
@@ -45,7 +45,7 @@ class NodesView extends View {
   }
 
   pendingCard(p) {
-    return h('article', { class: 'card pending', 'data-testid': 'pending-node' },
+    return h('article', { class: 'card pending', 'data-testid': 'pending-node', dataset: { requestId: p.requestId } },
       h('header', {}, h('strong', { text: p.displayName || shortId(p.nodeId, 12) }), pill('capabilities', 'warn')),
       h('dl', { class: 'facts' },
         h('dt', { text: 'Node' }), h('dd', {}, h('code', { text: shortId(p.nodeId, 20) })),
@@ -53,8 +53,8 @@ class NodesView extends View {
         h('dt', { text: 'Commands' }), h('dd', {}, (p.commands || []).map((c) => h('code', { class: 'chip', text: c }))),
         p.requiredApproveScopes?.length ? [h('dt', { text: 'Needs' }), h('dd', { text: p.requiredApproveScopes.join(', ') })] : null),
       h('div', { class: 'card-actions' },
-        this.gw.has('node.pair.reject') ? button('Reject', () => this.decide('reject', p), { kind: 'ghost danger' }) : null,
-        this.gw.has('node.pair.approve') ? button('Approve', () => this.decide('approve', p), { kind: 'primary' }) : null));
+        this.gw.has('node.pair.reject') ? button('Reject', () => this.decide('reject', p), { kind: 'ghost danger', testid: 'node-reject' }) : null,
+        this.gw.has('node.pair.approve') ? button('Approve', () => this.decide('approve', p), { kind: 'primary', testid: 'node-approve' }) : null));
   }
 
   async decide(what, p) {
