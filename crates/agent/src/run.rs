@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use pincer_providers::{
     AssistantMessage, CallOptions, CompletionRequest, ContentBlock, ErrorKind, Message,
     ProviderError, ProviderEvent, ResolvedModel, StopReason, ThinkingLevel, ToolResultMessage,
@@ -592,7 +592,37 @@ impl Run {
             .client
             .stream_chain_shared(chain, request, options);
         let mut collector = TurnCollector::new();
-        while let Some(event) = stream.next().await {
+        // Text that arrived in one burst (one network read) goes out as one delta event.
+        let mut burst = String::new();
+        loop {
+            let next = if burst.is_empty() {
+                stream.next().await
+            } else {
+                match stream.next().now_or_never() {
+                    Some(next) => next,
+                    None => {
+                        em.emit(RunEventKind::AssistantDelta {
+                            item_id: item_id.clone(),
+                            delta: std::mem::take(&mut burst),
+                        })
+                        .await;
+                        stream.next().await
+                    }
+                }
+            };
+            let Some(event) = next else { break };
+            if let ProviderEvent::TextDelta { text } = &event {
+                burst.push_str(text);
+                collector.push(&event);
+                continue;
+            }
+            if !burst.is_empty() {
+                em.emit(RunEventKind::AssistantDelta {
+                    item_id: item_id.clone(),
+                    delta: std::mem::take(&mut burst),
+                })
+                .await;
+            }
             match &event {
                 ProviderEvent::ModelStart {
                     provider,
@@ -645,13 +675,6 @@ impl Run {
                     )
                     .await;
                 }
-                ProviderEvent::TextDelta { text } if !text.is_empty() => {
-                    em.emit(RunEventKind::AssistantDelta {
-                        item_id: item_id.clone(),
-                        delta: text.clone(),
-                    })
-                    .await;
-                }
                 ProviderEvent::ThinkingDelta { text } if !text.is_empty() => {
                     em.emit(RunEventKind::ThinkingDelta {
                         item_id: item_id.clone(),
@@ -672,6 +695,13 @@ impl Run {
                 _ => {}
             }
             collector.push(&event);
+        }
+        if !burst.is_empty() {
+            em.emit(RunEventKind::AssistantDelta {
+                item_id: item_id.clone(),
+                delta: burst,
+            })
+            .await;
         }
         let error = collector.error().cloned();
         let finished = collector.is_finished();

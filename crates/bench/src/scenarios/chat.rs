@@ -320,32 +320,37 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
             }
             None => None,
         };
-        let expected = args.sessions * args.deltas;
+        let expected_chars = args.sessions * text.chars().count();
         let per_run_kib = match (before, peak) {
             (Some(b), Some(p)) => Some(p.saturating_sub(b.rss_kb) as f64 / args.sessions as f64),
             _ => None,
         };
+        let secs = wall.as_secs_f64();
         stream_json = json!({
             "sessions": args.sessions, "deltas_per_session": args.deltas,
-            "agent_deltas_expected": expected, "agent_deltas_received": totals.agent_deltas,
-            "missed": expected.saturating_sub(totals.agent_deltas), "out_of_order_or_mismatched": totals.bad,
-            "chat_deltas": totals.chat_deltas, "finals_ok": totals.finals_ok, "errors": task_errors.len(),
+            "provider_deltas_sent": args.sessions * args.deltas,
+            "text_chars_expected": expected_chars, "text_chars_received": totals.agent_chars,
+            "missed_chars": expected_chars.saturating_sub(totals.agent_chars),
+            "out_of_order_or_mismatched": totals.bad,
+            "agent_events": totals.agent_events, "chat_deltas": totals.chat_deltas,
+            "finals_ok": totals.finals_ok, "errors": task_errors.len(),
             "error_samples": task_errors.iter().take(3).collect::<Vec<_>>(),
-            "wall_s": wall.as_secs_f64(),
-            "agent_deltas_per_s": totals.agent_deltas as f64 / wall.as_secs_f64(),
+            "wall_s": secs,
+            "provider_deltas_per_s": (args.sessions * args.deltas) as f64 / secs,
             "rss_before_kb": before.map(|b| b.rss_kb), "rss_peak_kb": peak, "rss_after_kb": after.map(|a| a.rss_kb),
             "rss_growth_per_active_run_kib": per_run_kib,
         });
         stream_human = format!(
-            "  streaming: {} sessions × {} deltas in {:.2}s ({:.0} agent deltas/s): {}/{} received, {} missed, {} out of order/mismatched, {} chat deltas, {}/{} finals ok, {} errors\n  rss: before {} KiB, peak {} KiB, after {} KiB → {} KiB per active run\n",
+            "  streaming: {} sessions × {} deltas in {:.2}s ({:.0} deltas/s): text {}/{} chars, {} missed, {} out of order/mismatched ({} agent events, {} chat deltas), {}/{} finals ok, {} errors\n  rss: before {} KiB, peak {} KiB, after {} KiB → {} KiB per active run\n",
             args.sessions,
             args.deltas,
-            wall.as_secs_f64(),
-            totals.agent_deltas as f64 / wall.as_secs_f64(),
-            totals.agent_deltas,
-            expected,
-            expected.saturating_sub(totals.agent_deltas),
+            secs,
+            (args.sessions * args.deltas) as f64 / secs,
+            totals.agent_chars,
+            expected_chars,
+            expected_chars.saturating_sub(totals.agent_chars),
             totals.bad,
+            totals.agent_events,
             totals.chat_deltas,
             totals.finals_ok,
             args.sessions,
@@ -385,7 +390,10 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
 
 #[derive(Default)]
 struct StreamCheck {
-    agent_deltas: usize,
+    /// Assistant events (a burst of provider deltas read at once is one event).
+    agent_events: usize,
+    /// Characters of streamed text received in assistant events.
+    agent_chars: usize,
     chat_deltas: usize,
     bad: usize,
     finals_ok: usize,
@@ -393,7 +401,8 @@ struct StreamCheck {
 
 impl StreamCheck {
     fn add(&mut self, o: &StreamCheck) {
-        self.agent_deltas += o.agent_deltas;
+        self.agent_events += o.agent_events;
+        self.agent_chars += o.agent_chars;
         self.chat_deltas += o.chat_deltas;
         self.bad += o.bad;
         self.finals_ok += o.finals_ok;
@@ -425,8 +434,10 @@ async fn verify_stream(
                 }
                 last_seq = seq;
                 if p["stream"] == "assistant" {
-                    check.agent_deltas += 1;
-                    agent_text.push_str(p["data"]["delta"].as_str().unwrap_or(""));
+                    let delta = p["data"]["delta"].as_str().unwrap_or("");
+                    check.agent_events += 1;
+                    check.agent_chars += delta.chars().count();
+                    agent_text.push_str(delta);
                     if p["data"]["text"].as_str() != Some(agent_text.as_str()) {
                         check.bad += 1;
                     }
