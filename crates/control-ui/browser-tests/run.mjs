@@ -157,6 +157,13 @@ const scenarios = {
     const warm = await page.evaluate(() => Object.fromEntries(performance.getEntriesByType('paint').map((e) => [e.name, e.startTime])));
     result.firstPaintWarmMs = warm['first-contentful-paint'] ?? warm['first-paint'];
     step(`first contentful paint after a reload (cached assets) ${Math.round(result.firstPaintWarmMs)} ms`);
+    // A new tab has no token (sessionStorage is per tab): the stored device token is enough.
+    await page.evaluate(() => sessionStorage.clear());
+    await page.reload();
+    await waitState(page, 'connected');
+    const method = await page.evaluate(() => window.pincer.gw.hello.auth.method);
+    check(method === 'device-token', `reconnected with the device token alone (${method})`);
+    step('without the shared token the device token signs in');
 
     for (const theme of ['light', 'dark']) {
       await page.emulateMedia({ colorScheme: theme });
