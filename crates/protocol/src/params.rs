@@ -802,6 +802,275 @@ pub static NODE_EVENT_PARAMS: Schema = Schema::Object {
     closed: true,
 };
 
+/// `exec.approval.get` params.
+pub static EXEC_APPROVAL_GET_PARAMS: Schema = Schema::Object {
+    props: &[Prop::req("id", NON_EMPTY)],
+    closed: true,
+};
+
+/// `exec.approval.waitDecision` params (`timeoutMs` caps the wait; without it the call waits
+/// until the approval is decided or expires).
+pub static EXEC_APPROVAL_WAIT_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::req("id", NON_EMPTY),
+        Prop::opt(
+            "timeoutMs",
+            Schema::Int {
+                min: Some(1),
+                max: None,
+            },
+        ),
+    ],
+    closed: true,
+};
+
+/// `exec.approval.request` params (nullable fields are checked by the handler).
+pub static EXEC_APPROVAL_REQUEST_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::opt("id", NON_EMPTY),
+        Prop::opt("command", NON_EMPTY),
+        Prop::opt(
+            "commandArgv",
+            Schema::Array {
+                items: &STRING,
+                min_items: None,
+                max_items: None,
+            },
+        ),
+        Prop::opt("systemRunPlan", Schema::Any),
+        Prop::opt("env", Schema::Record { value: &STRING }),
+        Prop::opt("cwd", Schema::Any),
+        Prop::opt("nodeId", Schema::Any),
+        Prop::opt("host", Schema::Any),
+        Prop::opt("security", Schema::Any),
+        Prop::opt("ask", Schema::Any),
+        Prop::opt("warningText", Schema::Any),
+        Prop::opt("scope", Schema::Any),
+        Prop::opt("unavailableDecisions", Schema::Any),
+        Prop::opt("commandSpans", Schema::Any),
+        Prop::opt("agentId", Schema::Any),
+        Prop::opt("resolvedPath", Schema::Any),
+        Prop::opt("sessionKey", Schema::Any),
+        Prop::opt("sessionId", Schema::Any),
+        Prop::opt("runId", Schema::Any),
+        Prop::opt("toolCallId", Schema::Any),
+        Prop::opt("turnSourceChannel", Schema::Any),
+        Prop::opt("turnSourceTo", Schema::Any),
+        Prop::opt("turnSourceAccountId", Schema::Any),
+        Prop::opt("turnSourceThreadId", Schema::Any),
+        Prop::opt("approvalReviewerDeviceIds", Schema::Any),
+        Prop::opt("requireDeliveryRoute", Schema::Bool),
+        Prop::opt("suppressDelivery", Schema::Bool),
+        Prop::opt("deliverToApprovalClientsOnly", Schema::Bool),
+        Prop::opt(
+            "timeoutMs",
+            Schema::Int {
+                min: Some(1),
+                max: None,
+            },
+        ),
+        Prop::opt("twoPhase", Schema::Bool),
+    ],
+    closed: true,
+};
+
+/// `exec.approval.resolve` params.
+pub static EXEC_APPROVAL_RESOLVE_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::req("id", NON_EMPTY),
+        Prop::req("decision", NON_EMPTY),
+        Prop::opt("reviewer", Schema::Any),
+        Prop::opt(
+            "grantExpiresInDays",
+            Schema::Int {
+                min: Some(1),
+                max: Some(3650),
+            },
+        ),
+    ],
+    closed: true,
+};
+
+/// `exec.approvals.set` params (the document itself is checked by the handler).
+pub static EXEC_APPROVALS_SET_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::req(
+            "file",
+            Schema::Object {
+                props: &[],
+                closed: false,
+            },
+        ),
+        Prop::opt("baseHash", NON_EMPTY),
+    ],
+    closed: true,
+};
+
+/// `tools.catalog` params.
+pub static TOOLS_CATALOG_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::opt("agentId", NON_EMPTY),
+        Prop::opt("includePlugins", Schema::Bool),
+    ],
+    closed: true,
+};
+
+/// `tools.effective` params.
+pub static TOOLS_EFFECTIVE_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::opt("agentId", NON_EMPTY),
+        Prop::req("sessionKey", NON_EMPTY),
+    ],
+    closed: true,
+};
+
+// ---- automations (issue 10) --------------------------------------------------------------
+
+const LIMIT_1_200: Schema = Schema::Int {
+    min: Some(1),
+    max: Some(200),
+};
+const OFFSET: Schema = Schema::Int {
+    min: Some(0),
+    max: None,
+};
+
+/// `cron.list` params (closed; filter values are checked by the handler).
+pub static CRON_LIST_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::opt("sessionKey", NON_EMPTY),
+        Prop::opt("sessionAgentId", NON_EMPTY),
+        Prop::opt("includeDisabled", Schema::Bool),
+        Prop::opt("limit", LIMIT_1_200),
+        Prop::opt("offset", OFFSET),
+        Prop::opt("query", STRING),
+        Prop::opt("enabled", Schema::Enum(&["all", "enabled", "disabled"])),
+        Prop::opt("scheduleKind", Schema::Any),
+        Prop::opt("lastRunStatus", Schema::Any),
+        Prop::opt("trigger", Schema::Any),
+        Prop::opt("sortBy", Schema::Any),
+        Prop::opt("sortDir", Schema::Enum(&["asc", "desc"])),
+        Prop::opt("agentId", NON_EMPTY),
+        Prop::opt("compact", Schema::Bool),
+        Prop::opt("includeDeliveryPreviews", Schema::Bool),
+    ],
+    closed: true,
+};
+
+/// `cron.get`, `cron.remove`, `cron.scratch.get`: `{id}` or `{jobId}`.
+pub static CRON_ID_PARAMS: Schema = Schema::Object {
+    props: &[Prop::opt("id", NON_EMPTY), Prop::opt("jobId", NON_EMPTY)],
+    closed: true,
+};
+
+/// `cron.add` params: the top level is closed; `schedule`, `payload`, `delivery` are checked
+/// by the job model (closed too, with messages naming the field).
+pub static CRON_ADD_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::req("name", NON_EMPTY),
+        Prop::opt("declarationKey", NON_EMPTY),
+        Prop::opt("displayName", Schema::Any),
+        Prop::opt("owner", Schema::Any),
+        Prop::opt("agentId", Schema::Any),
+        Prop::opt("sessionKey", Schema::Any),
+        Prop::opt("description", STRING),
+        Prop::opt("enabled", Schema::Bool),
+        Prop::opt("deleteAfterRun", Schema::Bool),
+        Prop::req("schedule", Schema::Any),
+        Prop::opt("pacing", Schema::Any),
+        Prop::opt("trigger", Schema::Any),
+        Prop::opt("sessionTarget", NON_EMPTY),
+        Prop::opt("wakeMode", Schema::Enum(&["now", "next-heartbeat"])),
+        Prop::req("payload", Schema::Any),
+        Prop::opt("delivery", Schema::Any),
+        Prop::opt("failureAlert", Schema::Any),
+    ],
+    closed: true,
+};
+
+/// `cron.update` params.
+pub static CRON_UPDATE_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::opt("id", NON_EMPTY),
+        Prop::opt("jobId", NON_EMPTY),
+        Prop::req(
+            "patch",
+            Schema::Record {
+                value: &Schema::Any,
+            },
+        ),
+        Prop::opt("expectedConfigRevision", NON_EMPTY),
+    ],
+    closed: true,
+};
+
+/// `cron.run` params.
+pub static CRON_RUN_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::opt("id", NON_EMPTY),
+        Prop::opt("jobId", NON_EMPTY),
+        Prop::opt("mode", Schema::Enum(&["due", "force", "if-enabled"])),
+        Prop::opt("expectedProcessInstanceId", NON_EMPTY),
+    ],
+    closed: true,
+};
+
+/// `cron.runs` params.
+pub static CRON_RUNS_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::opt("agentId", NON_EMPTY),
+        Prop::opt("scope", Schema::Enum(&["job", "all"])),
+        Prop::opt("id", NON_EMPTY),
+        Prop::opt("jobId", NON_EMPTY),
+        Prop::opt("runId", NON_EMPTY),
+        Prop::opt("limit", LIMIT_1_200),
+        Prop::opt("offset", OFFSET),
+        Prop::opt(
+            "statuses",
+            Schema::Array {
+                items: &Schema::Enum(&["ok", "error", "skipped", "running", "interrupted"]),
+                min_items: Some(1),
+                max_items: Some(5),
+            },
+        ),
+        Prop::opt("status", STRING),
+        Prop::opt("deliveryStatuses", Schema::Any),
+        Prop::opt("deliveryStatus", Schema::Any),
+        Prop::opt("query", STRING),
+        Prop::opt("sortDir", Schema::Enum(&["asc", "desc"])),
+    ],
+    closed: true,
+};
+
+/// `cron.scratch.set` params (`content` is a string ≤ 256 KiB or `null`, checked by the
+/// handler).
+pub static CRON_SCRATCH_SET_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::opt("id", NON_EMPTY),
+        Prop::opt("jobId", NON_EMPTY),
+        Prop::req("content", Schema::Any),
+        Prop::opt("expectedRevision", OFFSET),
+    ],
+    closed: true,
+};
+
+/// `wake` params (open, as the reference's).
+pub static WAKE_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::req("mode", Schema::Enum(&["now", "next-heartbeat"])),
+        Prop::req("text", NON_EMPTY),
+        Prop::opt("sessionKey", NON_EMPTY),
+        Prop::opt("agentId", NON_EMPTY),
+    ],
+    closed: false,
+};
+
+/// `set-heartbeats` params.
+pub static SET_HEARTBEATS_PARAMS: Schema = Schema::Object {
+    props: &[Prop::req("enabled", Schema::Bool)],
+    closed: true,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -915,6 +1184,33 @@ mod tests {
         assert_eq!(
             validate(&EMPTY_PARAMS, &json!({"x":1})),
             Err("at root: unexpected property 'x'".into())
+        );
+    }
+
+    #[test]
+    fn exec_approval_and_tools_params() {
+        assert_eq!(
+            validate(
+                &EXEC_APPROVAL_RESOLVE_PARAMS,
+                &json!({"id":"a","decision":"allow-once"})
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            validate(&EXEC_APPROVAL_RESOLVE_PARAMS, &json!({"id":"a"})),
+            Err("must have required property 'decision'".into())
+        );
+        assert!(validate(
+            &EXEC_APPROVAL_REQUEST_PARAMS,
+            &json!({"command":"ls","cwd":null,"timeoutMs":1000,"twoPhase":true})
+        )
+        .is_ok());
+        assert!(validate(&EXEC_APPROVAL_REQUEST_PARAMS, &json!({"bogus":1})).is_err());
+        assert!(validate(&EXEC_APPROVALS_SET_PARAMS, &json!({"file":{"version":1}})).is_ok());
+        assert!(validate(&EXEC_APPROVALS_SET_PARAMS, &json!({"file":1})).is_err());
+        assert_eq!(
+            validate(&TOOLS_EFFECTIVE_PARAMS, &json!({})),
+            Err("must have required property 'sessionKey'".into())
         );
     }
 }
