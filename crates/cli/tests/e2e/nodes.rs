@@ -1080,3 +1080,58 @@ async fn run_uname_on_my_laptop_from_a_chat() {
         "the tool call id is the run id: {queued}"
     );
 }
+
+#[tokio::test]
+async fn v3_nodes_connect_and_shell_approval_needs_admin() {
+    let gw = GatewayProcess::spawn(bin(), SpawnOptions::default());
+    let token = gw.token();
+    // A node may speak protocol 3 (§2.5); hello-ok still says 4.
+    let kp = DeviceKeypair::from_seed(&[43u8; 32]);
+    let params = json!({"minProtocol":3,"maxProtocol":3,
+        "client":{"id":"node-host","version":"t","platform":"linux","mode":"node"},
+        "role":"node","scopes":[],"caps":[],"commands":["system.run"],"permissions":{},
+        "auth":{"token": token}});
+    let (_ws, res) = crate::devices::device_connect(&gw.url, &kp, params, Default::default()).await;
+    assert_eq!(res["ok"], true, "{res}");
+    assert_eq!(res["payload"]["protocol"], 4);
+    assert_eq!(res["payload"]["auth"]["role"], "node");
+    // An operator with operator.pairing but not operator.admin cannot approve shell access.
+    let op_kp = DeviceKeypair::from_seed(&[44u8; 32]);
+    let mut op_params = pincer_testkit::golden_connect_params(Some(&token));
+    op_params["scopes"] = json!(["operator.pairing", "operator.read"]);
+    let (mut ws, res) =
+        crate::devices::device_connect(&gw.url, &op_kp, op_params, Default::default()).await;
+    assert_eq!(res["ok"], true, "{res}");
+    send_json(
+        &mut ws,
+        &json!({"type":"req","id":"l","method":"node.pair.list","params":{}}),
+    )
+    .await;
+    let (list, _) = pincer_testkit::recv_res(&mut ws, "l", WAIT).await;
+    let pending = &list["payload"]["pending"][0];
+    assert_eq!(pending["nodeId"], kp.device_id());
+    assert_eq!(
+        pending["requiredApproveScopes"],
+        json!(["operator.pairing", "operator.admin"])
+    );
+    send_json(
+        &mut ws,
+        &json!({"type":"req","id":"a","method":"node.pair.approve","params":{"requestId": pending["requestId"]}}),
+    )
+    .await;
+    let (res, _) = pincer_testkit::recv_res(&mut ws, "a", WAIT).await;
+    assert_eq!(res["error"]["code"], "FORBIDDEN");
+    assert_eq!(res["error"]["message"], "missing scope: operator.admin");
+    assert_eq!(
+        res["error"]["details"]["requiredScopes"],
+        json!(["operator.pairing", "operator.admin"])
+    );
+    // node.invoke of system.run needs operator.admin too (dynamic method scope).
+    send_json(
+        &mut ws,
+        &json!({"type":"req","id":"i","method":"node.invoke","params":{"nodeId": kp.device_id(), "command": "system.run", "idempotencyKey": "x"}}),
+    )
+    .await;
+    let (res, _) = pincer_testkit::recv_res(&mut ws, "i", WAIT).await;
+    assert_eq!(res["error"]["code"], "FORBIDDEN", "{res}");
+}
