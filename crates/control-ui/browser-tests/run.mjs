@@ -59,6 +59,8 @@ async function launch({ theme = 'light', viewport = { width: 1280, height: 800 }
     viewport,
     isMobile: mobile,
     hasTouch: mobile,
+    // The remote scenario uses the gateway's self-signed certificate.
+    ignoreHTTPSErrors: BASE.startsWith('https:'),
     deviceScaleFactor: mobile ? 2 : 1,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--disable-default-apps', '--no-default-browser-check'],
@@ -362,6 +364,29 @@ const scenarios = {
     await b.page.waitForFunction(() => window.pincer.gw.state !== 'connected', null, { timeout: T });
     step('revoking the second browser disconnected it');
     noPageErrors(a, ['WebSocket']);
+  },
+
+  /** From a non-loopback address over TLS: the page waits for approval, shows the command,
+   * connects by itself once approved, and chats over wss://. */
+  async remote() {
+    const a = await launch({ theme: 'dark' });
+    const { page } = a;
+    check(BASE.startsWith('https://') && !BASE.includes('127.0.0.1'), `remote URL ${BASE}`);
+    await open(a, '/');
+    await waitState(page, 'pairing');
+    const cmd = (await page.textContent('[data-testid=pair-command] code')).trim();
+    const m = /^pincer devices approve ([0-9a-f-]{36})$/.exec(cmd);
+    check(m, `the exact approval command is shown: ${cmd}`);
+    await shot(page, 'remote-pairing-dark');
+    step(`remote browser waits for approval: ${cmd}`);
+    execFileSync(env.PINCER_BIN, ['devices', 'approve', m[1]], { env: { ...env, PINCER_STATE_DIR: env.PINCER_STATE_DIR }, stdio: 'pipe' });
+    await waitState(page, 'connected', 20_000);
+    step('approved on the gateway host: connected by itself over wss://');
+    await send(page, 'hello over wss');
+    await page.waitForFunction(() => /You said: hello over wss/.test(document.querySelector('[data-testid=messages]')?.textContent || '') && !document.querySelector('.msg.assistant.streaming'), null, { timeout: T });
+    step('chat works from the remote browser');
+    await shot(page, 'remote-chat-dark');
+    noPageErrors(a);
   },
 
   /** Exec approvals: a prompt over any view; Allow once lets the command run. */

@@ -12,10 +12,10 @@ use crate::bin;
 
 /// A network namespace with a veth pair: the host end has `host_ip`, the namespace `ns_ip`.
 /// Deleted on drop.
-struct NetNs {
+pub(crate) struct NetNs {
     name: String,
     veth: String,
-    host_ip: String,
+    pub(crate) host_ip: String,
     ns_ip: String,
 }
 
@@ -28,7 +28,7 @@ fn ip(args: &[&str]) -> bool {
 }
 
 impl NetNs {
-    fn create(tag: &str) -> Result<NetNs, String> {
+    pub(crate) fn create(tag: &str) -> Result<NetNs, String> {
         let pid = std::process::id();
         let name = format!("pincer-{tag}-{pid}");
         let veth = format!("pv{tag}{}", pid % 100_000);

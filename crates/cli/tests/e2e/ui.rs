@@ -175,6 +175,8 @@ struct Ui {
     gw: Option<GatewayProcess>,
     /// The state dir while the gateway is held down (`@@stop-gateway`).
     parked: Option<tempfile::TempDir>,
+    /// The page URL when not `http://127.0.0.1:<port>` (the remote scenario).
+    url: Option<String>,
     /// A `pincer node run` host (`@@start-node`), killed on drop.
     node: Option<(std::process::Child, tempfile::TempDir)>,
     args: Vec<String>,
@@ -203,6 +205,7 @@ impl Ui {
             port: gw.port,
             gw: Some(gw),
             parked: None,
+            url: None,
             node: None,
             args: args.iter().map(|s| s.to_string()).collect(),
         }
@@ -233,7 +236,12 @@ impl Ui {
             .arg("run.mjs")
             .arg(name)
             .current_dir(browser_tests_dir())
-            .env("PINCER_UI_URL", format!("http://127.0.0.1:{}", gw.port))
+            .env(
+                "PINCER_UI_URL",
+                self.url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://127.0.0.1:{}", gw.port)),
+            )
             .env("PINCER_UI_TOKEN", &self.token)
             .env("PINCER_UI_ARTIFACTS", artifacts_dir())
             .env("PINCER_BIN", bin())
@@ -692,6 +700,43 @@ fn browser_pairing_waits_for_approval_and_approves_another_device() {
         &["--no-auto-approve-local"],
     );
     ui.scenario("pairing");
+}
+
+#[test]
+fn browser_remote_device_over_tls_waits_for_approval() {
+    if skip_browser() {
+        return;
+    }
+    let ns = match crate::remote::NetNs::create("ui") {
+        Ok(ns) => ns,
+        Err(e) => {
+            eprintln!("SKIP: remote browser test needs a network namespace: {e}");
+            return;
+        }
+    };
+    let rt = runtime();
+    let fake = fake_llm(&rt);
+    let mut ui = Ui::start(
+        state_with_provider(&fake, json!({})),
+        &["--bind", "lan", "--tls"],
+    );
+    ui.url = Some(format!("https://{}:{}", ns.host_ip, ui.port));
+    ui.scenario("remote");
+    // The browser's device was approved from a non-loopback address, not silently.
+    let out = Command::new(bin())
+        .args(["devices", "list", "--json"])
+        .env("PINCER_STATE_DIR", ui.gw().state_path())
+        .output()
+        .unwrap();
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ui_device = list["paired"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["clientId"] == "openclaw-control-ui")
+        .cloned()
+        .unwrap_or_default();
+    assert_ne!(ui_device["approvedVia"], "silent", "{list}");
 }
 
 #[test]
