@@ -476,3 +476,127 @@ impl Store {
             .await
     }
 }
+
+// ---- inbound journal (migration 0007) -------------------------------------------------------
+
+impl ChannelsTx<'_> {
+    /// Records inbound messages `(message_id, payload_json)` as pending (a message already
+    /// recorded keeps its first record).
+    pub fn inbound_record(
+        &mut self,
+        channel: &str,
+        account_id: &str,
+        messages: &[(String, String)],
+        now_ms: i64,
+    ) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO channel_inbound (channel_key, account_id, message_id, payload, received_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+        )?;
+        for (id, payload) in messages {
+            stmt.execute(params![channel, account_id, id, payload, now_ms])?;
+        }
+        Ok(())
+    }
+
+    /// Marks messages handled.
+    pub fn inbound_handled(
+        &mut self,
+        channel: &str,
+        account_id: &str,
+        message_ids: &[String],
+        now_ms: i64,
+    ) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "UPDATE channel_inbound SET handled_at = ?4 \
+             WHERE channel_key = ?1 AND account_id = ?2 AND message_id = ?3 AND handled_at IS NULL",
+        )?;
+        for id in message_ids {
+            stmt.execute(params![channel, account_id, id, now_ms])?;
+        }
+        Ok(())
+    }
+
+    /// Deletes handled records older than `handled_before` and pending ones received before
+    /// `pending_before` (too old to answer); returns how many were removed.
+    pub fn inbound_prune(&mut self, handled_before: i64, pending_before: i64) -> Result<usize> {
+        let a = self
+            .conn
+            .prepare_cached(
+                "DELETE FROM channel_inbound WHERE handled_at IS NOT NULL AND handled_at < ?1",
+            )?
+            .execute(params![handled_before])?;
+        let b = self
+            .conn
+            .prepare_cached(
+                "DELETE FROM channel_inbound WHERE handled_at IS NULL AND received_at < ?1",
+            )?
+            .execute(params![pending_before])?;
+        Ok(a + b)
+    }
+}
+
+impl Store {
+    /// Records inbound messages `(message_id, payload_json)` as pending; resolves after
+    /// `COMMIT`.
+    pub async fn channel_inbound_record(
+        &self,
+        channel: &str,
+        account_id: &str,
+        messages: Vec<(String, String)>,
+        now_ms: i64,
+    ) -> Result<()> {
+        let (channel, account) = (channel.to_string(), account_id.to_string());
+        self.channels_write(move |tx| tx.inbound_record(&channel, &account, &messages, now_ms))
+            .await
+    }
+
+    /// Marks inbound messages handled, grouped by `(channel, account)`.
+    pub async fn channel_inbound_handled(
+        &self,
+        marks: Vec<(String, String, Vec<String>)>,
+        now_ms: i64,
+    ) -> Result<()> {
+        self.channels_write(move |tx| {
+            for (channel, account, ids) in &marks {
+                tx.inbound_handled(channel, account, ids, now_ms)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Pending (recorded, not handled) inbound messages of an account, oldest first:
+    /// `(message_id, payload_json)`.
+    pub async fn channel_inbound_pending(
+        &self,
+        channel: &str,
+        account_id: &str,
+    ) -> Result<Vec<(String, String)>> {
+        let (channel, account) = (channel.to_string(), account_id.to_string());
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT message_id, payload FROM channel_inbound \
+                 WHERE channel_key = ?1 AND account_id = ?2 AND handled_at IS NULL \
+                 ORDER BY received_at, rowid",
+            )?;
+            let rows = stmt
+                .query_map(params![channel, account], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// Drops old journal records (see [`ChannelsTx::inbound_prune`]).
+    pub async fn channel_inbound_prune(
+        &self,
+        handled_before: i64,
+        pending_before: i64,
+    ) -> Result<usize> {
+        self.channels_write(move |tx| tx.inbound_prune(handled_before, pending_before))
+            .await
+    }
+}

@@ -215,3 +215,51 @@ async fn approve_moves_the_sender_to_the_allow_entries_and_survives_reopen() {
         .is_none());
     store.close().await;
 }
+
+#[tokio::test]
+async fn inbound_journal_keeps_pending_messages_across_reopen_until_handled() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_in_state_dir(dir.path(), StoreOptions::default()).unwrap();
+    let msgs = vec![
+        ("m1".to_string(), r#"{"text":"one"}"#.to_string()),
+        ("m2".to_string(), r#"{"text":"two"}"#.to_string()),
+    ];
+    store
+        .channel_inbound_record("telegram", "default", msgs, 100)
+        .await
+        .unwrap();
+    // A redelivery keeps the first record.
+    store
+        .channel_inbound_record("telegram", "default", vec![("m1".into(), "{}".into())], 200)
+        .await
+        .unwrap();
+    store
+        .channel_inbound_handled(
+            vec![("telegram".into(), "default".into(), vec!["m1".into()])],
+            300,
+        )
+        .await
+        .unwrap();
+    drop(store);
+    let store = Store::open_in_state_dir(dir.path(), StoreOptions::default()).unwrap();
+    let pending = store
+        .channel_inbound_pending("telegram", "default")
+        .await
+        .unwrap();
+    assert_eq!(
+        pending,
+        vec![("m2".to_string(), r#"{"text":"two"}"#.to_string())]
+    );
+    assert!(store
+        .channel_inbound_pending("telegram", "other")
+        .await
+        .unwrap()
+        .is_empty());
+    // Pruning drops handled records and stale pending ones.
+    assert_eq!(store.channel_inbound_prune(400, 150).await.unwrap(), 2);
+    assert!(store
+        .channel_inbound_pending("telegram", "default")
+        .await
+        .unwrap()
+        .is_empty());
+}
