@@ -62,11 +62,13 @@
 //! next `Store::open` applies it (all pending migrations in one transaction) and bumps
 //! `user_version`. Migrations are append-only: never edit one that has shipped.
 
+mod approvals;
 mod channels;
 mod cron;
 mod db;
 mod devices;
 mod error;
+mod memory;
 mod nodes;
 mod read;
 mod types;
@@ -82,6 +84,7 @@ use pincer_sessions::{
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+pub use approvals::{ApprovalFinish, ApprovalRecord, ApprovalStatus, FinishOutcome};
 pub use channels::{
     ChannelAllowEntry, ChannelPairingRequest, ChannelsTx, NewPairingRequest, PairingRequestOutcome,
 };
@@ -92,6 +95,7 @@ pub use cron::{
 pub use db::{latest_version, migrations, Durability, Migration};
 pub use devices::{DeviceTokenRecord, DevicesTx, PairedDevice, PendingPairing};
 pub use error::{Result, StoreError};
+pub use memory::{MemoryChunkRow, MemoryHitRow};
 pub use nodes::{NodeMeta, NodePairingRequest, NodePermissions, NodeSurface, NodesTx};
 pub use types::*;
 
@@ -203,6 +207,20 @@ impl Store {
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// A write on the writer thread inside the batch transaction (its own savepoint): resolves
+    /// after `COMMIT`; an `Err` from `f` rolls its writes back. `f` must be quick.
+    pub(crate) async fn write_with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let boxed: writer::WithFn =
+            Box::new(move |c| f(c).map(|v| Box::new(v) as Box<dyn std::any::Any + Send>));
+        let out = self.submit(|ack| Op::With { f: boxed, ack }).await?;
+        out.downcast::<T>()
+            .map(|b| *b)
+            .map_err(|_| StoreError::Rejected("write: result type mismatch".into()))
     }
 
     async fn read<T: Send + 'static>(

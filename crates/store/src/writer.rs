@@ -77,7 +77,16 @@ pub(crate) enum Op {
         f: crate::nodes::NodesFn,
         ack: Ack<Box<dyn std::any::Any + Send>>,
     },
+    /// Any other module's write on the writer's connection (`Store::write_with`): exec
+    /// approvals, the memory index.
+    With {
+        f: WithFn,
+        ack: Ack<Box<dyn std::any::Any + Send>>,
+    },
 }
+
+pub(crate) type WithFn =
+    Box<dyn FnOnce(&Connection) -> Result<Box<dyn std::any::Any + Send>> + Send>;
 
 /// The writer's view of a key's current transcript head.
 #[derive(Clone, Debug)]
@@ -206,6 +215,7 @@ fn apply_batch(
             Op::Cron { f, ack } => run_op!(ack, crate::cron::run_cron(&sp, f)),
             Op::Channels { f, ack } => run_op!(ack, crate::channels::run_channels(&sp, f)),
             Op::Nodes { f, ack } => run_op!(ack, crate::nodes::run_nodes(&sp, f)),
+            Op::With { f, ack } => run_op!(ack, f(&sp)),
         };
         if ok {
             if sp.commit().is_ok() {
@@ -248,6 +258,7 @@ fn fail(op: Op, msg: &str) {
         Op::Cron { ack, .. } => drop(ack.send(Err(err()))),
         Op::Channels { ack, .. } => drop(ack.send(Err(err()))),
         Op::Nodes { ack, .. } => drop(ack.send(Err(err()))),
+        Op::With { ack, .. } => drop(ack.send(Err(err()))),
     }
 }
 
