@@ -394,7 +394,7 @@ pub fn content_security_policy(host: Option<&str>) -> String {
         .map(|h| format!(" ws://{h} wss://{h}"))
         .unwrap_or_default();
     format!(
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
          font-src 'self'; connect-src 'self'{ws}; manifest-src 'self'; base-uri 'none'; \
          form-action 'none'; frame-ancestors 'none'; object-src 'none'; \
          require-trusted-types-for 'script'; trusted-types 'none'"
