@@ -16,70 +16,52 @@ use serde::{Deserialize, Serialize};
 
 use crate::util::glob_match;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ToolProfile {
-    Minimal,
-    Coding,
-    Messaging,
-    Full,
-}
+/// `tools.profile` (defined once, in `pincer-config`).
+pub use pincer_config::model::tools::ToolProfile;
 
-impl ToolProfile {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "minimal" => Some(Self::Minimal),
-            "coding" => Some(Self::Coding),
-            "messaging" => Some(Self::Messaging),
-            "full" => Some(Self::Full),
-            _ => None,
-        }
-    }
-
-    /// Entries of the profile (may contain groups); `None` = no filtering (`full`).
-    pub fn entries(self) -> Option<&'static [&'static str]> {
-        match self {
-            Self::Minimal => Some(&["session_status", "gateway"]),
-            Self::Coding => Some(&[
-                "group:fs",
-                "group:runtime",
-                "group:web",
-                "group:sessions",
-                "group:memory",
-                "automations",
-                "gateway",
-                "get_goal",
-                "create_goal",
-                "update_goal",
-                "progress_card",
-                "ask_user",
-                "skill_workshop",
-                "view_image",
-                "image_generate",
-                "music_generate",
-                "video_generate",
-                "theme",
-            ]),
-            Self::Messaging => Some(&[
-                "group:messaging",
-                "sessions",
-                "sessions_list",
-                "sessions_history",
-                "sessions_search",
-                "conversations_list",
-                "conversations_send",
-                "conversations_turn",
-                "sessions_send",
-                "sessions_spawn",
-                "sessions_yield",
-                "subagents",
-                "session_status",
-                "gateway",
-                "ask_user",
-                "theme",
-            ]),
-            Self::Full => None,
-        }
+/// Entries of a profile (may contain groups); `None` = no filtering (`full`).
+pub fn profile_entries(profile: ToolProfile) -> Option<&'static [&'static str]> {
+    match profile {
+        ToolProfile::Minimal => Some(&["session_status", "gateway"]),
+        ToolProfile::Coding => Some(&[
+            "group:fs",
+            "group:runtime",
+            "group:web",
+            "group:sessions",
+            "group:memory",
+            "automations",
+            "gateway",
+            "get_goal",
+            "create_goal",
+            "update_goal",
+            "progress_card",
+            "ask_user",
+            "skill_workshop",
+            "view_image",
+            "image_generate",
+            "music_generate",
+            "video_generate",
+            "theme",
+        ]),
+        ToolProfile::Messaging => Some(&[
+            "group:messaging",
+            "sessions",
+            "sessions_list",
+            "sessions_history",
+            "sessions_search",
+            "conversations_list",
+            "conversations_send",
+            "conversations_turn",
+            "sessions_send",
+            "sessions_spawn",
+            "sessions_yield",
+            "subagents",
+            "session_status",
+            "gateway",
+            "ask_user",
+            "theme",
+        ]),
+        ToolProfile::Full => None,
     }
 }
 
@@ -487,13 +469,8 @@ fn profile_layer(
     profile: Option<ToolProfile>,
     also: Option<&Vec<String>>,
 ) -> Option<Layer> {
-    let entries = profile?.entries()?;
-    let name = match profile? {
-        ToolProfile::Minimal => "minimal",
-        ToolProfile::Coding => "coding",
-        ToolProfile::Messaging => "messaging",
-        ToolProfile::Full => "full",
-    };
+    let entries = profile_entries(profile?)?;
+    let name = profile?.as_str();
     Some(Layer {
         label: format!("{label} ({name})"),
         allow: Some(Matcher::new(
@@ -697,16 +674,16 @@ pub fn tool_catalog<'a>(tools: impl IntoIterator<Item = (&'a str, &'a str)>) -> 
                 .filter(|g| Matcher::new([*g], false).matches(&n))
                 .collect();
             let mut profiles: Vec<&'static str> = [
-                (ToolProfile::Minimal, "minimal"),
-                (ToolProfile::Coding, "coding"),
-                (ToolProfile::Messaging, "messaging"),
+                ToolProfile::Minimal,
+                ToolProfile::Coding,
+                ToolProfile::Messaging,
             ]
             .into_iter()
-            .filter(|(p, _)| {
-                p.entries()
+            .filter(|p| {
+                profile_entries(*p)
                     .is_some_and(|e| Matcher::new(e.iter().copied(), false).matches(&n))
             })
-            .map(|(_, label)| label)
+            .map(ToolProfile::as_str)
             .collect();
             profiles.push("full");
             CatalogEntry {

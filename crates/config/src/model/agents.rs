@@ -150,6 +150,7 @@ section!(
         heartbeat: HeartbeatConfig,
         sandbox: SandboxConfig,
         subagents: SubagentsConfig,
+        tools: crate::model::tools::AgentToolsConfig,
         typing_mode: TypingMode,
         group_chat: GroupChat,
         /// Retired marker; accepted for compatibility.
