@@ -81,7 +81,7 @@ impl AgentHub {
         let runtime = AgentRuntime::new(AgentDeps {
             store,
             client,
-            tools: Arc::new(pincer_tools::builtin::builtin_registry(Default::default())),
+            tools: Arc::new(registry()),
             settings,
             events: tx,
             options: AgentOptions {
@@ -135,6 +135,16 @@ impl AgentHub {
     }
 }
 
+/// The built-in tools plus the gateway-hosted ones (`automations`, alias `cron`).
+fn registry() -> pincer_tools::ToolRegistry {
+    let mut r = pincer_tools::builtin::builtin_registry(Default::default());
+    r.register(Arc::new(
+        pincer_tools::automations::AutomationsTool::default(),
+    ));
+    r.alias("cron", pincer_tools::automations::NAME);
+    r
+}
+
 /// Test knobs: `PINCER_MODEL_RETRY_BASE_MS` (first backoff of same-model retries, default
 /// 1000) and `PINCER_MODEL_RETRY_ATTEMPTS` (attempts per model before failing over).
 fn options_from_env() -> AgentOptions {
@@ -184,6 +194,7 @@ async fn project(
         let now = Instant::now();
         let mut ended: Vec<(Arc<str>, bool)> = Vec::new();
         let mut ended_runs: Vec<Arc<str>> = Vec::new();
+        coalesce_deltas(&mut batch);
         {
             let mut p = projector.lock();
             for ev in &batch {
@@ -214,6 +225,37 @@ async fn project(
             session_settled(&state, &key, started);
         }
     }
+}
+
+/// Text deltas of one run that wait in the same batch (the projection fell behind a burst)
+/// become one `agent` assistant event, as the reference coalesces; other events keep their
+/// place and order.
+fn coalesce_deltas(batch: &mut Vec<RunEvent>) {
+    if batch.len() < 2 {
+        return;
+    }
+    let mut out: Vec<RunEvent> = Vec::with_capacity(batch.len());
+    // Index in `out` of each run's latest event.
+    let mut last: std::collections::HashMap<Arc<str>, usize> = std::collections::HashMap::new();
+    for ev in batch.drain(..) {
+        if let RunEventKind::AssistantDelta { item_id, delta } = &ev.kind {
+            if let Some(&i) = last.get(&ev.run_id) {
+                if let RunEventKind::AssistantDelta {
+                    item_id: prev_item,
+                    delta: prev,
+                } = &mut out[i].kind
+                {
+                    if prev_item == item_id {
+                        prev.push_str(delta);
+                        continue;
+                    }
+                }
+            }
+        }
+        last.insert(ev.run_id.clone(), out.len());
+        out.push(ev);
+    }
+    *batch = out;
 }
 
 fn publish(state: &GatewayState, w: WireEvent) {
@@ -264,4 +306,65 @@ fn session_settled(state: &Arc<GatewayState>, key: &str, started: bool) {
             },
         );
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pincer_agent::RunSource;
+
+    fn ev(run: &str, kind: RunEventKind) -> RunEvent {
+        RunEvent {
+            run_id: Arc::from(run),
+            session_key: Arc::from("agent:main:main"),
+            session_id: None,
+            agent_id: Arc::from("main"),
+            source: RunSource::Chat,
+            seq: 0,
+            ts: 0,
+            kind,
+        }
+    }
+
+    fn delta(item: &str, d: &str) -> RunEventKind {
+        RunEventKind::AssistantDelta {
+            item_id: Arc::from(item),
+            delta: d.into(),
+        }
+    }
+
+    #[test]
+    fn deltas_waiting_in_one_batch_merge_per_run_and_item() {
+        let mut batch = vec![
+            ev("a", delta("a:1", "Hel")),
+            ev("b", delta("b:1", "x")),
+            ev("a", delta("a:1", "lo")),
+            ev("a", RunEventKind::ModelReleased),
+            ev("a", delta("a:2", "!")),
+            ev("a", delta("a:3", "?")),
+            ev("b", delta("b:1", "y")),
+        ];
+        coalesce_deltas(&mut batch);
+        let shown: Vec<(String, String)> = batch
+            .iter()
+            .map(|e| {
+                let what = match &e.kind {
+                    RunEventKind::AssistantDelta { item_id, delta } => format!("{item_id}={delta}"),
+                    _ => "other".into(),
+                };
+                (e.run_id.to_string(), what)
+            })
+            .collect();
+        let expected: Vec<(String, String)> = [
+            ("a", "a:1=Hello"),
+            ("b", "b:1=xy"),
+            ("a", "other"),
+            ("a", "a:2=!"),
+            ("a", "a:3=?"),
+        ]
+        .iter()
+        .map(|(r, w)| ((*r).to_owned(), (*w).to_owned()))
+        .collect();
+        assert_eq!(shown, expected);
+    }
 }
