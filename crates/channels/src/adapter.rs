@@ -5,6 +5,7 @@ use tokio::sync::mpsc;
 
 use crate::chunk::{ChunkMode, ChunkOptions, Measure};
 use crate::error::{ChannelError, Result};
+use crate::journal::Journal;
 use crate::message::{ChannelMessage, Conversation, OutboundMessage, SentMessage};
 use crate::status::StatusHandle;
 
@@ -47,8 +48,65 @@ impl Capabilities {
 
 /// Inbound messages flow from an adapter's connection task into this bounded queue (the
 /// pipeline drains it). A full queue applies backpressure to the connection (the platform
-/// buffers), so nothing is dropped.
-pub type InboundSender = mpsc::Sender<ChannelMessage>;
+/// buffers), so nothing is dropped. With a [`Journal`], [`InboundSender::send_batch`] returns
+/// only once the messages are recorded durably: adapters acknowledge the platform (advance
+/// the Telegram offset, ack a Slack envelope) after it returns.
+#[derive(Clone, Debug)]
+pub struct InboundSender {
+    tx: mpsc::Sender<ChannelMessage>,
+    journal: Option<(Journal, String)>,
+    channel: &'static str,
+}
+
+/// The pipeline side is gone (the account is stopping).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the inbound queue is closed")]
+pub struct InboundClosed;
+
+impl InboundSender {
+    /// A sender without a journal (tests, benches).
+    pub fn new(tx: mpsc::Sender<ChannelMessage>) -> Self {
+        InboundSender {
+            tx,
+            journal: None,
+            channel: "",
+        }
+    }
+
+    /// Records every message in `journal` (as `channel`/`account_id`) before it returns.
+    pub fn with_journal(
+        mut self,
+        journal: Journal,
+        channel: &'static str,
+        account_id: &str,
+    ) -> Self {
+        self.journal = Some((journal, account_id.to_string()));
+        self.channel = channel;
+        self
+    }
+
+    pub async fn send(&self, message: ChannelMessage) -> Result<(), InboundClosed> {
+        self.send_batch(vec![message]).await
+    }
+
+    /// Queues `messages` for the pipeline, in order, while recording them; returns after both.
+    pub async fn send_batch(&self, messages: Vec<ChannelMessage>) -> Result<(), InboundClosed> {
+        let record = async {
+            if let Some((journal, account)) = &self.journal {
+                journal.record(self.channel, account, &messages).await;
+            }
+        };
+        let forward = async {
+            for m in messages.iter().cloned() {
+                self.tx.send(m).await.map_err(|_| InboundClosed)?;
+            }
+            Ok(())
+        };
+        // The record is submitted first (the store's writer is FIFO), then both proceed.
+        let ((), forwarded) = tokio::join!(record, forward);
+        forwarded
+    }
+}
 
 /// One platform account (one bot token).
 #[async_trait]

@@ -35,6 +35,7 @@ pub mod discord;
 pub mod error;
 pub mod history;
 pub mod http;
+pub mod journal;
 pub mod manager;
 pub mod message;
 pub mod outbound;
@@ -49,8 +50,9 @@ pub mod status;
 pub mod telegram;
 pub mod watchdog;
 
-pub use adapter::{Capabilities, ChannelAdapter, InboundSender};
+pub use adapter::{Capabilities, ChannelAdapter, InboundClosed, InboundSender};
 pub use error::{ChannelError, Result};
+pub use journal::Journal;
 pub use manager::{ChannelManager, SendRequest, SendResult};
 pub use message::{
     ChannelMessage, ChatType, Conversation, MediaRef, MediaSource, OutboundMedia, OutboundMessage,

@@ -10,9 +10,10 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::adapter::ChannelAdapter;
+use crate::adapter::{ChannelAdapter, InboundSender};
 use crate::chunk::ChunkMode;
 use crate::error::{ChannelError, Result};
+use crate::journal::Journal;
 use crate::message::{ChatType, Conversation, OutboundMedia};
 use crate::outbound::{deliver, Idempotent, ReplyToMode, Responder};
 use crate::pairing::Pairing;
@@ -21,6 +22,38 @@ use crate::status::AccountStatus;
 
 /// Inbound queue per account (backpressure to the connection beyond this).
 const INBOUND_QUEUE: usize = 1024;
+
+/// How long a replay waits for the adapter to learn the bot's identity (mention stripping and
+/// own-message detection need it) before it goes ahead without.
+const REPLAY_IDENTITY_WAIT: Duration = Duration::from_secs(15);
+
+/// Replays what a previous run recorded but never handed over, before anything new (new
+/// platform messages wait in the inbound queue; the pipeline's dedupe then drops platform
+/// redeliveries of the replayed ones).
+async fn replay(journal: &Journal, adapter: &dyn ChannelAdapter, pipeline: &InboundPipeline) {
+    let pending = journal
+        .pending(adapter.channel(), adapter.account_id())
+        .await;
+    if pending.is_empty() {
+        return;
+    }
+    let status = adapter.status();
+    status
+        .wait_for(
+            |s| s.bot_id.is_some() || s.state == crate::status::ConnectionState::Error,
+            REPLAY_IDENTITY_WAIT,
+        )
+        .await;
+    tracing::info!(
+        channel = adapter.channel(),
+        account = adapter.account_id(),
+        count = pending.len(),
+        "replaying inbound messages recorded before the last stop"
+    );
+    for msg in pending {
+        pipeline.process(msg).await;
+    }
+}
 
 /// An outbound `send` (protocol `send` method, the agent's `message` tool, automations).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +89,8 @@ struct Account {
     reply_mode: ReplyToMode,
     chunk_mode: ChunkMode,
     pump: Mutex<Option<JoinHandle<()>>>,
+    /// Cancelled by `stop` (ends a replay that is still waiting for the connection).
+    stopping: Mutex<tokio_util::sync::CancellationToken>,
 }
 
 type Key = (String, String);
@@ -66,6 +101,7 @@ pub struct ChannelManager {
     default_accounts: RwLock<BTreeMap<String, String>>,
     pairing: Pairing,
     sends: Idempotent<SendResult>,
+    journal: Option<Journal>,
 }
 
 impl ChannelManager {
@@ -75,7 +111,21 @@ impl ChannelManager {
             default_accounts: RwLock::new(BTreeMap::new()),
             pairing,
             sends: Idempotent::new(Duration::from_secs(300), 1000),
+            journal: None,
         }
+    }
+
+    /// Records inbound messages durably before the platform is acknowledged and replays the
+    /// unhandled ones at start (see [`crate::journal`]). Pipelines added afterwards mark what
+    /// they settle; the run sink marks what it hands to the agent.
+    pub fn with_journal(mut self, journal: Journal) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// The inbound journal, if any.
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref()
     }
 
     pub fn pairing(&self) -> &Pairing {
@@ -98,6 +148,9 @@ impl ChannelManager {
             .write()
             .entry(key.0.clone())
             .or_insert_with(|| key.1.clone());
+        if let Some(journal) = &self.journal {
+            pipeline.set_journal(journal.clone());
+        }
         self.accounts.write().insert(
             key,
             Arc::new(Account {
@@ -106,8 +159,48 @@ impl ChannelManager {
                 reply_mode,
                 chunk_mode,
                 pump: Mutex::new(None),
+                stopping: Mutex::new(tokio_util::sync::CancellationToken::new()),
             }),
         );
+    }
+
+    /// Stops and forgets an account (config hot reload removed or replaced it).
+    pub async fn remove(&self, channel: &str, account_id: &str) {
+        if self.account(channel, Some(account_id)).is_err() {
+            return;
+        }
+        let _ = self.stop(channel, Some(account_id)).await;
+        self.accounts
+            .write()
+            .remove(&(channel.to_string(), account_id.to_string()));
+        let mut defaults = self.default_accounts.write();
+        if defaults.get(channel).is_some_and(|a| a == account_id) {
+            let next = self
+                .accounts
+                .read()
+                .keys()
+                .find(|(c, _)| c == channel)
+                .map(|(_, a)| a.clone());
+            match next {
+                Some(a) => {
+                    defaults.insert(channel.to_string(), a);
+                }
+                None => {
+                    defaults.remove(channel);
+                }
+            }
+        }
+    }
+
+    /// Whether the account's inbound pump is running (started and not stopped).
+    pub fn is_running(&self, channel: &str, account_id: &str) -> bool {
+        self.account(channel, Some(account_id))
+            .is_ok_and(|a| a.pump.lock().as_ref().is_some_and(|p| !p.is_finished()))
+    }
+
+    /// The default account of a channel (`defaultAccount`, else the first registered).
+    pub fn default_account(&self, channel: &str) -> Option<String> {
+        self.default_accounts.read().get(channel).cloned()
     }
 
     /// `channels.<channel>.defaultAccount`.
@@ -164,9 +257,28 @@ impl ChannelManager {
             return Ok(());
         }
         let (tx, mut rx) = mpsc::channel(INBOUND_QUEUE);
-        account.adapter.start(tx).await?;
+        let mut sender = InboundSender::new(tx);
+        let journal = self.journal.clone();
+        if let Some(journal) = &journal {
+            sender = sender.with_journal(
+                journal.clone(),
+                account.adapter.channel(),
+                account.adapter.account_id(),
+            );
+        }
+        account.adapter.start(sender).await?;
         let pipeline = account.pipeline.clone();
+        let adapter = account.adapter.clone();
+        let stopping = tokio_util::sync::CancellationToken::new();
+        *account.stopping.lock() = stopping.clone();
         let pump = tokio::spawn(async move {
+            if let Some(journal) = journal {
+                tokio::select! {
+                    () = replay(&journal, adapter.as_ref(), &pipeline) => {}
+                    // Still pending in the journal: replayed at the next start.
+                    () = stopping.cancelled() => {}
+                }
+            }
             while let Some(msg) = rx.recv().await {
                 pipeline.process(msg).await;
             }
@@ -179,6 +291,7 @@ impl ChannelManager {
     /// `channels.stop`.
     pub async fn stop(&self, channel: &str, account_id: Option<&str>) -> Result<()> {
         let account = self.account(channel, account_id)?;
+        account.stopping.lock().cancel();
         account.adapter.stop().await;
         let pump = account.pump.lock().take();
         if let Some(pump) = pump {

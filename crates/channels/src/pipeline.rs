@@ -30,6 +30,7 @@ use crate::commands::{self, ChatCommand, Directive, ParsedText};
 use crate::debounce::{Debouncer, FlushFn};
 use crate::dedupe::RecentSet;
 use crate::history::{self, GroupHistory, HistoryEntry, DEFAULT_HISTORY_LIMIT};
+use crate::journal::Journal;
 use crate::message::{ChannelMessage, ChatType, Conversation, OutboundMessage};
 use crate::pairing::{pairing_message, Pairing, PairingOutcome};
 use crate::policy::{AccessPolicy, DmPolicy, GroupAccess, GroupActivation, Refusal};
@@ -202,6 +203,16 @@ struct Inner {
     sink: Arc<dyn RunSink>,
     adapter: Arc<dyn ChannelAdapter>,
     debouncer: Debouncer<Admitted>,
+    journal: RwLock<Option<Journal>>,
+}
+
+impl Inner {
+    /// Marks messages the pipeline settled without a run (see [`crate::journal`]).
+    fn settled<I: IntoIterator<Item = String>>(&self, ids: I) {
+        if let Some(j) = self.journal.read().as_ref() {
+            j.handled(self.channel, &self.account_id, ids);
+        }
+    }
 }
 
 /// The pipeline of one channel account. Cheap to clone.
@@ -284,6 +295,7 @@ impl InboundPipeline {
                 pairing,
                 sink,
                 adapter,
+                journal: RwLock::new(None),
             }
         });
         InboundPipeline { inner }
@@ -295,6 +307,11 @@ impl InboundPipeline {
 
     pub fn account_id(&self) -> &str {
         &self.inner.account_id
+    }
+
+    /// Marks settled messages in `journal` (set by the manager).
+    pub fn set_journal(&self, journal: Journal) {
+        *self.inner.journal.write() = Some(journal);
     }
 
     /// Replaces the settings (config hot reload). The debounce window is fixed at creation.
@@ -345,6 +362,18 @@ impl InboundPipeline {
 
     /// Runs one message through the pipeline.
     pub async fn process(&self, msg: ChannelMessage) -> Disposition {
+        let id = msg.message_id.clone();
+        let d = self.process_inner(msg).await;
+        match d {
+            // Dispatched: the sink marks it once the agent took it; debounced: its burst's
+            // dispatch does; a duplicate: the first copy is still on its way.
+            Disposition::Dispatched | Disposition::Debounced | Disposition::Duplicate => {}
+            _ => self.inner.settled([id]),
+        }
+        d
+    }
+
+    async fn process_inner(&self, msg: ChannelMessage) -> Disposition {
         let inner = &self.inner;
         let received_at = Instant::now();
         let settings = inner.settings.read().clone();
@@ -632,6 +661,7 @@ async fn dispatch(inner: &Inner, batch: Vec<Admitted>) -> Disposition {
             let e = e.to_string();
             tracing::warn!(channel = inner.channel, error = %e, "message not routed");
             inner.adapter.status().record_error(&e);
+            inner.settled(message_ids);
             return Disposition::Unrouted(e);
         }
     };
@@ -639,6 +669,7 @@ async fn dispatch(inner: &Inner, batch: Vec<Admitted>) -> Disposition {
         Ok(k) => k,
         Err(e) => {
             tracing::warn!(channel = inner.channel, error = %e, "cannot build a session key");
+            inner.settled(message_ids);
             return Disposition::Unrouted(e);
         }
     };
@@ -661,11 +692,13 @@ async fn dispatch(inner: &Inner, batch: Vec<Admitted>) -> Disposition {
         reply,
         received_at,
     };
+    let ids = run.message_ids.clone();
     match inner.sink.dispatch(run).await {
         Ok(()) => Disposition::Dispatched,
         Err(e) => {
             tracing::warn!(channel = inner.channel, error = %e, "run sink refused a message");
             inner.adapter.status().record_error(&e.to_string());
+            inner.settled(ids);
             Disposition::SinkFailed(e.to_string())
         }
     }

@@ -315,16 +315,19 @@ impl Inner {
                 continue;
             };
             let mut next = current;
+            let mut batch = Vec::with_capacity(list.len());
             for update in list {
                 let Some(id) = update.get("update_id").and_then(Value::as_i64) else {
                     continue;
                 };
                 if let Some(msg) = normalize_update(update, &self.settings.account_id, &bot) {
-                    if inbound.send(msg).await.is_err() {
-                        return Ok(SessionEnd::Shutdown);
-                    }
+                    batch.push(msg);
                 }
                 next = Some(next.map_or(id + 1, |n: i64| n.max(id + 1)));
+            }
+            // Recorded (journal) and queued before the offset moves past them.
+            if inbound.send_batch(batch).await.is_err() {
+                return Ok(SessionEnd::Shutdown);
             }
             if next != current {
                 *offset.lock() = next;

@@ -81,6 +81,17 @@ pub async fn harness(
     store: Store,
     group_id: &str,
 ) -> Harness {
+    harness_with(adapter, dir, store, group_id, false).await
+}
+
+/// [`harness`] with the inbound journal on (recorded before acknowledging, replayed at start).
+pub async fn harness_with(
+    adapter: Arc<dyn ChannelAdapter>,
+    dir: tempfile::TempDir,
+    store: Store,
+    group_id: &str,
+    journal: bool,
+) -> Harness {
     let mut access = AccessPolicy::new();
     access.groups.insert(
         group_id.to_string(),
@@ -107,7 +118,10 @@ pub async fn harness(
         pairing.clone(),
         Arc::new(RecordingSink { tx }),
     );
-    let manager = ChannelManager::new(pairing);
+    let mut manager = ChannelManager::new(pairing);
+    if journal {
+        manager = manager.with_journal(pincer_channels::Journal::new(store.clone()));
+    }
     manager.add(
         pipeline,
         adapter.clone(),

@@ -277,3 +277,49 @@ async fn invalid_token_is_a_clear_status_error() {
     );
     h.manager.stop_all().await;
 }
+
+#[tokio::test]
+async fn recorded_messages_the_agent_never_took_are_replayed_at_the_next_start() {
+    let tg = FakeTelegram::start(TOKEN).await.unwrap();
+    let (dir, store) = open_store();
+    let adapter = |store: &pincer_store::Store| -> Arc<dyn ChannelAdapter> {
+        let mut settings = TelegramSettings::new("default", TOKEN);
+        settings.api_root = tg.url();
+        settings.poll_timeout = Duration::from_secs(1);
+        settings.watchdog = fast_watchdog();
+        settings.store = Some(store.clone());
+        let http = pincer_channels::http::build_client().unwrap();
+        Arc::new(TelegramAdapter::new(settings, http))
+    };
+    let mut h = harness_with(
+        adapter(&store),
+        dir,
+        store.clone(),
+        &GROUP.to_string(),
+        true,
+    )
+    .await;
+    let bo = FakeUser::new(77, "Bo");
+    let kept = tg.inject_group(GROUP, &bo, "remember me", true);
+    // Settled by the pipeline (not an allowed group): marked handled, never replayed.
+    tg.inject_group(-999, &bo, "not an allowed group", true);
+    let run = h.next_run().await;
+    assert_eq!(run.message.message_id, kept.to_string());
+    // The offset moved past both updates: Telegram will not send them again.
+    assert!(
+        tg.wait_for(|_| tg.pending_updates() == 0, DEADLINE).await,
+        "offset not confirmed"
+    );
+    // "Crash" before the agent took the run: the sink never marked it handled.
+    h.manager.stop_all().await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (other_dir, _) = open_store();
+    let mut h2 = harness_with(adapter(&store), other_dir, store, &GROUP.to_string(), true).await;
+    let replayed = h2.next_run().await;
+    assert_eq!(
+        (replayed.message.message_id.as_str(), replayed.body.as_str()),
+        (kept.to_string().as_str(), "remember me")
+    );
+    h2.assert_no_run(Duration::from_millis(800)).await;
+    h2.manager.stop_all().await;
+}
