@@ -88,11 +88,11 @@ fn resolve_request(conn: &ConnArgs, id: &str) -> Result<std::result::Result<Stri
     }
 }
 
-fn short(s: &str) -> &str {
+pub(crate) fn short(s: &str) -> &str {
     s.get(..12).unwrap_or(s)
 }
 
-fn join(v: &Value) -> String {
+pub(crate) fn join(v: &Value) -> String {
     v.as_array()
         .map(|a| {
             a.iter()

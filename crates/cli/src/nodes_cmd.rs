@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use crate::client_cmd::{one_call, print_json, report_error, ConnArgs};
+use crate::devices_cmd::{join, short};
 
 #[derive(Subcommand)]
 pub enum NodesCmd {
@@ -111,22 +112,6 @@ fn resolve_request(conn: &ConnArgs, query: &str) -> Result<std::result::Result<S
         Some(p) => Ok(Ok(p["requestId"].as_str().unwrap_or_default().to_string())),
         None => bail!("node {node} has no pending command approval (see `pincer nodes pending`)"),
     }
-}
-
-fn short(s: &str) -> &str {
-    s.get(..12).unwrap_or(s)
-}
-
-fn join(v: &Value) -> String {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "-".into())
 }
 
 fn print_nodes(list: &[Value]) {

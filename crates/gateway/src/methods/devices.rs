@@ -34,7 +34,7 @@ pub fn register(reg: &mut MethodRegistry) {
     });
 }
 
-fn caller(call: &OwnedCall) -> CallerAuthz {
+pub(crate) fn caller(call: &OwnedCall) -> CallerAuthz {
     let info = &call.conn.info;
     CallerAuthz {
         scopes: info.scopes.as_slice().to_vec(),

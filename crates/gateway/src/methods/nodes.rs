@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::dispatch::{MethodRegistry, OwnedCall, Reply};
+use crate::methods::devices::caller;
 use crate::nodes::surface;
-use crate::pairing::{AuthMethod, CallerAuthz};
 
 pub fn register(reg: &mut MethodRegistry) {
     reg.asynchronous("node.list", &EMPTY_PARAMS, |c| Box::pin(list(c)));
@@ -24,19 +24,6 @@ pub fn register(reg: &mut MethodRegistry) {
         Box::pin(reject(c))
     });
     reg.asynchronous("node.pair.remove", &NODE_ID_PARAMS, |c| Box::pin(remove(c)));
-}
-
-pub(crate) fn caller(call: &OwnedCall) -> CallerAuthz {
-    let info = &call.conn.info;
-    CallerAuthz {
-        scopes: info.scopes.as_slice().to_vec(),
-        is_admin: info.scopes.is_admin(),
-        device_token_device: info
-            .device_id
-            .clone()
-            .filter(|_| info.auth_method == AuthMethod::DeviceToken),
-        verified_device: info.device_id.clone(),
-    }
 }
 
 fn reply(result: Result<serde_json::Value, pincer_protocol::errors::ErrorShape>) -> Reply {

@@ -688,82 +688,47 @@ fn node_row(
     request: Option<&NodePairingRequest>,
     session: Option<&Arc<NodeSession>>,
 ) -> Value {
-    let sm = surface.map(|s| &s.meta);
-    let lm = session.map(|s| &s.meta);
-    let rm = request.map(|r| &r.meta);
+    // The device record's metadata, in the same shape as the others.
+    let dm = device.map(|d| NodeMeta {
+        display_name: d.display_name.clone(),
+        platform: d.platform.clone(),
+        client_id: d.client_id.clone(),
+        client_mode: d.client_mode.clone(),
+        ..Default::default()
+    });
+    let (sm, lm, dm, rm) = (
+        surface.map(|s| &s.meta),
+        session.map(|s| &s.meta),
+        dm.as_ref(),
+        request.map(|r| &r.meta),
+    );
     let mut m = Map::new();
     m.insert("nodeId".into(), json!(id));
-    let mut opt = |k: &str, v: Option<String>| {
-        if let Some(v) = v {
-            m.insert(k.into(), json!(v));
+    // Each field from the first source (in the field's order of precedence) that has it.
+    type Field = fn(&NodeMeta) -> &Option<String>;
+    let fields: [(&str, Field, [Option<&NodeMeta>; 4]); 8] = [
+        ("displayName", |m| &m.display_name, [sm, lm, dm, rm]),
+        ("platform", |m| &m.platform, [lm, sm, dm, rm]),
+        ("version", |m| &m.version, [lm, sm, rm, None]),
+        ("clientId", |m| &m.client_id, [lm, dm, rm, None]),
+        ("clientMode", |m| &m.client_mode, [lm, dm, rm, None]),
+        ("deviceFamily", |m| &m.device_family, [lm, sm, rm, None]),
+        (
+            "modelIdentifier",
+            |m| &m.model_identifier,
+            [lm, sm, rm, None],
+        ),
+        ("remoteIp", |m| &m.remote_ip, [lm, sm, rm, None]),
+    ];
+    for (key, field, order) in fields {
+        let values: Vec<Option<&String>> = order
+            .iter()
+            .map(|src| src.and_then(|x| field(x).as_ref()))
+            .collect();
+        if let Some(v) = first(&values) {
+            m.insert(key.into(), json!(v));
         }
-    };
-    opt(
-        "displayName",
-        first(&[
-            sm.and_then(|m| m.display_name.as_ref()),
-            lm.and_then(|m| m.display_name.as_ref()),
-            device.and_then(|d| d.display_name.as_ref()),
-            rm.and_then(|m| m.display_name.as_ref()),
-        ]),
-    );
-    opt(
-        "platform",
-        first(&[
-            lm.and_then(|m| m.platform.as_ref()),
-            sm.and_then(|m| m.platform.as_ref()),
-            device.and_then(|d| d.platform.as_ref()),
-            rm.and_then(|m| m.platform.as_ref()),
-        ]),
-    );
-    opt(
-        "version",
-        first(&[
-            lm.and_then(|m| m.version.as_ref()),
-            sm.and_then(|m| m.version.as_ref()),
-            rm.and_then(|m| m.version.as_ref()),
-        ]),
-    );
-    opt(
-        "clientId",
-        first(&[
-            lm.and_then(|m| m.client_id.as_ref()),
-            device.and_then(|d| d.client_id.as_ref()),
-            rm.and_then(|m| m.client_id.as_ref()),
-        ]),
-    );
-    opt(
-        "clientMode",
-        first(&[
-            lm.and_then(|m| m.client_mode.as_ref()),
-            device.and_then(|d| d.client_mode.as_ref()),
-            rm.and_then(|m| m.client_mode.as_ref()),
-        ]),
-    );
-    opt(
-        "deviceFamily",
-        first(&[
-            lm.and_then(|m| m.device_family.as_ref()),
-            sm.and_then(|m| m.device_family.as_ref()),
-            rm.and_then(|m| m.device_family.as_ref()),
-        ]),
-    );
-    opt(
-        "modelIdentifier",
-        first(&[
-            lm.and_then(|m| m.model_identifier.as_ref()),
-            sm.and_then(|m| m.model_identifier.as_ref()),
-            rm.and_then(|m| m.model_identifier.as_ref()),
-        ]),
-    );
-    opt(
-        "remoteIp",
-        first(&[
-            lm.and_then(|m| m.remote_ip.as_ref()),
-            sm.and_then(|m| m.remote_ip.as_ref()),
-            rm.and_then(|m| m.remote_ip.as_ref()),
-        ]),
-    );
+    }
     let effective = session.map(|s| s.effective());
     let (caps, commands) = match (&effective, surface) {
         (Some(e), _) => (sorted(&e.caps), sorted(&e.commands)),
