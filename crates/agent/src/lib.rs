@@ -47,6 +47,7 @@ pub mod commands;
 pub mod compaction;
 pub mod context;
 pub mod events;
+mod invoke;
 mod messages;
 pub mod prompt;
 pub mod request;
@@ -62,6 +63,7 @@ pub use events::{
     AbortReason, Attempt, CompactionPhase, Disposition, RetryInfo, RunError, RunEvent,
     RunEventKind, RunOutcome, RunSource, RunStatus, StatusPhase,
 };
+pub use invoke::InvokeError;
 pub use pincer_config::model::messages::{QueueDrop, QueueMode};
 pub use prompt::PromptMode;
 pub use request::{Admission, RunHandle, RunRequest, SubmitError, Submitted};

@@ -1205,7 +1205,7 @@ impl Inner {
 }
 
 /// `tools.*` policy of the config in the tools crate's shape.
-fn tools_policy(settings: &Settings) -> ToolsPolicyConfig {
+pub(crate) fn tools_policy(settings: &Settings) -> ToolsPolicyConfig {
     let t = &settings.config.tools;
     let mut policy = ToolsPolicyConfig {
         profile: t.profile.and_then(|p| {
@@ -1225,7 +1225,7 @@ fn tools_policy(settings: &Settings) -> ToolsPolicyConfig {
 }
 
 /// `tools.exec.*` onto the tools crate's exec settings.
-fn exec_config(settings: &Settings) -> ToolsConfig {
+pub(crate) fn exec_config(settings: &Settings) -> ToolsConfig {
     use pincer_tools::exec::approvals::{ExecAsk, ExecSecurity};
     let mut config = ToolsConfig::default();
     if let Some(exec) = settings.config.tools.exec.as_ref() {

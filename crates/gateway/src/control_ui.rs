@@ -58,7 +58,7 @@ fn unauthorized() -> Response<Body> {
 
 /// `Authorization: Bearer <secret>` against the gateway's shared auth (constant time, with
 /// the failed-auth limiter); trusted-proxy mode checks the proxy's identity headers.
-fn http_auth(
+pub(crate) fn http_auth(
     state: &GatewayState,
     peer: IpAddr,
     headers: &HeaderMap,

@@ -118,6 +118,11 @@ async fn fallback(
     req: axum::extract::Request,
 ) -> Response<Body> {
     let peer = peer.map(|Extension(p)| p);
+    // Hooks live under a configurable base path, ahead of the UI's SPA fallback.
+    let req = match crate::http_api::hooks::route(&state, peer, req).await {
+        Ok(resp) => return resp,
+        Err(req) => req,
+    };
     match crate::control_ui::respond(&state, peer, &req) {
         Some(resp) => resp,
         None => not_found().await,
@@ -141,6 +146,7 @@ pub fn router(state: Arc<GatewayState>) -> Router {
         .route("/readyz", any(ready))
         .route("/startup", any(startup))
         .route("/startupz", any(startup))
+        .merge(crate::http_api::router())
         .fallback(fallback)
         .with_state(state)
 }

@@ -5,6 +5,7 @@
 
 pub mod agent_hub;
 pub mod auth;
+pub mod automations;
 pub mod config;
 pub mod connection;
 pub mod control_ui;
@@ -14,6 +15,7 @@ pub mod events;
 pub mod handshake;
 pub mod health;
 pub mod http;
+pub mod http_api;
 pub mod identity;
 pub mod live_config;
 pub mod logging;

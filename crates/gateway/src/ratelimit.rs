@@ -5,8 +5,9 @@
 //! escalating delay per recent failure (250 ms doubling to 5 s), so a local script cannot
 //! brute-force either. Only *wrong* credentials are recorded, never missing ones.
 //!
-//! This is the one failure limiter of the gateway (WebSocket auth today; hooks reuse it with
-//! their own [`RateLimitSettings`]).
+//! This is the one failure limiter of the gateway: WebSocket and HTTP shared-secret auth,
+//! device tokens, and the hooks token ([`Scope::Hook`], with the hooks policy
+//! [`HOOK_RATE_LIMIT`]: 20 failures per 60 s lock the address out for 60 s, loopback included).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -39,7 +40,18 @@ impl Default for RateLimitSettings {
 pub enum Scope {
     SharedSecret,
     DeviceToken,
+    /// `hooks.token` on `POST <hooks.path>/…` (its own fixed policy, [`HOOK_RATE_LIMIT`]).
+    Hook,
 }
+
+/// The hooks endpoint's policy (runtime spec §9.3): 20 wrong tokens within 60 s ⇒ 429 for
+/// 60 s. Webhook senders are machines, so loopback is not exempt.
+pub const HOOK_RATE_LIMIT: RateLimitSettings = RateLimitSettings {
+    max_attempts: 20,
+    window: Duration::from_secs(60),
+    lockout: Duration::from_secs(60),
+    exempt_loopback: false,
+};
 
 const LOOPBACK_DELAY_BASE: Duration = Duration::from_millis(250);
 const LOOPBACK_DELAY_MAX: Duration = Duration::from_secs(5);
@@ -91,8 +103,16 @@ impl AuthRateLimiter {
         *self.settings.lock()
     }
 
-    fn is_exempt(&self, ip: IpAddr) -> bool {
-        self.settings.lock().exempt_loopback && ip.is_loopback()
+    /// The policy of one credential scope.
+    pub fn settings_for(&self, scope: Scope) -> RateLimitSettings {
+        match scope {
+            Scope::Hook => HOOK_RATE_LIMIT,
+            Scope::SharedSecret | Scope::DeviceToken => self.settings(),
+        }
+    }
+
+    fn is_exempt(&self, scope: Scope, ip: IpAddr) -> bool {
+        self.settings_for(scope).exempt_loopback && ip.is_loopback()
     }
 
     fn refresh(entry: &mut Entry, now: Instant, s: &RateLimitSettings) {
@@ -108,10 +128,10 @@ impl AuthRateLimiter {
     /// May this address try a credential of `scope` now?
     pub fn check(&self, scope: Scope, ip: IpAddr, now: Instant) -> Check {
         let ip = canonical(ip);
-        if self.is_exempt(ip) {
+        if self.is_exempt(scope, ip) {
             return Check::Allowed;
         }
-        let s = self.settings();
+        let s = self.settings_for(scope);
         let mut entries = self.entries.lock();
         let Some(entry) = entries.get_mut(&(scope, ip)) else {
             return Check::Allowed;
@@ -132,8 +152,8 @@ impl AuthRateLimiter {
     /// for exempt loopback addresses).
     pub fn record_failure(&self, scope: Scope, ip: IpAddr, now: Instant) -> Duration {
         let ip = canonical(ip);
-        let exempt = self.is_exempt(ip);
-        let s = self.settings();
+        let exempt = self.is_exempt(scope, ip);
+        let s = self.settings_for(scope);
         let mut entries = self.entries.lock();
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(&(scope, ip)) {
             entries.retain(|_, e| {
@@ -167,8 +187,13 @@ impl AuthRateLimiter {
 
     /// Drop expired entries (called from a global timer).
     pub fn prune(&self, now: Instant) {
-        let s = self.settings();
-        self.entries.lock().retain(|_, e| {
+        let shared = self.settings();
+        self.entries.lock().retain(|(scope, _), e| {
+            let s = if *scope == Scope::Hook {
+                HOOK_RATE_LIMIT
+            } else {
+                shared
+            };
             Self::refresh(e, now, &s);
             e.locked_until.is_some() || !e.attempts.is_empty()
         });
@@ -242,6 +267,32 @@ mod tests {
         assert_eq!(rl.check(Scope::SharedSecret, remote, t), Check::Allowed);
         rl.reset(Scope::SharedSecret, remote);
         assert!(rl.is_empty());
+    }
+
+    #[test]
+    fn the_hook_scope_has_its_own_policy_and_no_loopback_exemption() {
+        let rl = AuthRateLimiter::new(RateLimitSettings::default());
+        let t0 = Instant::now();
+        let lo = ip("127.0.0.1");
+        for i in 0..19 {
+            assert_eq!(
+                rl.record_failure(Scope::Hook, lo, t0),
+                Duration::ZERO,
+                "{i}"
+            );
+            assert_eq!(rl.check(Scope::Hook, lo, t0), Check::Allowed, "{i}");
+        }
+        rl.record_failure(Scope::Hook, lo, t0);
+        match rl.check(Scope::Hook, lo, t0 + Duration::from_secs(10)) {
+            Check::Locked { retry_after } => assert_eq!(retry_after, Duration::from_secs(50)),
+            other => panic!("{other:?}"),
+        }
+        // The shared-secret scope of the same address is untouched (and loopback-exempt).
+        assert_eq!(rl.check(Scope::SharedSecret, lo, t0), Check::Allowed);
+        assert_eq!(
+            rl.check(Scope::Hook, lo, t0 + Duration::from_secs(61)),
+            Check::Allowed
+        );
     }
 
     #[test]

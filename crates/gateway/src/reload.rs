@@ -55,6 +55,7 @@ impl GatewayState {
             Installed::Applied(plan) => {
                 self.agent
                     .update_config(Arc::new(next.config.clone()), &self.state_dir);
+                crate::automations::config_changed(self);
                 tracing::info!(
                     target: "config",
                     origin = origin.as_str(),

@@ -178,6 +178,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway, StartError>
     });
     state.start_config_watcher();
     crate::agent_hub::AgentHub::start(&state);
+    crate::automations::start(&state);
     let bind_addr = SocketAddr::new(effective.bind.ip(), effective.port);
     let listener = TcpListener::bind(bind_addr).await.map_err(|source| {
         let hint = if source.kind() == std::io::ErrorKind::AddrInUse {
@@ -321,6 +322,7 @@ impl RunningGateway {
             PublishOpts::default(),
         );
         state.shutdown_tx.send_replace(true);
+        crate::automations::shutdown(state).await;
         state.agent.runtime.shutdown();
         let drained = async {
             while state.open_sockets.load(Ordering::Acquire) > 0 {

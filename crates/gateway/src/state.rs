@@ -53,6 +53,8 @@ pub const EMITTED_EVENTS: &[&str] = &[
     "node.hostStats",
     "node.invoke.request",
     "node.invoke.cancel",
+    "cron",
+    "heartbeat",
 ];
 
 /// `hello-ok.server.buildId`: identifies this build (the Control UI embedded in the same
@@ -141,6 +143,8 @@ pub struct GatewayState {
     pub agent: crate::agent_hub::AgentHub,
     /// Connected device nodes and their in-flight invokes (see [`crate::nodes`]).
     pub nodes: crate::nodes::NodeRegistry,
+    /// The scheduler, heartbeat control and hooks settings (see [`crate::automations`]).
+    pub automations: crate::automations::Automations,
     pub shutdown_tx: watch::Sender<bool>,
     /// Open WebSocket connections (pre- and post-auth), for the shutdown drain.
     pub open_sockets: AtomicUsize,
@@ -182,7 +186,9 @@ impl GatewayState {
         versions.health.store(1, Ordering::Release);
         // The agent's `nodes` tool reaches nodes through this gateway (set once the state exists).
         let nodes_cell = crate::nodes::host::StateCell::default();
+        let automations = crate::automations::Automations::new();
         let hosts = pincer_tools::context::Hosts {
+            automations: Some(automations.tool_host()),
             nodes: Some(Arc::new(crate::nodes::host::GatewayNodesHost::new(
                 nodes_cell.clone(),
             ))),
@@ -236,6 +242,7 @@ impl GatewayState {
             watcher: Mutex::new(None),
             agent,
             nodes: crate::nodes::NodeRegistry::default(),
+            automations,
         });
         nodes_cell.set(&state);
         state.refresh_health(None);

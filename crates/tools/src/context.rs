@@ -11,7 +11,9 @@ use crate::exec::approvals::ApprovalsStore;
 use crate::exec::process::ProcessRegistry;
 use crate::exec::sandbox::Sandbox;
 use crate::exec::ExecConfig;
-use crate::host::{ApprovalHost, MemoryIndex, MessagingHost, NodesHost, Requester, SessionsHost};
+use crate::host::{
+    ApprovalHost, AutomationsHost, MemoryIndex, MessagingHost, NodesHost, Requester, SessionsHost,
+};
 use crate::policy::EffectiveTools;
 
 /// `agents.defaults.sandbox.mode`.
@@ -49,6 +51,8 @@ pub struct Hosts {
     pub messaging: Option<Arc<dyn MessagingHost>>,
     pub nodes: Option<Arc<dyn NodesHost>>,
     pub memory: Option<Arc<dyn MemoryIndex>>,
+    /// The gateway scheduler (`automations` / `cron` tool).
+    pub automations: Option<Arc<dyn AutomationsHost>>,
 }
 
 /// Long-lived per-agent tool settings (from config).

@@ -236,3 +236,22 @@ pub trait MemoryIndex: Send + Sync {
     /// The indexed chunks of one file, in line order.
     async fn get(&self, agent_id: &str, path: &str) -> Result<Vec<MemoryChunk>, HostError>;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Automations
+// ---------------------------------------------------------------------------------------------
+
+/// The gateway's scheduler behind the `automations` tool (alias `cron`). The tool validates the
+/// action and its required arguments; the host does the work and answers with the same
+/// payloads as the `cron.*` / `wake` methods.
+#[async_trait]
+pub trait AutomationsHost: Send + Sync {
+    /// One action (`status`, `list`, `get`, `add`, `update`, `remove`, `run`, `runs`, `wake`,
+    /// `next_check`) with the tool's arguments (the `action` key removed).
+    async fn call(
+        &self,
+        requester: &Requester,
+        action: &str,
+        args: serde_json::Map<String, Value>,
+    ) -> Result<Value, HostError>;
+}

@@ -9,7 +9,8 @@
 //! * [`confine`]: workspace path confinement used by every file tool and by exec's cwd.
 //! * [`exec`]: `exec`/`process`, exec security/ask decisions and approvals, bubblewrap sandbox.
 //! * [`web`]: `web_fetch` with an SSRF guard.
-//! * [`fs`], [`sessions`], [`memory`], [`message`], [`nodes`]: the remaining built-in tools.
+//! * [`fs`], [`sessions`], [`memory`], [`message`], [`nodes`], [`automations`]: the remaining
+//!   built-in tools (`automations` is registered by the gateway, which hosts the scheduler).
 //!
 //! Typical use by the agent loop:
 //!
@@ -27,6 +28,7 @@
 //! // out.to_result_json() → `tool` event `result` / transcript `toolResult`; out.is_error
 //! ```
 
+pub mod automations;
 pub mod builtin;
 pub mod confine;
 pub mod context;

@@ -36,12 +36,24 @@ section!(FailureAlert {
 section!(CronTriggers { enabled: bool });
 
 section!(
+    /// `cron.webhookSsrfPolicy`: exceptions to the SSRF guard for webhook delivery.
+    WebhookSsrfPolicy {
+        dangerously_allow_private_network: bool,
+        allow_rfc2544_benchmark_range: bool,
+        allow_ipv6_unique_local_range: bool,
+        allowed_hostnames: Vec<String>,
+        blocked_hostnames: Vec<String>,
+    }
+);
+
+section!(
     /// `cron`
     CronConfig {
         enabled: bool,
         skip_missed_jobs: bool,
         triggers: CronTriggers,
         webhook_token: SecretInput,
+        webhook_ssrf_policy: WebhookSsrfPolicy,
         session_retention: RetentionSetting,
         failure_alert: FailureAlert,
     }

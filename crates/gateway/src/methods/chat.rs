@@ -207,18 +207,26 @@ async fn chat_inject(call: OwnedCall) -> Reply {
         Ok(k) => k,
         Err(e) => return Reply::Error(e),
     };
-    let injected = match state
-        .agent
-        .runtime
-        .inject(&key, &p.message, p.label.as_deref())
-        .await
-    {
+    let injected = match inject_and_publish(state, &key, &p.message, p.label.as_deref()).await {
         Ok(i) => i,
         Err(pincer_agent::commands::InjectError::SessionNotFound) => {
             return Reply::Error(ErrorShape::invalid_request("session not found"))
         }
         Err(e) => return Reply::Error(ErrorShape::invalid_request(e.to_string())),
     };
+    Reply::json(&json!({"ok": true, "messageId": injected.message_id}))
+}
+
+/// Appends `text` to the session as an assistant message (never sent to the model) and shows
+/// it to the session's readers as a `chat` final event. `chat.inject` and the delivery of
+/// automation results use it.
+pub(crate) async fn inject_and_publish(
+    state: &GatewayState,
+    key: &SessionKey,
+    text: &str,
+    label: Option<&str>,
+) -> Result<pincer_agent::commands::Injected, pincer_agent::commands::InjectError> {
+    let injected = state.agent.runtime.inject(key, text, label).await?;
     let agent_id = key
         .agent_id()
         .map(str::to_owned)
@@ -242,5 +250,5 @@ async fn chat_inject(call: OwnedCall) -> Reply {
         },
     });
     state.publish_session_event("chat", &key.to_string(), &payload);
-    Reply::json(&json!({"ok": true, "messageId": injected.message_id}))
+    Ok(injected)
 }

@@ -6,8 +6,10 @@ pub mod agents;
 pub mod chat;
 pub mod chat_history;
 pub mod config;
+pub mod cron;
 pub mod devices;
 pub mod gateway;
+pub mod heartbeat;
 pub mod logs;
 pub mod models;
 pub mod node_invoke;
@@ -33,6 +35,8 @@ pub fn registry() -> MethodRegistry {
     models::register(&mut reg);
     nodes::register(&mut reg);
     node_invoke::register(&mut reg);
+    cron::register(&mut reg);
+    heartbeat::register(&mut reg);
     reg
 }
 
@@ -96,7 +100,20 @@ mod tests {
                 "node.invoke",
                 "node.invoke.result",
                 "node.invoke.progress",
-                "node.event"
+                "node.event",
+                "cron.list",
+                "cron.get",
+                "cron.status",
+                "cron.add",
+                "cron.update",
+                "cron.remove",
+                "cron.run",
+                "cron.runs",
+                "cron.scratch.get",
+                "cron.scratch.set",
+                "last-heartbeat",
+                "set-heartbeats",
+                "wake"
             ]
         );
     }

@@ -102,6 +102,7 @@ struct SystemEventParams {
     text: String,
     idempotency_key: Option<String>,
     session_key: Option<String>,
+    wake: Option<serde_json::Value>,
     device_id: Option<String>,
     instance_id: Option<String>,
     host: Option<String>,
@@ -151,6 +152,13 @@ fn system_event(ctx: &CallCtx<'_>) -> Reply {
             queue.pop_front();
         }
     }
+    // The heartbeat sees it too (and runs at once with `wake: true | "now"`).
+    crate::automations::system_event(
+        ctx.state,
+        &p.text,
+        p.session_key.as_deref(),
+        p.wake.as_ref(),
+    );
     let presence_key = p
         .device_id
         .clone()
