@@ -270,6 +270,13 @@ const scenarios = {
     }, null, { timeout: T });
     step('a message from another client (CLI) and its reply appear live');
     await shot(page, 'chat-conversation-light');
+    // The same conversation in WebChat on a phone, dark theme.
+    const phone = await launch({ viewport: { width: 390, height: 844 }, mobile: true, theme: 'dark' });
+    await open(phone, '/chat?session=main');
+    await waitState(phone.page, 'connected');
+    await phone.page.waitForSelector('[data-testid=tool-card]', { timeout: T });
+    await shot(phone.page, 'webchat-phone-conversation-dark');
+    noPageErrors(phone);
     // New session.
     await page.click('[data-testid=new-session]');
     await page.waitForSelector('[data-testid=chat-empty]', { timeout: T });

@@ -3,7 +3,7 @@
 
 import { ctx } from './context.js';
 import { h, icon, button, duration } from './dom.js';
-import { showError, toast } from './ui.js';
+import { reportError, showError, toast } from './ui.js';
 
 class ApprovalStore extends EventTarget {
   constructor() {
@@ -68,7 +68,7 @@ class ApprovalStore extends EventTarget {
       this.resolve({ id, decision, ts: Date.now(), request: a?.request, resolvedBy: 'you' });
       toast(decision === 'deny' ? 'Denied' : 'Approved', decision === 'deny' ? 'info' : 'ok');
     } catch (e) {
-      showError(e, 'exec.approval.resolve failed');
+      reportError(e, 'exec.approval.resolve failed');
       if (e.details?.reason === 'APPROVAL_NOT_FOUND' || e.details?.reason === 'APPROVAL_ALREADY_RESOLVED') {
         this.pending.delete(id);
         this.changed();

@@ -135,7 +135,7 @@ export class Gateway extends EventTarget {
    */
   request(method, params = {}, { timeoutMs = 30_000, expectFinal = false } = {}) {
     if (!this.connected || !this.ws || this.ws.readyState !== WebSocket.OPEN) {
-      return Promise.reject(new GatewayError('UNAVAILABLE', `not connected to the gateway (${method})`));
+      return Promise.reject(new GatewayError('DISCONNECTED', `not connected to the gateway (${method})`));
     }
     const id = `ui-${this.nextId++}`;
     return new Promise((resolve, reject) => {

@@ -45,7 +45,11 @@ export function showError(err, title) {
   return toast(errorText(err), 'error', { title });
 }
 
-/** Runs `gw.request` and shows any failure as a toast; resolves to the payload or null. */
+/**
+ * Background request (a view loading its data): shows any failure as a toast, except a
+ * dropped connection (the banner says so and the view reloads after the reconnect).
+ * Resolves to the payload or null.
+ */
 export async function call(gw, method, params, opts) {
   try {
     return await gw.request(method, params, opts);
@@ -53,6 +57,22 @@ export async function call(gw, method, params, opts) {
     showError(err, `${method} failed`);
     return null;
   }
+}
+
+/** A request the user asked for (a button): every failure is shown, a dropped connection too. */
+export async function act(gw, method, params, opts) {
+  try {
+    return await gw.request(method, params, opts);
+  } catch (err) {
+    reportError(err, `${method} failed`);
+    return null;
+  }
+}
+
+/** Shows an error whatever it is. */
+export function reportError(err, title) {
+  console.error(title || 'error', err);
+  return toast(errorText(err), 'error', { title });
 }
 
 /** A modal confirm dialog; resolves true/false. */

@@ -6,7 +6,7 @@ import { ctx } from '../context.js';
 import { View } from '../view.js';
 import { h, icon, button, iconButton, replace, clock, tokens, relTime, shortId, unavailable } from '../dom.js';
 import { render as markdown } from '../markdown.js';
-import { call, showError, toast } from '../ui.js';
+import { act, call, reportError, showError, toast } from '../ui.js';
 
 const SESSION_KEY = 'pincer.chat.session';
 const RESULT_PREVIEW = 20_000;
@@ -347,7 +347,7 @@ class ChatView extends View {
       userEl.classList.add('failed');
       this.failRun(`Not sent: ${e.message}`);
       this.input.value = text;
-      showError(e, 'chat.send failed');
+      reportError(e, 'chat.send failed');
     }
   }
 
@@ -504,7 +504,7 @@ class ChatView extends View {
       const res = await this.gw.request('chat.abort', { sessionKey: this.canonicalKey || this.sessionKey, runId });
       if (!res?.aborted && this.run?.runId === runId) this.finishRun('', true);
     } catch (e) {
-      showError(e, 'chat.abort failed');
+      reportError(e, 'chat.abort failed');
       this.setRunning(Boolean(this.run), 'Writing…');
     }
   }
@@ -652,7 +652,7 @@ class ChatView extends View {
 
   async patchSession(patch) {
     const key = this.canonicalKey || this.sessionKey;
-    const res = await call(this.gw, 'sessions.patch', { key, ...patch });
+    const res = await act(this.gw, 'sessions.patch', { key, ...patch });
     if (res) {
       toast(patch.model ? `Model: ${patch.model}` : `Thinking: ${patch.thinkingLevel}`, 'ok');
       if (res.entry) {

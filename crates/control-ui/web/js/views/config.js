@@ -4,7 +4,7 @@
 
 import { View, pageHeader } from '../view.js';
 import { h, button, iconButton, replace, icon } from '../dom.js';
-import { call, showError, toast, confirmDialog } from '../ui.js';
+import { call, reportError, toast, confirmDialog } from '../ui.js';
 
 const LOCATION = /(?:^|\s)(\S+?):(\d+):(\d+) — (?:(\S+): )?(.*)$/;
 
@@ -151,7 +151,7 @@ class ConfigView extends View {
       await this.reload();
     } catch (e) {
       this.issues = issuesOf(e);
-      if (!this.issues.length) showError(e, 'config.set failed');
+      if (!this.issues.length) reportError(e, 'config.set failed');
       else toast(`${this.issues.length} problem${this.issues.length > 1 ? 's' : ''} in the config; nothing was saved`, 'error', { title: 'Not saved' });
       this.paint();
       if (this.issues[0]) this.jump(this.issues[0]);

@@ -3,7 +3,7 @@
 
 import { View, pageHeader } from '../view.js';
 import { h, button, iconButton, replace, relTime, shortId, emptyState, pill } from '../dom.js';
-import { call, confirmDialog, toast } from '../ui.js';
+import { act, call, confirmDialog, toast } from '../ui.js';
 import { ctx } from '../context.js';
 
 class DevicesView extends View {
@@ -58,7 +58,7 @@ class DevicesView extends View {
       const ok = await confirmDialog({ title: 'Reject this device?', body: `${p.displayName || p.deviceId} will not be able to connect.`, confirm: 'Reject', danger: true });
       if (!ok) return;
     }
-    if (await call(this.gw, `device.pair.${what}`, { requestId: p.requestId })) {
+    if (await act(this.gw, `device.pair.${what}`, { requestId: p.requestId })) {
       toast(what === 'approve' ? 'Device approved' : 'Device rejected', 'ok');
       this.load();
     }
@@ -88,7 +88,7 @@ class DevicesView extends View {
       confirm: 'Revoke', danger: true,
     });
     if (!ok) return;
-    if (await call(this.gw, 'device.token.revoke', { deviceId: d.deviceId, role })) {
+    if (await act(this.gw, 'device.token.revoke', { deviceId: d.deviceId, role })) {
       toast('Token revoked', 'ok');
       this.load();
     }
@@ -97,7 +97,7 @@ class DevicesView extends View {
   async removeDevice(d) {
     const ok = await confirmDialog({ title: 'Remove this device?', body: `${d.displayName || d.deviceId} loses its pairing and all tokens.`, confirm: 'Remove', danger: true });
     if (!ok) return;
-    if (await call(this.gw, 'device.pair.remove', { deviceId: d.deviceId })) {
+    if (await act(this.gw, 'device.pair.remove', { deviceId: d.deviceId })) {
       toast('Device removed', 'ok');
       this.load();
     }

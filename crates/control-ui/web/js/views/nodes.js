@@ -3,7 +3,7 @@
 
 import { View, pageHeader } from '../view.js';
 import { h, button, iconButton, replace, relTime, shortId, emptyState, pill } from '../dom.js';
-import { call, confirmDialog, toast } from '../ui.js';
+import { act, call, confirmDialog, toast } from '../ui.js';
 
 class NodesView extends View {
   static label = 'Nodes';
@@ -58,7 +58,7 @@ class NodesView extends View {
   }
 
   async decide(what, p) {
-    if (await call(this.gw, `node.pair.${what}`, { requestId: p.requestId })) {
+    if (await act(this.gw, `node.pair.${what}`, { requestId: p.requestId })) {
       toast(what === 'approve' ? 'Node approved' : 'Node rejected', 'ok');
       this.load();
     }
@@ -66,7 +66,7 @@ class NodesView extends View {
 
   async removeNode(n) {
     if (!(await confirmDialog({ title: 'Remove this node?', body: `${n.displayName || n.nodeId} must pair again.`, confirm: 'Remove', danger: true }))) return;
-    if (await call(this.gw, 'node.pair.remove', { nodeId: n.nodeId })) {
+    if (await act(this.gw, 'node.pair.remove', { nodeId: n.nodeId })) {
       toast('Node removed', 'ok');
       this.load();
     }

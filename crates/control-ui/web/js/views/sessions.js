@@ -2,7 +2,7 @@
 
 import { View, pageHeader } from '../view.js';
 import { h, iconButton, replace, relTime, tokens, emptyState } from '../dom.js';
-import { call, confirmDialog, toast } from '../ui.js';
+import { act, call, confirmDialog, toast } from '../ui.js';
 import { ctx } from '../context.js';
 import { shortKey } from './chat.js';
 
@@ -83,7 +83,7 @@ class SessionsView extends View {
   async reset(s) {
     const ok = await confirmDialog({ title: 'Reset this session?', body: `${s.key} gets a fresh transcript; the old one is kept on disk.`, confirm: 'Reset' });
     if (!ok) return;
-    if (await call(this.gw, 'sessions.reset', { key: s.key })) {
+    if (await act(this.gw, 'sessions.reset', { key: s.key })) {
       toast('Session reset', 'ok');
       this.load();
     }
@@ -92,7 +92,7 @@ class SessionsView extends View {
   async removeSession(s) {
     const ok = await confirmDialog({ title: 'Delete this session?', body: `${s.key} and its transcript will be deleted.`, confirm: 'Delete', danger: true });
     if (!ok) return;
-    if (await call(this.gw, 'sessions.delete', { key: s.key, deleteTranscript: true })) {
+    if (await act(this.gw, 'sessions.delete', { key: s.key, deleteTranscript: true })) {
       toast('Session deleted', 'ok');
       this.load();
     }
