@@ -275,6 +275,9 @@ const scenarios = {
     await open(phone, '/chat?session=main');
     await waitState(phone.page, 'connected');
     await phone.page.waitForSelector('[data-testid=tool-card]', { timeout: T });
+    await send(phone.page, 'sent from the phone');
+    await phone.page.waitForFunction(() => /You said: sent from the phone/.test(document.querySelector('[data-testid=messages]')?.textContent || '') && !document.querySelector('.msg.assistant.streaming'), null, { timeout: T });
+    step('WebChat (?session=main) sends and streams the reply');
     await shot(phone.page, 'webchat-phone-conversation-dark');
     noPageErrors(phone);
     // New session.

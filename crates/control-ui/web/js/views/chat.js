@@ -201,7 +201,8 @@ class ChatView extends View {
       return;
     }
     if (key !== this.sessionKey) return;
-    this.canonicalKey = res.sessionKey || key;
+    // `sessionKey` echoes what was asked ("main"); events carry the canonical key.
+    this.canonicalKey = res.sessionInfo?.key || res.sessionKey || key;
     this.history = res;
     this.shownSeqs.clear();
     this.toolCards.clear();
