@@ -770,7 +770,16 @@ mod tests {
         keys.sort_unstable();
         assert_eq!(
             keys,
-            ["agentId", "data", "isHeartbeat", "runId", "seq", "sessionKey", "stream", "ts"]
+            [
+                "agentId",
+                "data",
+                "isHeartbeat",
+                "runId",
+                "seq",
+                "sessionKey",
+                "stream",
+                "ts"
+            ]
         );
     }
 
