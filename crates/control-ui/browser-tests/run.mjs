@@ -278,6 +278,11 @@ const scenarios = {
     await send(phone.page, 'sent from the phone');
     await phone.page.waitForFunction(() => /You said: sent from the phone/.test(document.querySelector('[data-testid=messages]')?.textContent || '') && !document.querySelector('.msg.assistant.streaming'), null, { timeout: T });
     step('WebChat (?session=main) sends and streams the reply');
+    execFileSync(env.PINCER_BIN, ['gateway', 'call', 'agent', '--params',
+      JSON.stringify({ message: 'Terminal again', sessionKey: 'main', idempotencyKey: `cli2-${Date.now()}` })],
+    { env: { ...env, PINCER_STATE_DIR: env.PINCER_STATE_DIR }, stdio: 'pipe' });
+    await phone.page.waitForFunction(() => /You said: Terminal again/.test(document.querySelector('[data-testid=messages]')?.textContent || ''), null, { timeout: T });
+    step('WebChat shows a run started by another client live');
     await shot(phone.page, 'webchat-phone-conversation-dark');
     noPageErrors(phone);
     // New session.
