@@ -4,6 +4,7 @@
 //! Entry point: [`server::run`] with a [`config::GatewayConfig`].
 
 pub mod agent_hub;
+pub mod approvals;
 pub mod auth;
 pub mod automations;
 pub mod config;

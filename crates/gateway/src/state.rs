@@ -53,6 +53,8 @@ pub const EMITTED_EVENTS: &[&str] = &[
     "node.hostStats",
     "node.invoke.request",
     "node.invoke.cancel",
+    "exec.approval.requested",
+    "exec.approval.resolved",
     "cron",
     "heartbeat",
 ];
@@ -143,6 +145,9 @@ pub struct GatewayState {
     pub agent: crate::agent_hub::AgentHub,
     /// Connected device nodes and their in-flight invokes (see [`crate::nodes`]).
     pub nodes: crate::nodes::NodeRegistry,
+    /// Exec approvals: pending requests, decisions, the approvals document (see
+    /// [`crate::approvals`]).
+    pub approvals: Arc<crate::approvals::ApprovalService>,
     /// The scheduler, heartbeat control and hooks settings (see [`crate::automations`]).
     pub automations: crate::automations::Automations,
     pub shutdown_tx: watch::Sender<bool>,
@@ -186,8 +191,13 @@ impl GatewayState {
         versions.health.store(1, Ordering::Release);
         // The agent's `nodes` tool reaches nodes through this gateway (set once the state exists).
         let nodes_cell = crate::nodes::host::StateCell::default();
+        // The agent's exec tool asks for approvals and keeps allow-always grants here.
+        let approvals =
+            crate::approvals::ApprovalService::new(parts.store.clone(), Arc::clone(&registry));
+        let approval_host = crate::approvals::GatewayApprovalHost::shared(&approvals);
         let automations = crate::automations::Automations::new();
         let hosts = pincer_tools::context::Hosts {
+            approvals: Some(approval_host.clone()),
             automations: Some(automations.tool_host()),
             nodes: Some(Arc::new(crate::nodes::host::GatewayNodesHost::new(
                 nodes_cell.clone(),
@@ -242,6 +252,7 @@ impl GatewayState {
             watcher: Mutex::new(None),
             agent,
             nodes: crate::nodes::NodeRegistry::default(),
+            approvals,
             automations,
         });
         nodes_cell.set(&state);

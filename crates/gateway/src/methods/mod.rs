@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod agents;
+pub mod approvals;
 pub mod chat;
 pub mod chat_history;
 pub mod config;
@@ -35,6 +36,7 @@ pub fn registry() -> MethodRegistry {
     models::register(&mut reg);
     nodes::register(&mut reg);
     node_invoke::register(&mut reg);
+    approvals::register(&mut reg);
     cron::register(&mut reg);
     heartbeat::register(&mut reg);
     reg
@@ -101,6 +103,13 @@ mod tests {
                 "node.invoke.result",
                 "node.invoke.progress",
                 "node.event",
+                "exec.approval.request",
+                "exec.approval.get",
+                "exec.approval.list",
+                "exec.approval.waitDecision",
+                "exec.approval.resolve",
+                "exec.approvals.get",
+                "exec.approvals.set",
                 "cron.list",
                 "cron.get",
                 "cron.status",

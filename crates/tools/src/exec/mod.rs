@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 use crate::context::ToolContext;
 use crate::error::ToolError;
-use crate::host::{ApprovalDecision, ExecApprovalRequest};
+use crate::host::{ApprovalDecision, ExecApprovalRequest, HostError};
 use crate::output::ToolOutput;
 use crate::registry::{Tool, ToolSpec};
 use crate::schema::builtin_spec;
@@ -281,9 +281,23 @@ async fn ask_human(
         warning_text: Some(reason.clone()),
         timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
     };
-    let ticket = host.request(request).await.map_err(|e| {
-        ToolError::Unavailable(format!("Exec approval could not be requested: {e}"))
-    })?;
+    let ticket = match host.request(request).await {
+        Ok(t) => t,
+        // Nobody can answer (no approval client connected): the same as having no approval
+        // channel at all, so askFallback decides.
+        Err(HostError::Unavailable(why)) => {
+            return Ok(fallback_decision(
+                fallback,
+                allowlisted,
+                &format!("{reason}, and {why}"),
+            ))
+        }
+        Err(e) => {
+            return Err(ToolError::Unavailable(format!(
+                "Exec approval could not be requested: {e}"
+            )))
+        }
+    };
     let decision = tokio::select! {
         d = host.wait_decision(&ticket.id, timeout) => d.map_err(|e| {
             ToolError::Unavailable(format!("Waiting for exec approval {} failed: {e}", ticket.id))
