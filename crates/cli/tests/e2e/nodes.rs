@@ -1147,3 +1147,90 @@ async fn v3_nodes_connect_and_shell_approval_needs_admin() {
     let (res, _) = pincer_testkit::recv_res(&mut ws, "i", WAIT).await;
     assert_eq!(res["error"]["code"], "FORBIDDEN", "{res}");
 }
+
+#[tokio::test]
+async fn node_events_presence_and_host_stats() {
+    let gw = GatewayProcess::spawn(bin(), SpawnOptions::default());
+    let token = gw.token();
+    let mut op = operator(&gw.url, &token).await;
+    let mut events = op.take_events();
+    let kp = DeviceKeypair::from_seed(&[45u8; 32]);
+    let params = json!({"minProtocol":4,"maxProtocol":4,
+        "client":{"id":"node-host","version":"t","platform":"linux","mode":"node","displayName":"desk"},
+        "role":"node","scopes":[],"caps":[],"commands":[],"permissions":{},
+        "auth":{"token": token}});
+    let (mut ws, res) =
+        crate::devices::device_connect(&gw.url, &kp, params, Default::default()).await;
+    assert_eq!(res["ok"], true, "{res}");
+    let node_id = kp.device_id();
+    let mut call = |id: &'static str, event: &'static str, payload: Value| {
+        let frame = json!({"type":"req","id":id,"method":"node.event","params":{"event":event,"payload":payload}});
+        (id, frame)
+    };
+    for (id, frame) in [
+        call(
+            "e1",
+            "node.presence.activity",
+            json!({"idleSeconds": 5, "source": "app"}),
+        ),
+        call(
+            "e2",
+            "node.host.stats",
+            json!({"cpuCount": 4, "memoryTotalBytes": 1000, "memoryFreeBytes": 400}),
+        ),
+        call(
+            "e3",
+            "node.host.stats",
+            json!({"cpuCount": 4, "memoryTotalBytes": 10, "memoryFreeBytes": 400}),
+        ),
+        call("e4", "exec.finished", json!({"runId": "never-dispatched"})),
+        call("e5", "something.else", json!({})),
+    ] {
+        send_json(&mut ws, &frame).await;
+        let (res, _) = pincer_testkit::recv_res(&mut ws, id, WAIT).await;
+        let p = &res["payload"];
+        match id {
+            "e1" | "e2" => assert_eq!(
+                (p["handled"].clone(), p["reason"].clone()),
+                (json!(true), json!("updated")),
+                "{res}"
+            ),
+            "e3" => assert_eq!(p["reason"], "invalid_payload", "{res}"),
+            "e4" => assert_eq!(p["reason"], "unmatched_exec_event", "{res}"),
+            _ => assert_eq!(p["reason"], "unsupported_event", "{res}"),
+        }
+    }
+    // Operators saw node.presence and node.hostStats (node.* events need operator.read).
+    let mut seen = std::collections::HashMap::new();
+    let deadline = Instant::now() + WAIT;
+    while seen.len() < 2 {
+        assert!(Instant::now() < deadline, "{seen:?}");
+        if let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(200), events.recv()).await {
+            if e.event == "node.presence" || e.event == "node.hostStats" {
+                assert!(e.seq.is_some(), "broadcasts to operators carry seq");
+                seen.insert(e.event.clone(), e.payload);
+            }
+        }
+    }
+    assert_eq!(seen["node.presence"]["nodeId"], node_id.as_str());
+    assert!(
+        seen["node.presence"]["lastActiveAtMs"].as_u64().unwrap()
+            <= seen["node.presence"]["presenceUpdatedAtMs"]
+                .as_u64()
+                .unwrap()
+                - 5000
+    );
+    assert_eq!(seen["node.hostStats"]["hostStats"]["cpuCount"], 4);
+    let row = node_row(&op, &node_id).await.unwrap();
+    assert_eq!(row["hostStats"]["memoryFreeBytes"], 400);
+    assert!(row["lastActiveAtMs"].is_u64());
+    // An operator cannot send node events.
+    let e = op
+        .request("node.event", Some(json!({"event": "node.host.stats"})))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.rpc_error().unwrap().message,
+        "unauthorized role: operator"
+    );
+}
