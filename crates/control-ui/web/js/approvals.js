@@ -107,7 +107,7 @@ export function approvalCard(a, { compact = false } = {}) {
     req.warningText ? h('div', { class: 'callout warn', text: req.warningText }) : null,
     facts.length ? h('dl', { class: 'facts' }, facts.map(([k, v]) => [h('dt', { text: k }), h('dd', { text: String(v) })])) : null,
     h('div', { class: 'approval-actions' },
-      button('Deny', () => approvals.decide(a.id, 'deny'), { kind: 'danger', testid: 'approval-deny' }),
+      button('Deny', () => approvals.decide(a.id, 'deny'), { kind: 'ghost danger outline', testid: 'approval-deny' }),
       button('Always allow', () => approvals.decide(a.id, 'allow-always'), { kind: 'ghost', testid: 'approval-always' }),
       button('Allow once', () => approvals.decide(a.id, 'allow-once'), { kind: 'primary', testid: 'approval-allow' })));
 }

@@ -13,7 +13,7 @@ class DevicesView extends View {
 
   setup() {
     const reload = () => { clearTimeout(this.t); this.t = setTimeout(() => this.load(), 150); };
-    for (const e of ['device.pair.requested', 'device.pair.resolved', 'device.pair.changed']) this.listen(this.gw.on(e, reload));
+    for (const e of ['device.pair.requested', 'device.pair.resolved', 'device.pair.changed', 'presence']) this.listen(this.gw.on(e, reload));
   }
 
   header() {
