@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::confine::Workspace;
@@ -16,31 +15,8 @@ use crate::host::{
 };
 use crate::policy::EffectiveTools;
 
-/// `agents.defaults.sandbox.mode`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SandboxMode {
-    #[default]
-    Off,
-    NonMain,
-    All,
-}
-
-impl SandboxMode {
-    /// Does this mode sandbox `session_key` of `agent_id`? `non-main` spares only the agent's
-    /// main session (`agent:<id>:main`, or `agent:<id>:<main_key>` when `session.mainKey` is set).
-    pub fn applies_to(self, agent_id: &str, session_key: &str, main_key: Option<&str>) -> bool {
-        match self {
-            Self::Off => false,
-            Self::All => true,
-            Self::NonMain => {
-                let main = main_key.unwrap_or("main");
-                let expected = format!("agent:{}:{}", agent_id.to_ascii_lowercase(), main);
-                !session_key.eq_ignore_ascii_case(&expected)
-            }
-        }
-    }
-}
+/// `agents.defaults.sandbox.mode` (defined once, in `pincer-config`).
+pub use pincer_config::model::agents::SandboxMode;
 
 /// The host services available to tools; any may be absent (the tool then answers with a clear
 /// "not available" error).
@@ -72,6 +48,9 @@ pub struct ToolContext {
     /// Configured mode (for reporting); `sandbox` is `Some` when this session is sandboxed.
     pub sandbox_mode: SandboxMode,
     pub sandbox: Option<Arc<Sandbox>>,
+    /// The session must be sandboxed but the sandbox cannot run (bubblewrap missing or no
+    /// namespaces): the tools that would touch the host fail closed with this reason.
+    pub sandbox_unavailable: Option<Arc<str>>,
     pub cancel: CancellationToken,
     /// Effective tool set (policy view); `None` = every registered tool is allowed.
     pub policy: Option<Arc<EffectiveTools>>,
@@ -129,6 +108,7 @@ impl ToolContextBuilder {
                 workspace,
                 sandbox_mode: SandboxMode::Off,
                 sandbox: None,
+                sandbox_unavailable: None,
                 cancel: CancellationToken::new(),
                 policy: None,
                 hosts: Hosts::default(),
@@ -160,6 +140,12 @@ impl ToolContextBuilder {
     pub fn sandbox(mut self, mode: SandboxMode, sandbox: Option<Arc<Sandbox>>) -> Self {
         self.ctx.sandbox_mode = mode;
         self.ctx.sandbox = sandbox;
+        self
+    }
+    /// Fail closed: the session needs the sandbox but it cannot run (see
+    /// [`ToolContext::sandbox_unavailable`]).
+    pub fn sandbox_unavailable(mut self, reason: &str) -> Self {
+        self.ctx.sandbox_unavailable = Some(Arc::from(reason));
         self
     }
     pub fn cancel(mut self, token: CancellationToken) -> Self {

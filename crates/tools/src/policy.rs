@@ -228,6 +228,19 @@ const OPENCLAW_GROUP_EXCLUDES: &[&str] = &[
     "canvas",
 ];
 
+/// Tools that act on the host's files or processes: in a session that must be sandboxed they
+/// run only inside the sandbox (exec) or its view of the workspace (file tools), and fail
+/// closed when the sandbox cannot run.
+pub const SANDBOX_BOUND_TOOLS: &[&str] = &[
+    "exec",
+    "process",
+    "read",
+    "write",
+    "edit",
+    "apply_patch",
+    "ls",
+];
+
 /// Sandbox gate defaults (used when `tools.sandbox.tools.allow`/`deny` are not configured).
 pub const SANDBOX_DEFAULT_ALLOW: &[&str] = &[
     "exec",

@@ -144,6 +144,11 @@ impl ToolRegistry {
         if !ctx.tool_allowed(canonical) {
             return Err(ToolError::NotAllowed(canonical.to_owned()));
         }
+        if let Some(reason) = &ctx.sandbox_unavailable {
+            if crate::policy::SANDBOX_BOUND_TOOLS.contains(&canonical) {
+                return Err(ToolError::Unavailable(reason.to_string()));
+            }
+        }
         // Models sometimes send `null` or omit arguments for parameterless calls.
         let args = if args.is_null() {
             Value::Object(serde_json::Map::new())

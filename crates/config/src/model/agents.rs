@@ -193,12 +193,37 @@ section!(ActiveHours {
     timezone: String,
 });
 
+/// `agents.*.sandbox.mode` (the one definition; `pincer-tools` re-exports it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum SandboxMode {
     Off,
     NonMain,
     All,
+}
+
+impl SandboxMode {
+    /// Does this mode sandbox `session_key` of `agent_id`? `non-main` spares only the agent's
+    /// main session (`agent:<id>:main`, or `agent:<id>:<main_key>` when `session.mainKey` is set).
+    pub fn applies_to(self, agent_id: &str, session_key: &str, main_key: Option<&str>) -> bool {
+        match self {
+            Self::Off => false,
+            Self::All => true,
+            Self::NonMain => {
+                let main = main_key.unwrap_or("main");
+                let expected = format!("agent:{}:{}", agent_id.to_ascii_lowercase(), main);
+                !session_key.eq_ignore_ascii_case(&expected)
+            }
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::NonMain => "non-main",
+            Self::All => "all",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

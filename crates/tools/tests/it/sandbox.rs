@@ -273,3 +273,34 @@ async fn sandbox_placement_rules_and_file_views() {
     assert!(out.is_error);
     assert!(!env.ws_path().join("x.txt").exists() && !env.ws_path().join("y.txt").exists());
 }
+
+#[tokio::test]
+async fn a_session_whose_sandbox_cannot_run_fails_closed() {
+    let env = Env::new();
+    std::fs::write(env.ws_path().join("notes.txt"), "hello").unwrap();
+    let ctx = env
+        .ctx()
+        .session_key("agent:main:telegram:group:42")
+        .sandbox(SandboxMode::NonMain, None)
+        .sandbox_unavailable("bubblewrap (bwrap) is not installed")
+        .build();
+    for (tool, args) in [
+        ("exec", json!({"command": "echo ran"})),
+        ("read", json!({"path": "notes.txt"})),
+        ("write", json!({"path": "x.txt", "content": "x"})),
+    ] {
+        let out = env.call(&ctx, tool, args).await;
+        assert!(out.is_error, "{tool} must not run on the host");
+        assert!(
+            crate::common::err_text(&out).contains("bubblewrap (bwrap) is not installed"),
+            "{tool}: {}",
+            crate::common::err_text(&out)
+        );
+    }
+    assert!(!env.ws_path().join("x.txt").exists());
+    // Tools that do not touch the host are unaffected.
+    let out = env
+        .call(&ctx, "memory_get", json!({"path": "MEMORY.md"}))
+        .await;
+    assert!(!out.is_error, "{:?}", out.content);
+}
