@@ -425,6 +425,20 @@ const scenarios = {
     await page.waitForFunction(() => !document.querySelector('pc-approval-prompt [data-testid=approval-card]'), null, { timeout: T });
     await page.waitForFunction(() => !document.querySelector('.msg.assistant.streaming'), null, { timeout: T });
     step('allowed once; the run finished');
+    // The next request is denied from the Approvals view.
+    await send(page, 'Run it again');
+    await page.waitForSelector('pc-approval-prompt [data-testid=approval-card]', { timeout: T });
+    await gotoView(page, 'approvals');
+    check(await page.isHidden('pc-approval-prompt'), 'the floating prompt hides on the Approvals page');
+    await page.waitForSelector('[data-testid=pending-approvals] [data-testid=approval-card]', { timeout: T });
+    await shot(page, 'approvals-pending-light');
+    await page.click('[data-testid=pending-approvals] [data-testid=approval-deny]');
+    await page.waitForFunction(() => !document.querySelector('[data-testid=pending-approvals]'), null, { timeout: T });
+    const decided = await page.textContent('pc-approvals');
+    check(/deny/.test(decided), `the decision is listed: ${decided}`);
+    step('denied from the Approvals view; the decision is listed');
+    await gotoView(page, 'chat');
+    await page.waitForFunction(() => !document.querySelector('.msg.assistant.streaming'), null, { timeout: T });
     noPageErrors(a);
   },
 

@@ -746,8 +746,10 @@ fn browser_exec_approval_prompt() {
     }
     let rt = runtime();
     let fake = fake_llm(&rt);
-    fake.push(Reply::new().tool_call("call_x", "exec", r#"{"command":"echo approved"}"#));
+    fake.push(Reply::new().tool_call("call_x", "exec", r#"{"command":"echo approved-$((40+2))"}"#));
     fake.push(Reply::new().text("Done."));
+    fake.push(Reply::new().tool_call("call_y", "exec", r#"{"command":"echo denied-$((40+2))"}"#));
+    fake.push(Reply::new().text("Understood."));
     let mut ui = Ui::start(
         state_with_provider(
             &fake,
@@ -758,7 +760,26 @@ fn browser_exec_approval_prompt() {
     let r = ui.scenario("approvals");
     if let Some(why) = r["skip"].as_str() {
         eprintln!("SKIP: exec approval scenario: {why}");
+        return;
     }
+    // "Allow once" ran the command; "Deny" did not.
+    let tool_result = |i: usize| {
+        fake.model_requests()[i].body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|m| m["role"] == "tool")
+            .map(|m| m["content"].to_string())
+            .unwrap_or_default()
+    };
+    assert!(tool_result(1).contains("approved-42"), "{}", tool_result(1));
+    assert!(!tool_result(3).contains("denied-42"), "{}", tool_result(3));
+    assert!(
+        tool_result(3).contains("denied by the operator"),
+        "{}",
+        tool_result(3)
+    );
 }
 
 #[test]

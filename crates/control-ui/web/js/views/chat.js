@@ -343,6 +343,8 @@ class ChatView extends View {
         this.run.runId = res?.runId || idempotencyKey;
         if (!this.run.started) this.setRunning(true, 'Waiting for the model…');
       }
+      // A first message creates the session: list it.
+      if (!this.webchat && !this.sessions.some((x) => x.key === this.canonicalKey && !x.draft)) this.loadSessions();
     } catch (e) {
       userEl.classList.remove('pending');
       userEl.classList.add('failed');
