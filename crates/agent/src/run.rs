@@ -1150,7 +1150,7 @@ impl Inner {
         head: &ResolvedModel,
     ) -> Arc<OfferedTools> {
         let key = (
-            Arc::as_ptr(settings) as usize,
+            settings.generation as usize,
             agent_id.to_owned(),
             head.provider.clone(),
             head.model.clone(),

@@ -103,8 +103,13 @@ pub struct ModelChoice {
     pub source: ModelSource,
 }
 
+/// Distinguishes config versions (caches are keyed by it; addresses can be reused).
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// One config version, resolved.
 pub struct Settings {
+    /// Unique per `Settings` value (cache keys).
+    pub generation: u64,
     pub config: Arc<Config>,
     pub state_dir: PathBuf,
     pub registry: ProviderRegistry,
@@ -140,6 +145,7 @@ impl Settings {
         let (providers, warnings) = map_providers(&config, state_dir, env);
         let registry = ProviderRegistry::new(&providers, &FnEnv(env));
         Settings {
+            generation: next_generation(),
             config,
             state_dir: state_dir.to_path_buf(),
             registry,
@@ -154,6 +160,7 @@ impl Settings {
         registry: ProviderRegistry,
     ) -> Settings {
         Settings {
+            generation: next_generation(),
             config,
             state_dir: state_dir.to_path_buf(),
             registry,
@@ -358,6 +365,10 @@ impl Settings {
         }
         self.configured_model(agent_id)
     }
+}
+
+fn next_generation() -> u64 {
+    GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// `providerOverride/modelOverride` of a session entry as a model ref.
