@@ -48,7 +48,10 @@ class ApprovalStore extends EventTarget {
     if (!p?.id) return;
     const a = this.pending.get(p.id);
     this.pending.delete(p.id);
-    this.resolved.unshift({ ...(a || {}), ...p, resolvedAt: p.ts || Date.now() });
+    const entry = { ...(a || {}), ...p, request: p.request || a?.request, resolvedAt: p.ts || Date.now() };
+    const seen = this.resolved.findIndex((r) => r.id === p.id);
+    if (seen >= 0) this.resolved[seen] = { ...this.resolved[seen], ...entry, request: entry.request || this.resolved[seen].request };
+    else this.resolved.unshift(entry);
     this.resolved.length = Math.min(this.resolved.length, 50);
     this.changed();
   }
@@ -64,8 +67,8 @@ class ApprovalStore extends EventTarget {
   async decide(id, decision) {
     try {
       await ctx.gw.request('exec.approval.resolve', { id, decision });
-      const a = this.pending.get(id);
-      this.resolve({ id, decision, ts: Date.now(), request: a?.request, resolvedBy: 'you' });
+      // The gateway's exec.approval.resolved event may have arrived first.
+      if (this.pending.has(id)) this.resolve({ id, decision, ts: Date.now(), resolvedBy: 'this page' });
       toast(decision === 'deny' ? 'Denied' : 'Approved', decision === 'deny' ? 'info' : 'ok');
     } catch (e) {
       reportError(e, 'exec.approval.resolve failed');
@@ -83,7 +86,7 @@ export function commandText(req = {}) {
   if (typeof req.command === 'string' && req.command) return req.command;
   if (Array.isArray(req.commandArgv)) return req.commandArgv.join(' ');
   if (Array.isArray(req.command)) return req.command.join(' ');
-  return JSON.stringify(req);
+  return Object.keys(req).length ? JSON.stringify(req) : '—';
 }
 
 /** One approval card (used by the prompt and the Approvals view). */
