@@ -504,6 +504,34 @@ const scenarios = {
     noPageErrors(a);
   },
 
+  /** Channels: a Telegram account whose API is unreachable shows its error; stop and start. */
+  async channels() {
+    const a = await launch();
+    const { page } = a;
+    await open(a, '/channels');
+    await waitState(page, 'connected');
+    if (!(await page.evaluate(() => window.pincer.gw.has('channels.status')))) {
+      result.skip = 'this gateway has no channels.status yet (issue 9)';
+      await page.waitForSelector('[data-testid=unavailable]', { timeout: T });
+      return;
+    }
+    const account = page.locator('[data-testid=channel-card][data-channel=telegram] [data-testid=channel-account]').first();
+    await account.waitFor({ timeout: T });
+    await page.waitForFunction(() => /connection failed|error/i.test(document.querySelector('[data-testid=channel-account]')?.textContent || ''), null, { timeout: T });
+    step(`telegram account shown with its error: ${(await account.textContent()).trim().slice(0, 80)}`);
+    await shot(page, 'channels-error-light');
+    if (await page.evaluate(() => window.pincer.gw.has('channels.stop'))) {
+      await account.locator('button', { hasText: 'Stop' }).click();
+      await page.click('[data-testid=confirm-ok]');
+      await page.waitForSelector('[data-testid=channel-account][data-state=stopped]', { timeout: T });
+      step('stopped from the Channels view');
+      await page.locator('[data-testid=channel-account] button', { hasText: 'Start' }).click();
+      await page.waitForSelector('[data-testid=channel-account]:not([data-state=stopped])', { timeout: T });
+      step('started again');
+    }
+    noPageErrors(a);
+  },
+
   /** Sign-in: no token → the form; a wrong token is refused with the reason; the right one
    * with "remember" connects and is kept in localStorage. */
   async login() {

@@ -824,6 +824,30 @@ fn browser_nodes_pending_node_is_approved_from_the_nodes_view() {
 }
 
 #[test]
+fn browser_channels_show_status_errors_and_stop_start() {
+    if skip_browser() {
+        return;
+    }
+    let rt = runtime();
+    let fake = fake_llm(&rt);
+    // A Telegram account whose Bot API is a closed loopback port: it keeps failing to connect.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let api_root = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let mut ui = Ui::start(
+        state_with_provider(
+            &fake,
+            json!({"channels": {"telegram": {"botToken": "123456:ABCdef", "apiRoot": api_root}}}),
+        ),
+        &[],
+    );
+    let r = ui.scenario("channels");
+    if let Some(why) = r["skip"].as_str() {
+        eprintln!("SKIP: channels scenario: {why}");
+    }
+}
+
+#[test]
 fn browser_sign_in_form_refuses_a_wrong_token_and_remembers_a_right_one() {
     if skip_browser() {
         return;
