@@ -79,6 +79,9 @@ pub fn tls_config() -> Result<rustls::ClientConfig> {
 }
 
 /// Builds the shared HTTP client.
+/// The HTTP client type adapters take (so callers need no direct `reqwest` dependency).
+pub type HttpClient = reqwest::Client;
+
 pub fn build_client() -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls_config()?)

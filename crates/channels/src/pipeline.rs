@@ -367,7 +367,11 @@ impl InboundPipeline {
         match d {
             // Dispatched: the sink marks it once the agent took it; debounced: its burst's
             // dispatch does; a duplicate: the first copy is still on its way.
-            Disposition::Dispatched | Disposition::Debounced | Disposition::Duplicate => {}
+            // A refusing sink (shutting down, overloaded) leaves it pending for a replay.
+            Disposition::Dispatched
+            | Disposition::Debounced
+            | Disposition::Duplicate
+            | Disposition::SinkFailed(_) => {}
             _ => self.inner.settled([id]),
         }
         d
@@ -692,13 +696,11 @@ async fn dispatch(inner: &Inner, batch: Vec<Admitted>) -> Disposition {
         reply,
         received_at,
     };
-    let ids = run.message_ids.clone();
     match inner.sink.dispatch(run).await {
         Ok(()) => Disposition::Dispatched,
         Err(e) => {
             tracing::warn!(channel = inner.channel, error = %e, "run sink refused a message");
             inner.adapter.status().record_error(&e.to_string());
-            inner.settled(ids);
             Disposition::SinkFailed(e.to_string())
         }
     }

@@ -110,6 +110,12 @@ impl StatusHandle {
         }
     }
 
+    /// Notified on every state change (connected, reconnecting, error, stopped, identity,
+    /// recorded errors); not on the per-message inbound/outbound timestamps.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
     fn update(&self, f: impl FnOnce(&mut AccountStatus)) {
         f(&mut self.inner.write());
         self.changed.send_modify(|v| *v = v.wrapping_add(1));

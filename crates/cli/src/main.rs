@@ -1,6 +1,7 @@
 //! The `pincer` binary.
 
 mod agent_cmd;
+mod channels_cmd;
 mod client_cmd;
 mod config_cmd;
 mod devices_cmd;
@@ -66,6 +67,14 @@ enum Command {
         #[command(subcommand)]
         cmd: nodes_cmd::NodesCmd,
     },
+    /// Chat channel accounts (Telegram, Discord, Slack): status, start, stop, logout.
+    #[command(subcommand)]
+    Channels(channels_cmd::ChannelsSub),
+    /// DM pairing: list pending codes, approve or dismiss a sender.
+    #[command(subcommand)]
+    Pairing(channels_cmd::PairingSub),
+    /// Send a message to a channel target (idempotent with --idempotency-key).
+    Send(channels_cmd::SendArgs),
 }
 
 #[derive(Args)]
@@ -320,6 +329,9 @@ fn main() -> ExitCode {
         Command::Dashboard(args) => devices_cmd::dashboard(args),
         Command::Node { cmd } => node_cmd::run_cmd(cmd),
         Command::Nodes { cmd } => nodes_cmd::run(cmd),
+        Command::Channels(sub) => channels_cmd::channels(sub),
+        Command::Pairing(sub) => channels_cmd::pairing(sub),
+        Command::Send(args) => channels_cmd::send(args),
     };
     match result {
         Ok(code) => code,

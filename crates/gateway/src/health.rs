@@ -25,6 +25,17 @@ pub struct HealthFacts<'a> {
     pub sessions: &'a SessionsSummary,
     /// `configReload` (from [`crate::live_config::LiveConfig::reload_health`]).
     pub config_reload: Value,
+    /// `channels`, `channelOrder`, `channelLabels` of the configured channel accounts
+    /// (see [`crate::channels::ChannelsHub::health_json`]); `None`: empty.
+    pub channels: Option<ChannelsHealth>,
+}
+
+/// `health.channels` / `channelOrder` / `channelLabels`.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelsHealth {
+    pub channels: Map<String, Value>,
+    pub order: Vec<String>,
+    pub labels: Map<String, Value>,
 }
 
 /// Scheduling lag above which the event loop counts as degraded.
@@ -178,6 +189,28 @@ impl HealthCache {
             return false;
         };
         value["configReload"] = facts.config_reload.clone();
+        let mut channels_stable = String::new();
+        if let Some(ChannelsHealth {
+            channels,
+            order,
+            labels,
+        }) = &facts.channels
+        {
+            value["channels"] = Value::Object(channels.clone());
+            value["channelOrder"] = serde_json::json!(order);
+            value["channelLabels"] = Value::Object(labels.clone());
+            // Message and connection times move constantly; states and errors matter.
+            let mut quiet = channels.clone();
+            for summary in quiet.values_mut() {
+                strip_times(summary);
+                if let Some(accounts) = summary.get_mut("accounts").and_then(Value::as_object_mut) {
+                    for a in accounts.values_mut() {
+                        strip_times(a);
+                    }
+                }
+            }
+            channels_stable = Value::Object(quiet).to_string();
+        }
         let Ok(raw) = serde_json::value::to_raw_value(&value) else {
             return false;
         };
@@ -204,7 +237,7 @@ impl HealthCache {
                 el.cpu_core_ratio = 0.0;
             }
             format!(
-                "{}{}",
+                "{}{}{channels_stable}",
                 serde_json::to_string(&s).unwrap_or_default(),
                 facts.config_reload
             )
@@ -214,6 +247,13 @@ impl HealthCache {
         let changed = *prev != stable;
         *prev = stable;
         changed
+    }
+}
+
+/// Drops `…At` timestamps from a channel account snapshot (change detection only).
+fn strip_times(v: &mut Value) {
+    if let Some(o) = v.as_object_mut() {
+        o.retain(|k, _| !k.ends_with("At"));
     }
 }
 
@@ -230,6 +270,7 @@ mod tests {
             config: &config,
             sessions: &summary,
             config_reload: serde_json::json!({"hotReloadStatus": "active"}),
+            channels: None,
         };
         h.refresh(None, &facts);
         let v: serde_json::Value = serde_json::from_str(h.json().get()).unwrap_or_default();

@@ -118,6 +118,11 @@ async fn fallback(
     req: axum::extract::Request,
 ) -> Response<Body> {
     let peer = peer.map(|Extension(p)| p);
+    // Telegram webhook deliveries (`channels.telegram.webhookUrl`/`webhookPath`).
+    let req = match crate::channels::webhook::route(&state, req).await {
+        Ok(resp) => return resp,
+        Err(req) => req,
+    };
     // Hooks live under a configurable base path, ahead of the UI's SPA fallback.
     let req = match crate::http_api::hooks::route(&state, peer, req).await {
         Ok(resp) => return resp,

@@ -7,6 +7,7 @@ pub mod agent_hub;
 pub mod approvals;
 pub mod auth;
 pub mod automations;
+pub mod channels;
 pub mod config;
 pub mod connection;
 pub mod control_ui;

@@ -56,6 +56,7 @@ impl GatewayState {
                 self.agent
                     .update_config(Arc::new(next.config.clone()), &self.state_dir);
                 crate::automations::config_changed(self);
+                crate::channels::ChannelsHub::apply_config(self, Arc::new(next.config.clone()));
                 tracing::info!(
                     target: "config",
                     origin = origin.as_str(),

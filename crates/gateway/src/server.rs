@@ -195,6 +195,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway, StartError>
     let addr = listener.local_addr().unwrap_or(bind_addr);
     tokio::spawn(accept_loop(Arc::clone(&state), listener));
     spawn_timers(&state);
+    crate::channels::ChannelsHub::start(&state);
     let url_host = if addr.ip().is_unspecified() {
         "127.0.0.1".to_string()
     } else {
@@ -322,6 +323,7 @@ impl RunningGateway {
             PublishOpts::default(),
         );
         state.shutdown_tx.send_replace(true);
+        state.channels.shutdown().await;
         crate::automations::shutdown(state).await;
         state.agent.runtime.shutdown();
         let drained = async {

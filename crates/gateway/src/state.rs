@@ -145,6 +145,8 @@ pub struct GatewayState {
     pub agent: crate::agent_hub::AgentHub,
     /// Connected device nodes and their in-flight invokes (see [`crate::nodes`]).
     pub nodes: crate::nodes::NodeRegistry,
+    /// Chat channels: accounts, inbound pipelines, the send path (see [`crate::channels`]).
+    pub channels: crate::channels::ChannelsHub,
     /// Exec approvals: pending requests, decisions, the approvals document (see
     /// [`crate::approvals`]).
     pub approvals: Arc<crate::approvals::ApprovalService>,
@@ -191,6 +193,8 @@ impl GatewayState {
         versions.health.store(1, Ordering::Release);
         // The agent's `nodes` tool reaches nodes through this gateway (set once the state exists).
         let nodes_cell = crate::nodes::host::StateCell::default();
+        // The agent's `message` tool sends through the channels (set once the state exists).
+        let channels = crate::channels::ChannelsHub::new(parts.store.clone());
         // The agent's exec tool asks for approvals and keeps allow-always grants here.
         let approvals =
             crate::approvals::ApprovalService::new(parts.store.clone(), Arc::clone(&registry));
@@ -199,6 +203,7 @@ impl GatewayState {
         let hosts = pincer_tools::context::Hosts {
             approvals: Some(approval_host.clone()),
             automations: Some(automations.tool_host()),
+            messaging: Some(crate::channels::messaging::host(channels.cell.clone())),
             nodes: Some(Arc::new(crate::nodes::host::GatewayNodesHost::new(
                 nodes_cell.clone(),
             ))),
@@ -252,10 +257,12 @@ impl GatewayState {
             watcher: Mutex::new(None),
             agent,
             nodes: crate::nodes::NodeRegistry::default(),
+            channels,
             approvals,
             automations,
         });
         nodes_cell.set(&state);
+        state.channels.cell.set(&state);
         state.refresh_health(None);
         state
     }
@@ -317,6 +324,7 @@ impl GatewayState {
                 config: &loaded.config,
                 sessions: &summary,
                 config_reload: self.config.reload_health(),
+                channels: Some(self.channels.health_json()),
             };
             self.health.refresh(sample, &facts)
         };

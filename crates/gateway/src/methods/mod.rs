@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod agents;
 pub mod approvals;
+pub mod channels;
 pub mod chat;
 pub mod chat_history;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod logs;
 pub mod models;
 pub mod node_invoke;
 pub mod nodes;
+pub mod send;
 pub mod sessions;
 pub mod system;
 
@@ -39,6 +41,8 @@ pub fn registry() -> MethodRegistry {
     approvals::register(&mut reg);
     cron::register(&mut reg);
     heartbeat::register(&mut reg);
+    channels::register(&mut reg);
+    send::register(&mut reg);
     reg
 }
 
@@ -122,7 +126,15 @@ mod tests {
                 "cron.scratch.set",
                 "last-heartbeat",
                 "set-heartbeats",
-                "wake"
+                "wake",
+                "channels.status",
+                "channels.start",
+                "channels.stop",
+                "channels.logout",
+                "channels.pairing.list",
+                "channels.pairing.approve",
+                "channels.pairing.dismiss",
+                "send"
             ]
         );
     }

@@ -56,7 +56,7 @@ fn status(ctx: &CallCtx<'_>) -> Reply {
     let mut payload = json!({
         "runtimeVersion": state.version,
         "heartbeat": state.status_heartbeat_json(),
-        "channelSummary": [],
+        "channelSummary": state.channels.summary_lines(),
         "queuedSystemEvents": queued,
         "degradedPlugins": [],
         "tasks": {
