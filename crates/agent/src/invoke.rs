@@ -8,12 +8,7 @@ use serde_json::Value;
 
 use std::sync::Arc;
 
-use pincer_tools::context::Hosts;
-use pincer_tools::policy::{resolve_effective_tools, EffectiveTools, PolicyRequest};
-use pincer_tools::ToolContext;
-
-use crate::runtime::{AgentRuntime, Inner};
-use crate::settings::Settings;
+use crate::runtime::AgentRuntime;
 
 /// Why a direct tool call did not run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,85 +50,42 @@ impl AgentRuntime {
                     .ok()
             })
             .and_then(|chain| chain.into_iter().next());
-        let policy = self.inner.tool_policy(
-            &settings,
+        let facts = crate::tooling::session_facts(&settings, agent_id, session_key).await;
+        let policy = Arc::new(crate::tooling::resolve_policy(
+            self.inner.tools.names(),
+            &settings.config,
             agent_id,
             head.as_ref()
                 .map(|h| (h.provider.as_str(), h.model.as_str())),
-        );
+            &facts,
+        ));
         if !policy.allows(&name) {
             return Err(InvokeError::NotAllowed(name, agent_id.to_owned()));
         }
-        let workspace = settings.workspace(agent_id);
-        let dir = workspace.clone();
+        let dir = facts.workspace.clone();
         tokio::task::spawn_blocking(move || std::fs::create_dir_all(&dir))
             .await
             .map_err(|e| InvokeError::Unavailable(e.to_string()))?
             .map_err(|e| {
                 InvokeError::Unavailable(format!(
                     "cannot create the workspace {}: {e}",
-                    workspace.display()
+                    facts.workspace.display()
                 ))
             })?;
+        let key = session_key.to_string();
         let ctx = self
             .inner
-            .direct_tool_context(&settings, &workspace, agent_id, session_key, policy, cancel)
+            .tool_context_for(crate::tooling::ContextSpec {
+                settings: &settings,
+                facts: &facts,
+                agent_id,
+                session_key: &key,
+                run_id: None,
+                policy,
+                cancel,
+                channel_origin: false,
+            })
             .map_err(InvokeError::Unavailable)?;
         Ok(self.inner.tools.try_dispatch(&name, args, &ctx).await)
-    }
-}
-
-impl Inner {
-    /// The effective tool policy of an agent for a model (or for no model, when no provider
-    /// is configured), as a run computes it.
-    fn tool_policy(
-        &self,
-        settings: &Arc<Settings>,
-        agent_id: &str,
-        model: Option<(&str, &str)>,
-    ) -> Arc<EffectiveTools> {
-        let global = crate::run::tools_policy(settings);
-        let names: Vec<&str> = self.tools.names().collect();
-        Arc::new(resolve_effective_tools(
-            names,
-            &global,
-            None,
-            &PolicyRequest {
-                agent_id: Some(agent_id),
-                provider: model.map(|m| m.0),
-                model: model.map(|m| m.1),
-                ..PolicyRequest::default()
-            },
-        ))
-    }
-
-    /// The context of a direct call: a run's context without a run (same hosts, exec
-    /// settings and confinement).
-    fn direct_tool_context(
-        &self,
-        settings: &Arc<Settings>,
-        workspace: &std::path::Path,
-        agent_id: &str,
-        session_key: &SessionKey,
-        policy: Arc<EffectiveTools>,
-        cancel: CancellationToken,
-    ) -> Result<ToolContext, String> {
-        let ws = pincer_tools::confine::Workspace::new(workspace)
-            .map_err(|e| format!("cannot open the workspace {}: {e}", workspace.display()))?;
-        let mut hosts: Hosts = self.options.hosts.clone();
-        if hosts.sessions.is_none() {
-            hosts.sessions = Some(Arc::new(crate::status::SessionsHostImpl::new(
-                self.me.clone(),
-            )));
-        }
-        Ok(ToolContext::builder(Arc::new(ws))
-            .agent_id(agent_id)
-            .session_key(&session_key.to_string())
-            .policy(policy)
-            .processes(self.processes.clone())
-            .hosts(hosts)
-            .config(Arc::new(crate::run::exec_config(settings)))
-            .cancel(cancel)
-            .build())
     }
 }

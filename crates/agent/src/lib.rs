@@ -48,6 +48,7 @@ pub mod compaction;
 pub mod context;
 pub mod events;
 mod invoke;
+pub mod memory_index;
 mod messages;
 pub mod prompt;
 pub mod request;
@@ -55,6 +56,7 @@ mod run;
 pub mod runtime;
 pub mod settings;
 mod status;
+pub mod tooling;
 mod util;
 pub mod workspace;
 

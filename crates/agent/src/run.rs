@@ -14,8 +14,6 @@ use pincer_providers::{
 };
 use pincer_sessions::{Touch, TranscriptEntry};
 use pincer_store::{AppendOptions, EnsureSession, StoreError};
-use pincer_tools::context::{Hosts, ToolsConfig};
-use pincer_tools::policy::{resolve_effective_tools, PolicyRequest, ToolsPolicyConfig};
 use pincer_tools::ToolContext;
 use serde_json::{json, Map, Value};
 
@@ -418,11 +416,17 @@ impl Run {
         };
 
         // Tools: the effective set under the policy, offered to the model and enforced.
-        let tool_ctx = match self.tool_context(&settings, &workspace, &head) {
+        let facts = crate::tooling::session_facts(&settings, &self.agent_id, &key).await;
+        let offered = self
+            .inner
+            .offered_tools(&settings, &self.agent_id, &head, &facts);
+        let tool_ctx = match self.tool_context(&settings, &facts, &offered) {
             Ok(ctx) => ctx,
             Err(message) => return Ok(LoopEnd::Failed(plain_error(message))),
         };
-        let offered = self.inner.offered_tools(&settings, &self.agent_id, &head);
+        if tool_ctx.tool_allowed("memory_search") {
+            crate::memory_index::sync_in_background(&tool_ctx);
+        }
         let specs: &[pincer_providers::ToolSpec] = &offered.specs;
 
         // The system prompt.
@@ -909,30 +913,20 @@ impl Run {
     fn tool_context(
         &self,
         settings: &Arc<Settings>,
-        workspace: &std::path::Path,
-        head: &ResolvedModel,
+        facts: &crate::tooling::SessionFacts,
+        offered: &OfferedTools,
     ) -> Result<ToolContext, String> {
-        let ws = pincer_tools::confine::Workspace::new(workspace)
-            .map_err(|e| format!("cannot open the workspace {}: {e}", workspace.display()))?;
-        let offered = self.inner.offered_tools(settings, &self.agent_id, head);
-        let mut hosts: Hosts = self.inner.options.hosts.clone();
-        if hosts.sessions.is_none() {
-            hosts.sessions = Some(Arc::new(crate::status::SessionsHostImpl::new(
-                self.inner.me.clone(),
-            )));
-        }
         let key = self.req.session_key.to_string();
-        Ok(ToolContext::builder(Arc::new(ws))
-            .agent_id(&self.agent_id)
-            .session_key(&key)
-            .run_id(&self.req.run_id)
-            .policy(offered.policy.clone())
-            .processes(self.inner.processes.clone())
-            .hosts(hosts)
-            .config(Arc::new(exec_config(settings)))
-            .cancel(self.control.cancel.child_token())
-            .channel_origin(matches!(self.req.source, RunSource::Channel { .. }))
-            .build())
+        self.inner.tool_context_for(crate::tooling::ContextSpec {
+            settings,
+            facts,
+            agent_id: &self.agent_id,
+            session_key: &key,
+            run_id: Some(&self.req.run_id),
+            policy: offered.policy.clone(),
+            cancel: self.control.cancel.child_token(),
+            channel_origin: matches!(self.req.source, RunSource::Channel { .. }),
+        })
     }
 
     /// Records the run in the session entry, reports `finishing`/`end`, returns the outcome.
@@ -1148,28 +1142,24 @@ impl Inner {
         settings: &Arc<Settings>,
         agent_id: &str,
         head: &ResolvedModel,
+        facts: &crate::tooling::SessionFacts,
     ) -> Arc<OfferedTools> {
         let key = (
             settings.generation as usize,
             agent_id.to_owned(),
             head.provider.clone(),
             head.model.clone(),
+            facts.policy_bits(),
         );
         if let Some(hit) = self.tool_cache.lock().get(&key) {
             return hit.clone();
         }
-        let global = tools_policy(settings);
-        let names: Vec<&str> = self.tools.names().collect();
-        let policy = resolve_effective_tools(
-            names,
-            &global,
-            None,
-            &PolicyRequest {
-                agent_id: Some(agent_id),
-                provider: Some(&head.provider),
-                model: Some(&head.model),
-                ..PolicyRequest::default()
-            },
+        let policy = crate::tooling::resolve_policy(
+            self.tools.names(),
+            &settings.config,
+            agent_id,
+            Some((&head.provider, &head.model)),
+            facts,
         );
         let specs: Vec<pincer_providers::ToolSpec> = self
             .tools
@@ -1202,53 +1192,4 @@ impl Inner {
         cache.insert(key, offered.clone());
         offered
     }
-}
-
-/// `tools.*` policy of the config in the tools crate's shape.
-pub(crate) fn tools_policy(settings: &Settings) -> ToolsPolicyConfig {
-    let t = &settings.config.tools;
-    let mut policy = ToolsPolicyConfig {
-        profile: t.profile.and_then(|p| {
-            pincer_tools::policy::ToolProfile::parse(match p {
-                pincer_config::model::tools::ToolProfile::Minimal => "minimal",
-                pincer_config::model::tools::ToolProfile::Coding => "coding",
-                pincer_config::model::tools::ToolProfile::Messaging => "messaging",
-                pincer_config::model::tools::ToolProfile::Full => "full",
-            })
-        }),
-        ..ToolsPolicyConfig::default()
-    };
-    policy.policy.allow = t.allow.clone();
-    policy.policy.also_allow = t.also_allow.clone();
-    policy.policy.deny = t.deny.clone();
-    policy
-}
-
-/// `tools.exec.*` onto the tools crate's exec settings.
-pub(crate) fn exec_config(settings: &Settings) -> ToolsConfig {
-    use pincer_tools::exec::approvals::{ExecAsk, ExecSecurity};
-    let mut config = ToolsConfig::default();
-    if let Some(exec) = settings.config.tools.exec.as_ref() {
-        if let Some(s) = exec.security {
-            config.exec.security = match s {
-                pincer_config::model::tools::ExecSecurity::Deny => ExecSecurity::Deny,
-                pincer_config::model::tools::ExecSecurity::Allowlist => ExecSecurity::Allowlist,
-                pincer_config::model::tools::ExecSecurity::Full => ExecSecurity::Full,
-            };
-        }
-        if let Some(a) = exec.ask {
-            config.exec.ask = match a {
-                pincer_config::model::tools::ExecAsk::Off => ExecAsk::Off,
-                pincer_config::model::tools::ExecAsk::OnMiss => ExecAsk::OnMiss,
-                pincer_config::model::tools::ExecAsk::Always => ExecAsk::Always,
-            };
-        }
-        if let Some(t) = exec.timeout_sec {
-            config.exec.timeout_seconds = t;
-        }
-        if let Some(ms) = exec.background_ms {
-            config.exec.yield_ms = ms;
-        }
-    }
-    config
 }

@@ -59,8 +59,11 @@ pub struct AgentOptions {
     /// Model calls per run before the run is stopped (default 64).
     pub max_model_calls: Option<u32>,
     /// Gateway-backed tool hosts (approvals, messaging, nodes, memory). The runtime adds its
-    /// own sessions host.
+    /// own sessions host, and a memory index over its store when none is given.
     pub hosts: Hosts,
+    /// The persistent exec approvals document (allowlists, allow-always grants); without it
+    /// the exec tool applies config only and grants last for one call.
+    pub approvals_store: Option<Arc<dyn pincer_tools::exec::approvals::ApprovalsStore>>,
 }
 
 /// What the runtime is built from.
@@ -174,8 +177,8 @@ pub enum WaitResult {
     Unknown,
 }
 
-/// (config version, agent, provider, model).
-pub(crate) type ToolCacheKey = (usize, String, String, String);
+/// (config version, agent, provider, model, session policy bits).
+pub(crate) type ToolCacheKey = (usize, String, String, String, u8);
 
 pub(crate) struct Inner {
     pub store: Store,

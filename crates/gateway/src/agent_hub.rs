@@ -56,16 +56,19 @@ fn env(name: &str) -> Option<String> {
 impl AgentHub {
     /// Builds the runtime from the config in force. Runs start only after [`AgentHub::start`].
     pub fn new(store: Store, config: Arc<Config>, state_dir: &Path) -> AgentHub {
-        Self::with_hosts(store, config, state_dir, Default::default())
+        Self::with_hosts(store, config, state_dir, Default::default(), None)
     }
 
-    /// [`AgentHub::new`] with gateway-backed tool hosts (the `nodes` tool's host, …).
+    /// [`AgentHub::new`] with gateway-backed tool hosts (the `nodes` tool's host, …) and the
+    /// exec approvals document.
     pub fn with_hosts(
         store: Store,
         config: Arc<Config>,
         state_dir: &Path,
         hosts: pincer_tools::context::Hosts,
+        approvals_store: Option<Arc<dyn pincer_tools::exec::approvals::ApprovalsStore>>,
     ) -> AgentHub {
+        let tools = Arc::new(registry(&config));
         let settings = Settings::new(config, state_dir, &env);
         if settings.registry.is_empty() {
             tracing::warn!(
@@ -81,11 +84,12 @@ impl AgentHub {
         let runtime = AgentRuntime::new(AgentDeps {
             store,
             client,
-            tools: Arc::new(registry()),
+            tools,
             settings,
             events: tx,
             options: AgentOptions {
                 hosts,
+                approvals_store,
                 ..options_from_env()
             },
         });
@@ -136,8 +140,10 @@ impl AgentHub {
 }
 
 /// The built-in tools plus the gateway-hosted ones (`automations`, alias `cron`).
-fn registry() -> pincer_tools::ToolRegistry {
-    let mut r = pincer_tools::builtin::builtin_registry(Default::default());
+/// `tools.web.fetch` is read here, at start.
+fn registry(config: &Config) -> pincer_tools::ToolRegistry {
+    let web_fetch = pincer_agent::tooling::web_fetch_config(config);
+    let mut r = pincer_tools::builtin::builtin_registry(web_fetch);
     r.register(Arc::new(
         pincer_tools::automations::AutomationsTool::default(),
     ));

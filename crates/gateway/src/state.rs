@@ -214,6 +214,7 @@ impl GatewayState {
             Arc::new(parts.config.current().config.clone()),
             &parts.state_dir,
             hosts,
+            Some(approval_host),
         );
         let state = Arc::new(GatewayState {
             version,
