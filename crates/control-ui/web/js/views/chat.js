@@ -207,7 +207,7 @@ class ChatView extends View {
     this.shownSeqs.clear();
     this.toolCards.clear();
     const nodes = [];
-    if (res.hasMore) nodes.push(h('div', { class: 'history-more muted', text: 'Older messages are not shown.' }));
+    if (res.hasMore) nodes.push(this.olderButton(res.nextCursor));
     for (const m of res.messages || []) nodes.push(...this.renderMessage(m));
     if (!(res.messages || []).length) nodes.push(this.emptyChat());
     replace(this.messagesEl, nodes);
@@ -223,6 +223,30 @@ class ChatView extends View {
     if (this.gw.has('sessions.messages.subscribe')) {
       this.gw.request('sessions.messages.subscribe', { key: this.canonicalKey }).catch((e) => showError(e, 'sessions.messages.subscribe failed'));
     }
+  }
+
+  /** "Load earlier messages": pages back with chat.history's `nextCursor`. */
+  olderButton(cursor) {
+    if (!cursor) return h('div', { class: 'history-more muted', text: 'Older messages are not shown.' });
+    const btn = button('Load earlier messages', async () => {
+      btn.disabled = true;
+      const key = this.canonicalKey || this.sessionKey;
+      try {
+        const res = await this.gw.request('chat.history', { sessionKey: key, limit: 200, cursor });
+        if (key !== (this.canonicalKey || this.sessionKey)) return;
+        const el = this.scrollEl;
+        const fromBottom = el.scrollHeight - el.scrollTop;
+        const nodes = [];
+        if (res.hasMore) nodes.push(this.olderButton(res.nextCursor));
+        for (const m of res.messages || []) nodes.push(...this.renderMessage(m));
+        btn.replaceWith(...nodes);
+        el.scrollTop = el.scrollHeight - fromBottom;
+      } catch (e) {
+        btn.disabled = false;
+        reportError(e, 'chat.history failed');
+      }
+    }, { kind: 'ghost small', iconName: 'chevron', testid: 'load-older' });
+    return h('div', { class: 'history-more' }, btn);
   }
 
   emptyChat() {
