@@ -587,6 +587,19 @@ const scenarios = {
     await page.click('[data-testid=confirm-ok]');
     await page.waitForFunction(() => !document.querySelector('[data-testid=session-row][data-key="agent:main:beta"]'), null, { timeout: T });
     step('deleted session disappears');
+    // A long transcript pages back with "Load earlier messages".
+    await page.evaluate(async () => {
+      for (let i = 1; i <= 205; i += 1) await window.pincer.gw.request('chat.inject', { sessionKey: 'agent:main:alpha', message: `note ${i}` });
+    });
+    await page.goto(`${BASE}/?session=${encodeURIComponent('agent:main:alpha')}`);
+    await waitState(page, 'connected');
+    await page.waitForSelector('[data-testid=load-older]', { timeout: T });
+    const before = await page.locator('.msg').count();
+    await page.click('[data-testid=load-older]');
+    await page.waitForFunction((b) => document.querySelectorAll('.msg').length > b, before, { timeout: T });
+    const first = await page.locator('.msg').first().textContent();
+    check(first.includes('note 1') || first.includes('alpha notes'), `the oldest message is shown first: ${first}`);
+    step(`older messages loaded (${before} → ${await page.locator('.msg').count()})`);
     noPageErrors(a);
   },
 
