@@ -56,6 +56,7 @@ mod run;
 pub mod runtime;
 pub mod settings;
 mod status;
+mod subagents;
 pub mod tooling;
 mod util;
 pub mod workspace;

@@ -6,7 +6,7 @@ use std::sync::Weak;
 
 use async_trait::async_trait;
 use pincer_sessions::SessionKey;
-use pincer_store::{EntryFilter, HistoryQuery, ListQuery};
+use pincer_store::{EntryFilter, HistoryQuery};
 use pincer_tools::host::{HostError, Requester, SessionsHost};
 use serde_json::{json, Value};
 
@@ -171,38 +171,14 @@ fn parse_key(inner: &Inner, key: &str) -> Result<SessionKey, HostError> {
 impl SessionsHost for SessionsHostImpl {
     async fn list(&self, requester: &Requester, query: Value) -> Result<Value, HostError> {
         let inner = self.inner()?;
-        let limit = query["limit"].as_u64().unwrap_or(100) as usize;
-        let page = inner
-            .store
-            .list_sessions(ListQuery {
-                agent_id: Some(requester.agent_id.clone()),
-                search: query["search"].as_str().map(str::to_owned),
-                active_minutes: query["activeMinutes"].as_u64(),
-                now_ms: i64::try_from(now_ms()).unwrap_or(0),
-                limit: Some(limit),
-                ..ListQuery::default()
-            })
-            .await
-            .map_err(|e| HostError::Failed(e.to_string()))?;
-        let sessions: Vec<Value> = page
-            .sessions
-            .iter()
-            .map(|r| {
-                json!({
-                    "key": r.key, "kind": r.kind, "sessionId": r.entry.session_id,
-                    "updatedAt": r.entry.updated_at, "label": r.entry.label,
-                    "displayName": r.entry.display_name, "model": r.entry.model,
-                    "totalTokens": r.entry.total_tokens,
-                })
-            })
-            .collect();
-        Ok(json!({"count": page.total_count, "sessions": sessions}))
+        crate::subagents::list(&inner, requester, &query).await
     }
 
-    async fn history(&self, _requester: &Requester, query: Value) -> Result<Value, HostError> {
+    async fn history(&self, requester: &Requester, query: Value) -> Result<Value, HostError> {
         let inner = self.inner()?;
         let key_text = query["sessionKey"].as_str().unwrap_or("");
         let key = parse_key(&inner, key_text)?;
+        crate::subagents::check_visible(&inner, requester, &key).await?;
         let limit = query["limit"].as_u64().unwrap_or(20).clamp(1, 200) as usize;
         let include_tools = query["includeTools"].as_bool() == Some(true);
         let page = inner
@@ -243,16 +219,14 @@ impl SessionsHost for SessionsHostImpl {
         Ok(json!({"sessionKey": key.to_string(), "messages": messages}))
     }
 
-    async fn send(&self, _requester: &Requester, _request: Value) -> Result<Value, HostError> {
-        Err(HostError::Unavailable(
-            "sessions_send is not available in this version of Pincer.".into(),
-        ))
+    async fn send(&self, requester: &Requester, request: Value) -> Result<Value, HostError> {
+        let inner = self.inner()?;
+        crate::subagents::send(&inner, requester, request).await
     }
 
-    async fn spawn(&self, _requester: &Requester, _request: Value) -> Result<Value, HostError> {
-        Err(HostError::Unavailable(
-            "sessions_spawn is not available in this version of Pincer.".into(),
-        ))
+    async fn spawn(&self, requester: &Requester, request: Value) -> Result<Value, HostError> {
+        let inner = self.inner()?;
+        crate::subagents::spawn(&inner, requester, request).await
     }
 
     async fn status(
@@ -264,9 +238,10 @@ impl SessionsHost for SessionsHostImpl {
     ) -> Result<Value, HostError> {
         let inner = self.inner()?;
         let key = parse_key(&inner, session_key)?;
-        if key.agent_id() != Some(requester.agent_id.as_str()) && key.agent_id().is_some() {
+        crate::subagents::check_visible(&inner, requester, &key).await?;
+        if model.is_some() && key.agent_id() != Some(requester.agent_id.as_str()) {
             return Err(HostError::Rejected(format!(
-                "session {key} belongs to another agent"
+                "session {key} belongs to another agent; its model cannot be changed from here"
             )));
         }
         let mut changed = None;
