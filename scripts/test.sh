@@ -49,4 +49,24 @@ else
     echo "warning: chromium or npm missing; the Control UI browser tests will skip" >&2
 fi
 
+# The OpenAI-compatible HTTP API is tested with the official `openai` Python package
+# (crates/cli/tests/e2e/openai_sdk.py), pinned here and installed into a venv under target/.
+OPENAI_PY_VERSION=3.51.0
+OPENAI_VENV=target/openai-venv
+if ! python3 -c "import venv, ensurepip" >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null || echo "warning: could not install python3-venv" >&2
+fi
+if command -v python3 >/dev/null 2>&1; then
+    if ! "$OPENAI_VENV/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '$OPENAI_PY_VERSION')" >/dev/null 2>&1; then
+        (python3 -m venv "$OPENAI_VENV" && "$OPENAI_VENV/bin/pip" install -q "openai==$OPENAI_PY_VERSION") \
+            || echo "warning: could not install the openai package; its e2e test will skip" >&2
+    fi
+    if "$OPENAI_VENV/bin/python" -c "import openai" >/dev/null 2>&1; then
+        # Installed: the SDK test must run (not skip).
+        export PINCER_OPENAI_TESTS_REQUIRED=1
+    fi
+else
+    echo "warning: python3 missing; the openai SDK e2e test will skip" >&2
+fi
+
 exec cargo nextest run --workspace "$@"

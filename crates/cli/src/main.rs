@@ -4,6 +4,7 @@ mod agent_cmd;
 mod channels_cmd;
 mod client_cmd;
 mod config_cmd;
+mod cron_cmd;
 mod devices_cmd;
 mod node_cmd;
 mod nodes_cmd;
@@ -49,6 +50,9 @@ enum Command {
     /// List, show, reset or delete sessions.
     #[command(subcommand)]
     Sessions(sessions_cmd::SessionsSub),
+    /// Automations: list, add, edit, rm, run, runs, status.
+    #[command(subcommand, alias = "automations")]
+    Cron(cron_cmd::CronSub),
     /// Device pairing: list, approve, reject, remove, rename, rotate/revoke tokens.
     Devices {
         #[command(subcommand)]
@@ -325,6 +329,7 @@ fn main() -> ExitCode {
         Command::Chat(args) => agent_cmd::chat(args),
         Command::Config(sub) => config_cmd::run(sub),
         Command::Sessions(sub) => sessions_cmd::run(sub),
+        Command::Cron(sub) => cron_cmd::run(sub),
         Command::Devices { cmd } => devices_cmd::run(cmd),
         Command::Dashboard(args) => devices_cmd::dashboard(args),
         Command::Node { cmd } => node_cmd::run_cmd(cmd),

@@ -44,7 +44,27 @@ pub async fn http_request(
     headers: &[(&str, &str)],
     timeout: Duration,
 ) -> Result<HttpResponse, String> {
+    http_request_body(addr, method, path, headers, None, timeout).await
+}
+
+/// [`http_request`] with a body (`Content-Length` is added unless a header gives it).
+pub async fn http_request_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<HttpResponse, String> {
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    if let Some(b) = body {
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        {
+            req.push_str(&format!("Content-Length: {}\r\n", b.len()));
+        }
+    }
     if !headers
         .iter()
         .any(|(k, _)| k.eq_ignore_ascii_case("connection"))
@@ -62,10 +82,23 @@ pub async fn http_request(
         tcp.write_all(req.as_bytes())
             .await
             .map_err(|e| format!("write: {e}"))?;
+        if let Some(b) = body {
+            // A server may answer (413, 401) and close before reading everything.
+            if let Err(e) = tcp.write_all(b).await {
+                if e.kind() != std::io::ErrorKind::BrokenPipe
+                    && e.kind() != std::io::ErrorKind::ConnectionReset
+                {
+                    return Err(format!("write body: {e}"));
+                }
+            }
+        }
         let mut raw = Vec::new();
-        tcp.read_to_end(&mut raw)
-            .await
-            .map_err(|e| format!("read: {e}"))?;
+        if let Err(e) = tcp.read_to_end(&mut raw).await {
+            // A reset after the response (unread request bytes) still leaves the response.
+            if raw.is_empty() || e.kind() != std::io::ErrorKind::ConnectionReset {
+                return Err(format!("read: {e}"));
+            }
+        }
         Ok::<_, String>(raw)
     };
     let raw = tokio::time::timeout(timeout, io)

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod agent;
+mod automations;
 mod bad_input;
 mod chat;
 mod cli_cmd;
@@ -11,9 +12,11 @@ mod conformance_sessions;
 mod devices;
 mod events;
 mod handshake;
+mod hooks;
 mod http_probes;
 mod lifecycle;
 mod nodes;
+mod openai_http;
 mod proxy;
 mod remote;
 mod sessions;

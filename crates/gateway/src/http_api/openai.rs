@@ -378,6 +378,41 @@ fn event_stream<S: Send + 'static>(
     )
 }
 
+/// The common start of both POST endpoints: 404 when disabled, method and auth, then the
+/// body (≤ 20 MB, 413 beyond).
+async fn post_body(
+    state: &GatewayState,
+    peer: Option<Extension<PeerAddr>>,
+    req: Request<Body>,
+    enabled: bool,
+) -> Result<(HeaderMap, Bytes), Box<Response<Body>>> {
+    if !enabled {
+        return Err(Box::new(not_found()));
+    }
+    gate(state, peer, req.method(), "POST", req.headers())?;
+    let (parts, body) = req.into_parts();
+    match read_body(body, MAX_BODY_BYTES, BODY_DEADLINE).await {
+        Ok(b) => Ok((parts.headers, b)),
+        Err(BodyError::TooLarge(_)) => Err(Box::new(error_response(&OpenAiError {
+            status: 413,
+            message: format!("request body exceeds {MAX_BODY_BYTES} bytes"),
+            kind: "invalid_request_error",
+            param: None,
+            code: None,
+        }))),
+        Err(BodyError::Timeout) => Err(Box::new(server_error(
+            StatusCode::REQUEST_TIMEOUT,
+            "request body timed out",
+            "invalid_request_error",
+        ))),
+        Err(BodyError::Read(e)) => Err(Box::new(server_error(
+            StatusCode::BAD_REQUEST,
+            &e,
+            "invalid_request_error",
+        ))),
+    }
+}
+
 // ---- /v1/chat/completions ----------------------------------------------------------------
 
 struct ChatSse {
@@ -422,34 +457,9 @@ pub async fn chat_completions(
     peer: Option<Extension<PeerAddr>>,
     req: Request<Body>,
 ) -> Response<Body> {
-    if !endpoints(&state).0 {
-        return not_found();
-    }
-    if let Err(resp) = gate(&state, peer, req.method(), "POST", req.headers()) {
-        return *resp;
-    }
-    let (parts, body) = req.into_parts();
-    let body = match read_body(body, MAX_BODY_BYTES, BODY_DEADLINE).await {
-        Ok(b) => b,
-        Err(BodyError::TooLarge(_)) => {
-            return error_response(&OpenAiError {
-                status: 413,
-                message: format!("request body exceeds {MAX_BODY_BYTES} bytes"),
-                kind: "invalid_request_error",
-                param: None,
-                code: None,
-            })
-        }
-        Err(BodyError::Timeout) => {
-            return server_error(
-                StatusCode::REQUEST_TIMEOUT,
-                "request body timed out",
-                "invalid_request_error",
-            )
-        }
-        Err(BodyError::Read(e)) => {
-            return server_error(StatusCode::BAD_REQUEST, &e, "invalid_request_error")
-        }
+    let (headers, body) = match post_body(&state, peer, req, endpoints(&state).0).await {
+        Ok(r) => r,
+        Err(resp) => return *resp,
     };
     let request = match ChatCompletionRequest::parse(&body) {
         Ok(r) => r,
@@ -461,15 +471,11 @@ pub async fn chat_completions(
         Err(e) => return error_response(&e),
     };
     let known = state.config.get().config.agent_ids();
-    let agent = match resolve_agent(
-        &model,
-        header_str(&parts.headers, "x-openclaw-agent-id"),
-        &known,
-    ) {
+    let agent = match resolve_agent(&model, header_str(&headers, "x-openclaw-agent-id"), &known) {
         Ok(a) => a,
         Err(e) => return error_response(&e),
     };
-    let key = match session_for(&parts.headers, &agent, turn.user.as_deref(), "openai") {
+    let key = match session_for(&headers, &agent, turn.user.as_deref(), "openai") {
         Ok(k) => k,
         Err(e) => return error_response(&e),
     };
@@ -564,34 +570,9 @@ pub async fn responses(
     peer: Option<Extension<PeerAddr>>,
     req: Request<Body>,
 ) -> Response<Body> {
-    if !endpoints(&state).1 {
-        return not_found();
-    }
-    if let Err(resp) = gate(&state, peer, req.method(), "POST", req.headers()) {
-        return *resp;
-    }
-    let (parts, body) = req.into_parts();
-    let body = match read_body(body, MAX_BODY_BYTES, BODY_DEADLINE).await {
-        Ok(b) => b,
-        Err(BodyError::TooLarge(_)) => {
-            return error_response(&OpenAiError {
-                status: 413,
-                message: format!("request body exceeds {MAX_BODY_BYTES} bytes"),
-                kind: "invalid_request_error",
-                param: None,
-                code: None,
-            })
-        }
-        Err(BodyError::Timeout) => {
-            return server_error(
-                StatusCode::REQUEST_TIMEOUT,
-                "request body timed out",
-                "invalid_request_error",
-            )
-        }
-        Err(BodyError::Read(e)) => {
-            return server_error(StatusCode::BAD_REQUEST, &e, "invalid_request_error")
-        }
+    let (headers, body) = match post_body(&state, peer, req, endpoints(&state).1).await {
+        Ok(r) => r,
+        Err(resp) => return *resp,
     };
     let request = match ResponsesRequest::parse(&body) {
         Ok(r) => r,
@@ -604,11 +585,7 @@ pub async fn responses(
         Err(e) => return error_response(&e),
     };
     let known = state.config.get().config.agent_ids();
-    let agent = match resolve_agent(
-        &model,
-        header_str(&parts.headers, "x-openclaw-agent-id"),
-        &known,
-    ) {
+    let agent = match resolve_agent(&model, header_str(&headers, "x-openclaw-agent-id"), &known) {
         Ok(a) => a,
         Err(e) => return error_response(&e),
     };
@@ -619,13 +596,8 @@ pub async fn responses(
         .and_then(|k| SessionKey::parse(&k).ok())
         .filter(|k| k.agent_id() == Some(agent.as_str()));
     let key = match previous {
-        Some(k) if header_str(&parts.headers, "x-openclaw-session-key").is_none() => k,
-        _ => match session_for(
-            &parts.headers,
-            &agent,
-            turn.user.as_deref(),
-            "openresponses",
-        ) {
+        Some(k) if header_str(&headers, "x-openclaw-session-key").is_none() => k,
+        _ => match session_for(&headers, &agent, turn.user.as_deref(), "openresponses") {
             Ok(k) => k,
             Err(e) => return error_response(&e),
         },
