@@ -531,3 +531,81 @@ mod tests {
         assert_eq!(sandbox_mode(&Config::default(), "main"), SandboxMode::Off);
     }
 }
+
+/// What a session's runs are offered (`tools.effective`).
+#[derive(Debug, Clone)]
+pub struct EffectiveToolSet {
+    pub agent_id: String,
+    /// `tools.profile` in force (agent over global); `full` when unset.
+    pub profile: &'static str,
+    /// (name, description) of every offered tool, in registry order.
+    pub tools: Vec<(String, String)>,
+    /// Tools the policy removed, with the layer that removed them.
+    pub removed: Vec<pincer_tools::policy::RemovedTool>,
+    /// `off` | `on` | `unavailable` (required, but bubblewrap cannot run).
+    pub sandbox: &'static str,
+    pub sandbox_error: Option<String>,
+}
+
+impl crate::runtime::AgentRuntime {
+    /// The tool registry runs dispatch through.
+    pub fn tool_registry(&self) -> &Arc<pincer_tools::ToolRegistry> {
+        &self.inner.tools
+    }
+
+    /// The tools a run of `key` would be offered now (policy, sandbox gate, model layers).
+    pub async fn effective_tools(&self, agent_id: &str, key: &SessionKey) -> EffectiveToolSet {
+        let settings = self.inner.settings();
+        let entry = self
+            .inner
+            .store
+            .get_session(key)
+            .await
+            .ok()
+            .flatten()
+            .map(|r| r.entry);
+        let head = settings
+            .model_for_run(agent_id, entry.as_ref(), None)
+            .and_then(|c| {
+                settings
+                    .registry
+                    .resolve_chain(&c.primary, &c.fallbacks)
+                    .ok()
+            })
+            .and_then(|chain| chain.into_iter().next());
+        let facts = session_facts(&settings, agent_id, key).await;
+        let policy = resolve_policy(
+            self.inner.tools.names(),
+            &settings.config,
+            agent_id,
+            head.as_ref()
+                .map(|h| (h.provider.as_str(), h.model.as_str())),
+            &facts,
+        );
+        let tools = self
+            .inner
+            .tools
+            .specs()
+            .into_iter()
+            .filter(|s| policy.allows(&s.name))
+            .map(|s| (s.name.clone(), s.description.clone()))
+            .collect();
+        let profile = agent_policy(&settings.config, agent_id)
+            .and_then(|a| a.profile)
+            .or(settings.config.tools.profile)
+            .map_or("full", |p| p.as_str());
+        let (sandbox, sandbox_error) = match &facts.sandbox {
+            SessionSandbox::Off => ("off", None),
+            SessionSandbox::On(_) => ("on", None),
+            SessionSandbox::Unavailable(why) => ("unavailable", Some(why.clone())),
+        };
+        EffectiveToolSet {
+            agent_id: agent_id.to_owned(),
+            profile,
+            tools,
+            removed: policy.removed,
+            sandbox,
+            sandbox_error,
+        }
+    }
+}

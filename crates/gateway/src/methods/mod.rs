@@ -19,6 +19,7 @@ pub mod nodes;
 pub mod send;
 pub mod sessions;
 pub mod system;
+pub mod tools;
 
 use crate::dispatch::MethodRegistry;
 
@@ -39,6 +40,7 @@ pub fn registry() -> MethodRegistry {
     nodes::register(&mut reg);
     node_invoke::register(&mut reg);
     approvals::register(&mut reg);
+    tools::register(&mut reg);
     cron::register(&mut reg);
     heartbeat::register(&mut reg);
     channels::register(&mut reg);
@@ -114,6 +116,8 @@ mod tests {
                 "exec.approval.resolve",
                 "exec.approvals.get",
                 "exec.approvals.set",
+                "tools.catalog",
+                "tools.effective",
                 "cron.list",
                 "cron.get",
                 "cron.status",
