@@ -1,6 +1,7 @@
 //! The `pincer` binary.
 
 mod agent_cmd;
+mod approvals_cmd;
 mod channels_cmd;
 mod client_cmd;
 mod config_cmd;
@@ -53,6 +54,12 @@ enum Command {
     /// Automations: list, add, edit, rm, run, runs, status.
     #[command(subcommand, alias = "automations")]
     Cron(cron_cmd::CronSub),
+    /// Exec approvals: list waiting commands, approve (once or always) or deny them; show or
+    /// change the approvals policy.
+    Approvals {
+        #[command(subcommand)]
+        cmd: approvals_cmd::ApprovalsCmd,
+    },
     /// Device pairing: list, approve, reject, remove, rename, rotate/revoke tokens.
     Devices {
         #[command(subcommand)]
@@ -330,6 +337,7 @@ fn main() -> ExitCode {
         Command::Config(sub) => config_cmd::run(sub),
         Command::Sessions(sub) => sessions_cmd::run(sub),
         Command::Cron(sub) => cron_cmd::run(sub),
+        Command::Approvals { cmd } => approvals_cmd::run(cmd),
         Command::Devices { cmd } => devices_cmd::run(cmd),
         Command::Dashboard(args) => devices_cmd::dashboard(args),
         Command::Node { cmd } => node_cmd::run_cmd(cmd),
