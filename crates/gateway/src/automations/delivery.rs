@@ -3,9 +3,10 @@
 //!
 //! Session delivery is what WebChat and the Control UI see: the text is appended as an
 //! assistant message (never sent back to the model as user input) and a `chat` final event
-//! goes to the session's readers. Channel conversations need the channel manager's outbound
-//! path; until it is part of the gateway, results for them are committed to the session only
-//! and the delivery reports that the channel send was not possible.
+//! goes to the session's readers. A session that talks through a chat channel (Telegram,
+//! Discord, Slack: its `deliveryContext`) also gets the text in that chat, through the
+//! gateway's one send path (`ChannelsHub::send`, idempotent per delivery key); an explicit
+//! `channel` + `to` route goes there directly.
 //!
 //! Webhooks are POSTed with `Authorization: Bearer <cron.webhookToken>` (when set) through the
 //! same SSRF guard as `web_fetch`: private, loopback and internal targets are refused unless
@@ -77,36 +78,92 @@ pub async fn to_session(
     })
 }
 
-/// Delivers `text` to the conversation behind `key`: the session itself, plus the channel
-/// when the session belongs to one (see the module doc).
+/// An explicit channel route (`delivery.channel`/`to`, `heartbeat.target`/`to`, a hook's
+/// `channel`/`to`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChannelRoute<'a> {
+    pub channel: &'a str,
+    pub to: &'a str,
+    pub account_id: Option<&'a str>,
+    pub thread_id: Option<&'a str>,
+}
+
+/// Delivers `text` to the conversation behind `key`: committed to the session, and sent to
+/// the chat when the session talks through a channel (its `deliveryContext`).
+/// `idempotency_key` makes a retried delivery send once.
 pub async fn to_conversation(
     state: &Arc<GatewayState>,
     key: &SessionKey,
     text: &str,
     label: Option<&str>,
+    idempotency_key: &str,
 ) -> Result<Vec<Delivered>, String> {
     let mut out = vec![to_session(state, key, text, label).await?];
-    if let Some(channel) = key.channel() {
-        match to_channel(state, channel, key, text).await {
-            Ok(Some(d)) => out.push(d),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(target: "cron", session = %key, "{e}"),
-        }
+    if let Some(d) = to_session_channel(state, key, text, idempotency_key).await? {
+        out.push(d);
     }
     Ok(out)
 }
 
-/// Sends `text` to the channel conversation of `key`. `Ok(None)`: no outbound path for channels
-/// in this gateway (the session commit is the delivery).
-pub async fn to_channel(
-    _state: &Arc<GatewayState>,
-    channel: &str,
+/// Sends `text` to the chat a session talks through; `Ok(None)` when the session is not a
+/// channel conversation (WebChat, the CLI, cron and hook sessions).
+pub async fn to_session_channel(
+    state: &Arc<GatewayState>,
     key: &SessionKey,
-    _text: &str,
+    text: &str,
+    idempotency_key: &str,
 ) -> Result<Option<Delivered>, String> {
-    tracing::debug!(target: "cron", channel, session = %key,
-        "channel delivery is not available in this gateway; the result is in the session");
-    Ok(None)
+    let record = state
+        .store
+        .get_session(key)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(conv) = record
+        .as_ref()
+        .and_then(|r| crate::channels::sink::delivery_conversation(&r.entry))
+    else {
+        return Ok(None);
+    };
+    let sent = state
+        .channels
+        .send(crate::channels::messaging::OutboundRequest {
+            session_key: Some(key.clone()),
+            text: text.to_string(),
+            idempotency_key: idempotency_key.to_string(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| format!("sending to {} {} failed: {e}", conv.channel, conv.chat_id))?;
+    Ok(Some(Delivered::Channel {
+        channel: sent.channel,
+        to: sent.chat_id,
+    }))
+}
+
+/// Sends `text` to an explicit channel route.
+pub async fn to_channel(
+    state: &Arc<GatewayState>,
+    route: ChannelRoute<'_>,
+    text: &str,
+    idempotency_key: &str,
+) -> Result<Delivered, String> {
+    let sent = state
+        .channels
+        .send(crate::channels::messaging::OutboundRequest {
+            channel: Some(route.channel.to_string()),
+            account_id: route.account_id.map(str::to_string),
+            to: Some(route.to.to_string()),
+            thread_id: route.thread_id.map(str::to_string),
+            text: text.to_string(),
+            idempotency_key: idempotency_key.to_string(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| format!("sending to {} {} failed: {e}", route.channel, route.to))?;
+    Ok(Delivered::Channel {
+        channel: sent.channel,
+        to: sent.chat_id,
+    })
 }
 
 /// The webhook SSRF policy (`cron.webhookSsrfPolicy`).

@@ -15,7 +15,7 @@ use pincer_automations::heartbeat::{
 use pincer_automations::{RunOutcome, RunRequest, RunTrigger};
 use pincer_sessions::SessionKey;
 
-use super::delivery::{self, Delivered};
+use super::delivery::{self, ChannelRoute, Delivered};
 use super::runner::{preview, AbortOnDrop};
 use crate::state::GatewayState;
 
@@ -171,7 +171,7 @@ pub async fn run(state: &Arc<GatewayState>, request: &RunRequest) -> RunOutcome 
             status.as_str().unwrap_or("ok")
         )));
     };
-    let delivered = deliver(state, &settings, &key, &run_key, alert).await;
+    let delivered = deliver(state, &settings, &key, &run_key, alert, &run_id).await;
     match delivered {
         Ok(Some(d)) => {
             match &d {
@@ -209,27 +209,34 @@ async fn deliver(
     key: &SessionKey,
     run_key: &SessionKey,
     text: &str,
+    idempotency_key: &str,
 ) -> Result<Option<Delivered>, String> {
     if settings.target == HeartbeatTarget::None {
         return Ok(None);
     }
-    if let (HeartbeatTarget::Channel(channel), Some(_)) = (&settings.target, &settings.to) {
-        if let Some(d) = delivery::to_channel(state, channel, key, text).await? {
-            return Ok(Some(d));
-        }
+    if let (HeartbeatTarget::Channel(channel), Some(to)) = (&settings.target, &settings.to) {
+        let route = ChannelRoute {
+            channel,
+            to,
+            account_id: settings.account_id.as_deref(),
+            thread_id: None,
+        };
+        return delivery::to_channel(state, route, text, idempotency_key)
+            .await
+            .map(Some);
     }
     if run_key == key {
-        // The turn ran in the target conversation: its readers saw the reply as it came.
-        if let Some(channel) = key.channel() {
-            if let Some(d) = delivery::to_channel(state, channel, key, text).await? {
-                return Ok(Some(d));
-            }
-        }
-        return Ok(Some(Delivered::Session {
-            key: key.to_string(),
-        }));
+        // The turn ran in the target conversation: its readers saw the reply as it came; a
+        // chat channel behind it gets it now.
+        return match delivery::to_session_channel(state, key, text, idempotency_key).await? {
+            Some(d) => Ok(Some(d)),
+            None => Ok(Some(Delivered::Session {
+                key: key.to_string(),
+            })),
+        };
     }
-    let list = delivery::to_conversation(state, key, text, Some("heartbeat")).await?;
+    let list =
+        delivery::to_conversation(state, key, text, Some("heartbeat"), idempotency_key).await?;
     Ok(list.into_iter().last())
 }
 

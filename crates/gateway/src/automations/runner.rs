@@ -25,7 +25,7 @@ use pincer_providers::ThinkingLevel;
 use pincer_sessions::SessionKey;
 use serde_json::json;
 
-use super::delivery::{self, Delivered};
+use super::delivery::{self, ChannelRoute, Delivered};
 use crate::state::GatewayState;
 
 /// Longest result text kept in run history.
@@ -255,29 +255,44 @@ async fn agent_turn(state: &Arc<GatewayState>, request: &RunRequest) -> RunOutco
                 .map(|d| vec![d])
         }
         DeliveryMode::Announce => {
-            let channel_route = job.def.delivery.as_ref().and_then(|d| {
-                d.channel
-                    .as_deref()
-                    .filter(|c| *c != "last")
-                    .map(|c| (c.to_string(), d.to.clone()))
-            });
-            match channel_route {
-                Some((channel, Some(_to))) => {
-                    match delivery::to_channel(state, &channel, &key, &text).await {
-                        Ok(Some(d)) => Ok(vec![d]),
-                        Ok(None) => Err(format!(
-                            "channel {channel} cannot be reached from this gateway; the result is in {key_text}"
-                        )),
-                        Err(e) => Err(e),
-                    }
+            let idem = format!("cron:{}", request.run_id);
+            let explicit = job.def.delivery.as_ref().and_then(|d| {
+                match (
+                    d.channel.as_deref().filter(|c| *c != "last"),
+                    d.to.as_deref(),
+                ) {
+                    (Some(channel), Some(to)) => Some(ChannelRoute {
+                        channel,
+                        to,
+                        account_id: d.account_id.as_deref(),
+                        thread_id: d.thread_id.as_deref(),
+                    }),
+                    _ => None,
                 }
-                _ => match announce_target(job, &agent) {
+            });
+            match explicit {
+                Some(route) => delivery::to_channel(state, route, &text, &idem)
+                    .await
+                    .map(|d| vec![d]),
+                None => match announce_target(job, &agent) {
                     Ok(Some(target)) => {
-                        delivery::to_conversation(state, &target, &text, Some(&job.def.name)).await
+                        delivery::to_conversation(state, &target, &text, Some(&job.def.name), &idem)
+                            .await
                     }
-                    Ok(None) => Ok(vec![Delivered::Session {
-                        key: key_text.clone(),
-                    }]),
+                    // The run happened in the named conversation; its chat gets it too.
+                    Ok(None) => {
+                        let mut list = vec![Delivered::Session {
+                            key: key_text.clone(),
+                        }];
+                        match delivery::to_session_channel(state, &key, &text, &idem).await {
+                            Ok(Some(d)) => {
+                                list.push(d);
+                                Ok(list)
+                            }
+                            Ok(None) => Ok(list),
+                            Err(e) => Err(e),
+                        }
+                    }
                     Err(e) => Err(e),
                 },
             }

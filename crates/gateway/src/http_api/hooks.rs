@@ -318,13 +318,18 @@ async fn after_run(
     }
     let mut delivered = false;
     if action.deliver {
-        if let Some(channel) = &action.channel {
-            match delivery::to_channel(state, channel, key, &outcome.text).await {
-                Ok(Some(_)) => delivered = true,
-                Ok(None) => {
-                    tracing::warn!(target: "hooks", channel, "channel delivery is not available; the reply stays in {key}")
+        if let (Some(channel), Some(to)) = (&action.channel, &action.to) {
+            let route = delivery::ChannelRoute {
+                channel,
+                to,
+                account_id: action.account_id.as_deref(),
+                thread_id: None,
+            };
+            match delivery::to_channel(state, route, &outcome.text, &outcome.run_id).await {
+                Ok(_) => delivered = true,
+                Err(e) => {
+                    tracing::warn!(target: "hooks", channel, session = %key, "hook delivery failed: {e}")
                 }
-                Err(e) => tracing::warn!(target: "hooks", channel, "hook delivery failed: {e}"),
             }
         }
         let summary = format!(
