@@ -219,6 +219,9 @@ pub fn session_row(
                 put(name, json!(v));
             }
         }
+        if let Some(depth) = e.spawn_depth {
+            put("spawnDepth", json!(depth));
+        }
     }
     let model = match entry.and_then(|e| e.model_override.clone()) {
         Some(m) => Some((

@@ -21,6 +21,7 @@ mod proxy;
 mod remote;
 mod sessions;
 mod tls;
+mod tools;
 mod ui;
 
 use std::path::Path;
