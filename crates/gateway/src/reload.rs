@@ -111,10 +111,13 @@ impl GatewayState {
     /// validated and reported).
     pub fn start_config_watcher(self: &Arc<Self>) {
         let weak: Weak<GatewayState> = Arc::downgrade(self);
+        // The watcher calls back on its own thread; subscribers may spawn tasks.
+        let runtime = tokio::runtime::Handle::try_current().ok();
         let spawned = ConfigWatcher::spawn(
             self.config.current(),
             self.config.options().clone(),
             move |event| {
+                let _in_runtime = runtime.as_ref().map(tokio::runtime::Handle::enter);
                 let Some(state) = weak.upgrade() else { return };
                 match event {
                     ReloadEvent::Applied { loaded, .. } => {

@@ -893,3 +893,45 @@ async fn pincer_cron_add_list_edit_run_runs_rm() {
         .iter()
         .all(|j| j["id"] != id.as_str()));
 }
+
+async fn wait_job(ws: &mut RawWs, id: &str, want: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (got, _) = rpc(ws, &format!("g{}", now_ms()), "cron.get", json!({"id": id})).await;
+        if want(&got["payload"]) {
+            return got["payload"].clone();
+        }
+        assert!(Instant::now() < deadline, "{got}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_edit_reconverges_the_heartbeat_job_and_0m_turns_the_cadence_off() {
+    let fake = FakeLlm::start().await.unwrap();
+    let gw = gateway(
+        json!({"agents": {"defaults": {"heartbeat": {"every": "1h"}}}}),
+        fake,
+    )
+    .await;
+    let mut ws = op(&gw, &[]).await;
+    let job = heartbeat_job(&mut ws).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    let path = gw.gw.state_path().join("pincer.json");
+    let edit = |every: &str| {
+        let mut config: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        config["agents"]["defaults"]["heartbeat"]["every"] = json!(every);
+        std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    };
+    edit("45m");
+    let job = wait_job(&mut ws, &id, |j| j["schedule"]["everyMs"] == 2_700_000).await;
+    assert_eq!(job["id"], id.as_str(), "the same job, updated");
+    assert_eq!(job["enabled"], true);
+    edit("0m");
+    let job = wait_job(&mut ws, &id, |j| j["enabled"] == false).await;
+    assert_eq!(job["nextRunAtMs"], Value::Null);
+    // The gateway survived the reloads.
+    let (h, _) = rpc(&mut ws, "h", "health", json!({})).await;
+    assert_eq!(h["ok"], true);
+}

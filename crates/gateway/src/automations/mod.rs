@@ -312,12 +312,17 @@ pub async fn shutdown(state: &GatewayState) {
 }
 
 /// A config version was applied: re-converge the heartbeat jobs when their specs changed.
+/// Runs inside the gateway's runtime (the config watcher's callback enters it).
 pub fn config_changed(state: &Arc<GatewayState>) {
     let Some(scheduler) = state.automations.scheduler_now() else {
         return;
     };
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        tracing::warn!(target: "cron", "config change outside the runtime; heartbeat jobs not re-converged");
+        return;
+    };
     let state = Arc::clone(state);
-    tokio::spawn(async move { converge_heartbeats(&state, &scheduler).await });
+    runtime.spawn(async move { converge_heartbeats(&state, &scheduler).await });
 }
 
 async fn converge_heartbeats(state: &Arc<GatewayState>, scheduler: &Scheduler) {
