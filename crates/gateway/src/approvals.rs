@@ -160,6 +160,20 @@ fn parse_decision(s: &str) -> Option<ApprovalDecision> {
     }
 }
 
+/// Decisions an operator may give: `allow-always` is not offered when every command asks
+/// (`ask: always`) or the requester said it is unavailable.
+pub fn allowed_decisions(ask: Option<&str>, unavailable: Option<&Value>) -> Vec<&'static str> {
+    let no_always = ask == Some("always")
+        || unavailable
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|d| d == "allow-always"));
+    if no_always {
+        vec!["allow-once", "deny"]
+    } else {
+        vec!["allow-once", "allow-always", "deny"]
+    }
+}
+
 /// The `request` object of an agent's exec approval (the reference's field set).
 pub fn request_json(r: &ExecApprovalRequest) -> Value {
     json!({
@@ -171,7 +185,7 @@ pub fn request_json(r: &ExecApprovalRequest) -> Value {
         "security": r.security,
         "ask": r.ask,
         "warningText": r.warning_text,
-        "allowedDecisions": ["allow-once", "allow-always", "deny"],
+        "allowedDecisions": allowed_decisions(Some(&r.ask), None),
         "agentId": r.agent_id,
         "resolvedPath": r.resolved_path,
         "sessionKey": r.session_key,

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod agent;
+mod approvals;
 mod automations;
 mod bad_input;
 mod chat;

@@ -137,6 +137,20 @@ async fn file_tools_and_path_escapes() {
     let mut ws = op(&gw, &["tool-events"]).await;
     let r = run_tools(&mut ws, "f1", "main", "work with files").await;
     assert_eq!(r.len(), 8, "{r:#?}");
+    let names: Vec<&str> = r.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "write",
+            "read",
+            "edit",
+            "apply_patch",
+            "read",
+            "read",
+            "read",
+            "write"
+        ]
+    );
     for (i, ok) in r.iter().take(4).enumerate() {
         assert!(!ok.is_error, "call {i}: {ok:?}");
     }

@@ -16,7 +16,7 @@ use pincer_tools::host::ApprovalDecision;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::approvals::{document_hash, CreateOptions, Ended};
+use crate::approvals::{allowed_decisions, document_hash, CreateOptions, Ended};
 use crate::dispatch::{MethodRegistry, OwnedCall, Reply};
 
 pub fn register(reg: &mut MethodRegistry) {
@@ -85,18 +85,6 @@ struct RequestParams {
     suppress_delivery: Option<bool>,
     timeout_ms: Option<u64>,
     two_phase: Option<bool>,
-}
-
-fn allowed_decisions(ask: Option<&str>, unavailable: Option<&Value>) -> Vec<&'static str> {
-    let no_always = ask == Some("always")
-        || unavailable
-            .and_then(Value::as_array)
-            .is_some_and(|a| a.iter().any(|d| d == "allow-always"));
-    if no_always {
-        vec!["allow-once", "deny"]
-    } else {
-        vec!["allow-once", "allow-always", "deny"]
-    }
 }
 
 fn final_answer(record: &ApprovalRecord, ended: Option<&Ended>) -> Value {
