@@ -81,8 +81,9 @@ pub struct SendArgs {
     /// telegram, discord or slack (may be left out when only one is configured).
     #[arg(long)]
     channel: Option<String>,
-    /// Chat id; Discord/Slack also `user:<id>` (a DM) or `channel:<id>`.
-    #[arg(long)]
+    /// Chat id (Telegram group ids are negative); Discord/Slack also `user:<id>` (a DM) or
+    /// `channel:<id>`.
+    #[arg(long, allow_hyphen_values = true)]
     to: String,
     #[arg(long, short)]
     message: Option<String>,

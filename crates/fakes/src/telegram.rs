@@ -96,6 +96,8 @@ struct State {
     call_notify: Notify,
     script: Mutex<Script>,
     polls: AtomicU64,
+    /// message id → when a `getUpdates` answer first carried it.
+    delivered: Mutex<HashMap<i64, std::time::Instant>>,
 }
 
 /// The running fake. Dropping it stops the server.
@@ -176,7 +178,15 @@ impl State {
                 q.pop_front();
             }
         }
-        q.iter().take(limit).cloned().collect()
+        let out: Vec<Value> = q.iter().take(limit).cloned().collect();
+        let now = std::time::Instant::now();
+        let mut delivered = self.delivered.lock();
+        for u in &out {
+            if let Some(id) = u.pointer("/message/message_id").and_then(Value::as_i64) {
+                delivered.entry(id).or_insert(now);
+            }
+        }
+        out
     }
 }
 
@@ -311,6 +321,15 @@ impl Handler for TelegramHandler {
 impl FakeTelegram {
     /// Starts a fake that accepts `token`.
     pub async fn start(token: &str) -> std::io::Result<Self> {
+        Self::start_at(None, token).await
+    }
+
+    /// Starts on a fixed address (benchmarks point a separately started gateway at it).
+    pub async fn bind(addr: std::net::SocketAddr, token: &str) -> std::io::Result<Self> {
+        Self::start_at(Some(addr), token).await
+    }
+
+    async fn start_at(addr: Option<std::net::SocketAddr>, token: &str) -> std::io::Result<Self> {
         let state = Arc::new(State {
             token: Mutex::new(token.to_string()),
             updates: Mutex::new(VecDeque::new()),
@@ -321,13 +340,31 @@ impl FakeTelegram {
             call_notify: Notify::new(),
             script: Mutex::new(Script::default()),
             polls: AtomicU64::new(0),
+            delivered: Mutex::new(HashMap::new()),
         });
-        let server = FakeHttpServer::start(
-            Arc::new(TelegramHandler(state.clone())),
-            ServerOptions::default(),
-        )
-        .await?;
+        let server = match addr {
+            Some(a) => {
+                FakeHttpServer::bind(
+                    a,
+                    Arc::new(TelegramHandler(state.clone())),
+                    ServerOptions::default(),
+                )
+                .await?
+            }
+            None => {
+                FakeHttpServer::start(
+                    Arc::new(TelegramHandler(state.clone())),
+                    ServerOptions::default(),
+                )
+                .await?
+            }
+        };
         Ok(FakeTelegram { server, state })
+    }
+
+    /// When a `getUpdates` answer first carried message `message_id` (latency benchmarks).
+    pub fn delivered_at(&self, message_id: i64) -> Option<std::time::Instant> {
+        self.state.delivered.lock().get(&message_id).copied()
     }
 
     /// `http://127.0.0.1:<port>` (the adapter's `apiRoot`).

@@ -290,12 +290,14 @@ impl Inner {
         if offset.lock().is_none() {
             *offset.lock() = self.load_offset().await;
         }
+        // The token works and nothing blocks polling: connected (the first long poll may
+        // legitimately wait its whole timeout for an update).
+        self.status.connected();
         let poll_retry = HttpRetry {
             transient: RetryPolicy::none(),
             timeout: self.settings.poll_timeout + Duration::from_secs(15),
             ..self.settings.http
         };
-        let mut connected = false;
         loop {
             let current = *offset.lock();
             let mut body = json!({
@@ -307,10 +309,6 @@ impl Inner {
             }
             let updates = self.call_with("getUpdates", &body, &poll_retry).await?;
             live.beat();
-            if !connected {
-                self.status.connected();
-                connected = true;
-            }
             let Some(list) = updates.as_array() else {
                 continue;
             };

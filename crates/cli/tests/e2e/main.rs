@@ -5,6 +5,7 @@ mod agent;
 mod approvals;
 mod automations;
 mod bad_input;
+mod channels;
 mod chat;
 mod cli_cmd;
 mod config;

@@ -76,6 +76,8 @@ pub struct RecordedRequest {
     /// The body parsed as JSON (`Null` if it is not JSON).
     pub body: Value,
     pub raw_body: Bytes,
+    /// When the request was complete (latency benchmarks compare it with other fakes).
+    pub received_at: std::time::Instant,
 }
 
 impl RecordedRequest {
@@ -219,6 +221,7 @@ impl Handler for LlmHandler {
             path: request.path.clone(),
             headers: request.headers.clone(),
             body: body.clone(),
+            received_at: std::time::Instant::now(),
             raw_body: request.body.clone(),
         });
         let path = request.path.trim_end_matches('/');

@@ -340,8 +340,28 @@ impl ChannelsHub {
             slot.spec.reply_mode,
             slot.spec.chunk_mode,
         );
+        self.watch_status(&adapter);
         slot.adapter = Some(adapter);
         slot
+    }
+
+    /// Keeps `health` current: a connection state change of the account (connected,
+    /// reconnecting, failed, stopped) refreshes it (bursts coalesced). Ends with the adapter.
+    fn watch_status(&self, adapter: &Arc<dyn ChannelAdapter>) {
+        let mut rx = adapter.status().subscribe();
+        let cell = self.cell.clone();
+        tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                rx.borrow_and_update();
+                match cell.get() {
+                    Some(state) => {
+                        state.refresh_health(None);
+                    }
+                    None => return,
+                }
+            }
+        });
     }
 
     /// Connects one account (the manager first replays inbound messages a previous run
