@@ -103,6 +103,12 @@ impl Tool for MessageTool {
                 "request": Value::Object(m),
             })));
         }
+        // A repeat of the same call (a retried turn) must not send twice.
+        if !has_str(&m, "idempotencyKey") {
+            if let (Some(run), Some(call)) = (&ctx.run_id, &ctx.tool_call_id) {
+                m.insert("idempotencyKey".into(), json!(format!("{run}:{call}")));
+            }
+        }
         let host = ctx.hosts.messaging.as_ref().ok_or_else(|| {
             ToolError::Unavailable("Channel messaging is not available in this context.".into())
         })?;

@@ -1025,3 +1025,121 @@ async fn activation_always_is_owner_only_and_persists() {
     };
     assert_eq!(row["groupActivation"], "always", "{res:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_message_tool_sends_into_the_current_conversation_once() {
+    let llm = echo_llm().await;
+    llm.push(Reply::new().tool_call(
+        "call_msg_1",
+        "message",
+        r#"{"action":"send","message":"a note from the message tool"}"#,
+    ));
+    llm.push(Reply::new().text("and the final answer"));
+    let fake = Fake::start(Kind::Discord).await;
+    let gw = gateway(
+        config(&llm, &fake, json!({"dmPolicy": "open", "allowFrom": ["*"]})),
+        llm,
+    )
+    .await;
+    wait_state(&gw, "discord", "running").await;
+    let chat = fake.dm_chat(12);
+    fake.dm(12, "please leave me a note");
+    let got = fake.wait_sent(&chat, 2).await;
+    assert_eq!(
+        got,
+        vec![
+            "a note from the message tool".to_string(),
+            "and the final answer".to_string()
+        ]
+    );
+    // The tool result the model saw is the delivery receipt.
+    let second = gw.fake.model_requests()[1].body.to_string();
+    assert!(second.contains("messageId"), "{second}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairing_methods_list_dismiss_and_approve_with_the_reference_shapes() {
+    let llm = echo_llm().await;
+    let fake = Fake::start(Kind::Slack).await;
+    let gw = gateway(config(&llm, &fake, json!({})), llm).await;
+    wait_state(&gw, "slack", "running").await;
+    fake.dm(21, "hello");
+    fake.dm(22, "hello too");
+    let a = pairing_code(&fake.wait_sent(&fake.dm_chat(21), 1).await[0]);
+    let b = pairing_code(&fake.wait_sent(&fake.dm_chat(22), 1).await[0]);
+    let mut ws = op(&gw, &[]).await;
+    let (res, _) = rpc(
+        &mut ws,
+        "l",
+        "channels.pairing.list",
+        json!({"channel": "slack"}),
+    )
+    .await;
+    let p = &res["payload"];
+    assert_eq!(p["accounts"][0]["channel"], "slack", "{p:#}");
+    assert_eq!(
+        p["limits"],
+        json!({"pendingPerAccount": 3, "ttlMs": 3_600_000})
+    );
+    assert_eq!(p["commandOwnerConfigured"], false);
+    let codes: Vec<&str> = p["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["requestId"].as_str().unwrap())
+        .collect();
+    assert!(
+        codes.contains(&a.as_str()) && codes.contains(&b.as_str()),
+        "{p:#}"
+    );
+    let r = &p["requests"][0];
+    for k in [
+        "senderId",
+        "senderLabel",
+        "createdAt",
+        "lastSeenAt",
+        "expiresAt",
+        "channelLabel",
+    ] {
+        assert!(r.get(k).is_some(), "{k} in {r:#}");
+    }
+    let (res, _) = rpc(
+        &mut ws,
+        "d",
+        "channels.pairing.dismiss",
+        json!({"channel": "slack", "accountId": "default", "requestId": a}),
+    )
+    .await;
+    assert_eq!(res["payload"]["senderId"], "U0021", "{res}");
+    let (res, _) = rpc(
+        &mut ws,
+        "a",
+        "channels.pairing.approve",
+        json!({"channel": "slack", "accountId": "default", "requestId": a}),
+    )
+    .await;
+    assert_eq!(
+        res["error"]["message"],
+        "pending DM access request no longer exists"
+    );
+    let (res, _) = rpc(
+        &mut ws,
+        "a2",
+        "channels.pairing.approve",
+        json!({"channel": "slack", "accountId": "default", "requestId": b, "notify": true}),
+    )
+    .await;
+    assert_eq!(res["payload"]["notification"], "sent", "{res}");
+    assert_eq!(res["payload"]["commandOwnerBootstrap"], "not-requested");
+    // Slack takes a user id as the channel of a DM.
+    let told = fake.wait_sent("U0022", 1).await;
+    assert!(told[0].contains("approved"), "{told:?}");
+    let (res, _) = rpc(
+        &mut ws,
+        "u",
+        "channels.pairing.list",
+        json!({"channel": "matrix"}),
+    )
+    .await;
+    assert_eq!(res["error"]["message"], "unknown pairing channel: matrix");
+}
