@@ -78,6 +78,10 @@ enum Scenario {
     /// Start the gateway command after `--` N times: spawn→port, spawn→healthy `health`,
     /// idle RSS, SIGTERM→exit.
     Startup(scenarios::startup::Args),
+    /// Channel messages through the gateway: a fake Telegram (--telegram-port) and a
+    /// zero-latency fake provider (--fake-port) this starts; inbound → first model request
+    /// (gateway time) and M messages over S DM sessions checked for loss/duplicates.
+    Channels(scenarios::channels::Args),
     /// Agent turns against a zero-latency fake provider this starts on --fake-port: gateway
     /// overhead per turn, S sessions × N deltas checked for loss/order, RSS per active run.
     Chat(scenarios::chat::Args),
@@ -94,6 +98,7 @@ impl Scenario {
             Scenario::Idle(_) => "idle",
             Scenario::Fanout(_) => "fanout",
             Scenario::Startup(_) => "startup",
+            Scenario::Channels(_) => "channels",
             Scenario::Chat(_) => "chat",
             Scenario::NodeInvoke(_) => "node-invoke",
         }
@@ -107,6 +112,7 @@ async fn run_scenario(ctx: &Ctx, scenario: &Scenario) -> Result<Report> {
         Scenario::Idle(a) => scenarios::idle::run(ctx, a).await,
         Scenario::Fanout(a) => scenarios::fanout::run(ctx, a).await,
         Scenario::Startup(a) => scenarios::startup::run(ctx, a).await,
+        Scenario::Channels(a) => scenarios::channels::run(ctx, a).await,
         Scenario::Chat(a) => scenarios::chat::run(ctx, a).await,
         Scenario::NodeInvoke(a) => scenarios::node_invoke::run(ctx, a).await,
     }

@@ -1,6 +1,7 @@
 //! One module per scenario. Each takes the shared [`Ctx`] and its own clap `Args`, and returns
 //! a [`Report`]: machine-readable JSON plus a short human summary. Later issues add modules here.
 
+pub mod channels;
 pub mod chat;
 pub mod fanout;
 pub mod handshake;
