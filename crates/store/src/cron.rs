@@ -211,6 +211,17 @@ fn load_job_by_declaration(conn: &Connection, key: &str) -> Result<Option<CronJo
         .optional()?)
 }
 
+/// Jobs whose declaration key starts with `prefix` (a range on the declaration-key index:
+/// only system jobs are read, however many user jobs exist).
+fn load_declared(conn: &Connection, prefix: &str) -> Result<Vec<CronJobRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {JOB_COLUMNS} FROM cron_jobs WHERE declaration_key >= ?1 \
+         AND substr(declaration_key, 1, length(?1)) = ?1 ORDER BY declaration_key"
+    ))?;
+    let rows = stmt.query_map([prefix], job_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
 fn load_jobs(conn: &Connection) -> Result<Vec<CronJobRow>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {JOB_COLUMNS} FROM cron_jobs ORDER BY created_at_ms, job_id"
@@ -338,6 +349,11 @@ impl CronTx<'_> {
 
     pub fn jobs(&self) -> Result<Vec<CronJobRow>> {
         load_jobs(self.conn)
+    }
+
+    /// Jobs whose declaration key starts with `prefix` (system jobs of one family).
+    pub fn declared_jobs(&self, prefix: &str) -> Result<Vec<CronJobRow>> {
+        load_declared(self.conn, prefix)
     }
 
     /// Inserts or replaces a job row.

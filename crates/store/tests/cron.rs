@@ -78,6 +78,31 @@ async fn jobs_receipts_history_and_scratch() {
     let mut dup = job("c", None);
     dup.declaration_key = Some("heartbeat:main".into());
     assert!(store.cron_write(move |tx| tx.put_job(&dup)).await.is_err());
+    // A family of system jobs is read by its key prefix alone.
+    let declared = store
+        .cron_write(|tx| {
+            let mut d = job("d", None);
+            d.declaration_key = Some("heartbeat:ops".into());
+            tx.put_job(&d)?;
+            let mut e = job("e", None);
+            e.declaration_key = Some("heartbeats-other".into());
+            tx.put_job(&e)?;
+            tx.declared_jobs("heartbeat:")
+        })
+        .await
+        .unwrap();
+    let keys: Vec<_> = declared
+        .iter()
+        .map(|r| r.declaration_key.clone().unwrap())
+        .collect();
+    assert_eq!(keys, ["heartbeat:main", "heartbeat:ops"]);
+    store
+        .cron_write(|tx| {
+            tx.delete_job("d")?;
+            tx.delete_job("e")
+        })
+        .await
+        .unwrap();
     let index = store
         .cron_index(|r| (r.job_id.to_string(), r.enabled, r.next_run_at_ms))
         .await

@@ -1225,7 +1225,7 @@ impl Actor {
                     out.push(job);
                 }
                 // System jobs of this family that are no longer wanted: disable, keep.
-                for row in tx.jobs()? {
+                for row in tx.declared_jobs(&prefix)? {
                     let Some(key) = row.declaration_key.as_deref() else { continue };
                     if !key.starts_with(&prefix) || wanted.contains(&key) || !row.enabled {
                         continue;
