@@ -167,6 +167,9 @@ pub(crate) struct Run {
     context: Context,
     /// The final assistant message, stored in [`Run::finish`].
     pending_final: Option<AssistantMessage>,
+    /// An append still committing (an assistant message with tool calls: its tools start
+    /// while it commits); every later append waits for it first, so the transcript order holds.
+    committing: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
 }
 
 impl Run {
@@ -194,6 +197,7 @@ impl Run {
             session_id: String::new(),
             context: Context::default(),
             pending_final: None,
+            committing: None,
         }
     }
 
@@ -231,21 +235,53 @@ impl Run {
         self.outcome.error = Some(error);
     }
 
-    async fn append(&self, entry: TranscriptEntry) -> Result<(), StoreError> {
+    fn append_options(&self, touch: Touch) -> AppendOptions {
+        AppendOptions {
+            chain: true,
+            touch: Some(touch),
+            now_ms: now_i64(),
+            expected_session_id: Some(self.session_id.clone()),
+        }
+    }
+
+    /// Waits for the append still committing, if any.
+    async fn settle(&mut self) -> Result<(), StoreError> {
+        match self.committing.take() {
+            Some(task) => task
+                .await
+                .map_err(|e| StoreError::Rejected(format!("transcript append failed: {e}")))?,
+            None => Ok(()),
+        }
+    }
+
+    async fn append(&mut self, entry: TranscriptEntry) -> Result<(), StoreError> {
+        self.settle().await?;
+        let opts = self.append_options(Touch::AgentActivity);
         self.inner
             .store
-            .append(
-                &self.req.session_key,
-                vec![entry],
-                AppendOptions {
-                    chain: true,
-                    touch: Some(Touch::AgentActivity),
-                    now_ms: now_i64(),
-                    expected_session_id: Some(self.session_id.clone()),
-                },
-            )
+            .append(&self.req.session_key, vec![entry], opts)
             .await
             .map(|_| ())
+    }
+
+    /// Appends an assistant message whose tool calls run next, without waiting for its
+    /// commit: the tools start at once (no fsync on the dispatch path) and the first tool
+    /// result is appended only after the call is durable ([`Run::settle`]). The model never
+    /// sees a result before its call is in the transcript.
+    async fn append_calls(&mut self, message: AssistantMessage) -> Result<(), StoreError> {
+        self.settle().await?;
+        let message = Message::Assistant(message);
+        let value = serde_json::to_value(&message).unwrap_or(Value::Null);
+        let entry = TranscriptEntry::message(None, now_i64(), value);
+        let id = entry.id().unwrap_or_default().to_owned();
+        let store = self.inner.store.clone();
+        let key = self.req.session_key.clone();
+        let opts = self.append_options(Touch::AgentActivity);
+        self.committing = Some(tokio::spawn(async move {
+            store.append(&key, vec![entry], opts).await.map(|_| ())
+        }));
+        self.context.push(id, message);
+        Ok(())
     }
 
     /// Appends an assistant or tool message and adds it to the context.
@@ -275,18 +311,11 @@ impl Run {
         );
         let entry = TranscriptEntry::message(None, now_i64(), value.clone());
         let id = entry.id().unwrap_or_default().to_owned();
+        self.settle().await?;
+        let opts = self.append_options(Touch::UserMessage);
         self.inner
             .store
-            .append(
-                &self.req.session_key,
-                vec![entry],
-                AppendOptions {
-                    chain: true,
-                    touch: Some(Touch::UserMessage),
-                    now_ms: now_i64(),
-                    expected_session_id: Some(self.session_id.clone()),
-                },
-            )
+            .append(&self.req.session_key, vec![entry], opts)
             .await?;
         if let Some((_, message)) =
             context::entry_to_message(&json!({"type":"message","id":id,"message":value}))
@@ -571,10 +600,11 @@ impl Run {
                 self.pending_final = Some(message);
                 return Ok(LoopEnd::Done);
             }
-            self.append_message(Message::Assistant(message)).await?;
             if calls_made.is_empty() {
+                self.append_message(Message::Assistant(message)).await?;
                 continue;
             }
+            self.append_calls(message).await?;
             if self.run_tools(em, &tool_ctx, calls_made).await? {
                 return Ok(LoopEnd::Aborted);
             }
@@ -958,9 +988,14 @@ impl Run {
                 let value = serde_json::to_value(Message::Assistant(m)).unwrap_or(Value::Null);
                 TranscriptEntry::message(None, now_i64(), value)
             });
-            let append = async {
+            // A tool call still committing (aborted mid-tools) lands before the final answer.
+            let settled = self.settle().await;
+            let opts = self.append_options(Touch::AgentActivity);
+            let (store, key) = (self.inner.store.clone(), self.req.session_key.clone());
+            let append = async move {
+                settled?;
                 match pending {
-                    Some(entry) => self.append(entry).await,
+                    Some(entry) => store.append(&key, vec![entry], opts).await.map(|_| ()),
                     None => Ok(()),
                 }
             };
