@@ -88,6 +88,12 @@ enum Scenario {
     /// N fake nodes; `node.invoke` round trips through the gateway: latency (--inflight 1) or
     /// sustained --rate invokes/s spread over the nodes.
     NodeInvoke(scenarios::node_invoke::Args),
+    /// N automations added to the running gateway: RSS delta (--pid), timer wake-ups and CPU
+    /// while nothing is due, then due one-shots (every wake-up finds work).
+    Automations(scenarios::automations::Args),
+    /// `/v1/chat/completions` through the gateway vs the same model requests straight to a
+    /// zero-latency fake provider this starts on --fake-port: the gateway's overhead.
+    OpenaiHttp(scenarios::openai_http::Args),
 }
 
 impl Scenario {
@@ -101,6 +107,8 @@ impl Scenario {
             Scenario::Channels(_) => "channels",
             Scenario::Chat(_) => "chat",
             Scenario::NodeInvoke(_) => "node-invoke",
+            Scenario::Automations(_) => "automations",
+            Scenario::OpenaiHttp(_) => "openai-http",
         }
     }
 }
@@ -115,6 +123,8 @@ async fn run_scenario(ctx: &Ctx, scenario: &Scenario) -> Result<Report> {
         Scenario::Channels(a) => scenarios::channels::run(ctx, a).await,
         Scenario::Chat(a) => scenarios::chat::run(ctx, a).await,
         Scenario::NodeInvoke(a) => scenarios::node_invoke::run(ctx, a).await,
+        Scenario::Automations(a) => scenarios::automations::run(ctx, a).await,
+        Scenario::OpenaiHttp(a) => scenarios::openai_http::run(ctx, a).await,
     }
 }
 

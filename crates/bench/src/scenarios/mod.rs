@@ -1,12 +1,14 @@
 //! One module per scenario. Each takes the shared [`Ctx`] and its own clap `Args`, and returns
 //! a [`Report`]: machine-readable JSON plus a short human summary. Later issues add modules here.
 
+pub mod automations;
 pub mod channels;
 pub mod chat;
 pub mod fanout;
 pub mod handshake;
 pub mod idle;
 pub mod node_invoke;
+pub mod openai_http;
 pub mod rps;
 pub mod startup;
 
