@@ -83,8 +83,7 @@ fn last_user_text(body: &Value) -> String {
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|m| m["role"] == "user")
-        .last()
+        .rfind(|m| m["role"] == "user")
         .map(text_of)
         .unwrap_or_default()
 }
@@ -892,6 +891,44 @@ async fn pincer_cron_add_list_edit_run_runs_rm() {
         .unwrap()
         .iter()
         .all(|j| j["id"] != id.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reminder_asked_for_in_a_telegram_chat_is_sent_back_to_that_chat() {
+    use crate::channels::{config, gateway as channel_gateway, Fake, Kind};
+    let llm = FakeLlm::start().await.unwrap();
+    let tg = Fake::start(Kind::Telegram).await;
+    let soon = json!({"action": "add", "job": {"name": "build reminder",
+        "schedule": {"kind": "at", "at": "2s"},
+        "payload": {"kind": "agentTurn", "message": "Remind the user to check the build."}}});
+    llm.push(Reply::new().tool_call("call_1", "automations", &soon.to_string()));
+    llm.push(Reply::new().text("Sure, in two seconds."));
+    llm.push(Reply::new().text("Reminder: check the build!"));
+    let cfg = config(&llm, &tg, json!({"dmPolicy": "open", "allowFrom": ["*"]}));
+    let gw = channel_gateway(cfg, llm).await;
+    let chat = tg.dm_chat(1);
+    tg.dm(1, "Remind me in 2 seconds to check the build");
+    let first = tg.wait_sent(&chat, 1).await;
+    assert_eq!(first[0], "Sure, in two seconds.");
+    // The job belongs to that conversation…
+    let mut ws = op(&gw, &[]).await;
+    let (list, _) = rpc(&mut ws, "l", "cron.list", json!({})).await;
+    let job = list["payload"]["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "build reminder")
+        .cloned()
+        .expect("the job");
+    let key = job["sessionKey"].as_str().unwrap().to_string();
+    assert!(key.starts_with("agent:main:telegram:"), "{job}");
+    // …and its result is sent back to the chat, once, and kept in its history.
+    let sent = tg.wait_sent(&chat, 2).await;
+    assert_eq!(sent[1], "Reminder: check the build!");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(tg.sent_to(&chat).len(), 2, "delivered once");
+    let msgs = history(&mut ws, &key).await;
+    assert_eq!(text_of(msgs.last().unwrap()), "Reminder: check the build!");
 }
 
 async fn wait_job(ws: &mut RawWs, id: &str, want: impl Fn(&Value) -> bool) -> Value {

@@ -1163,7 +1163,7 @@ async fn node_events_presence_and_host_stats() {
         crate::devices::device_connect(&gw.url, &kp, params, Default::default()).await;
     assert_eq!(res["ok"], true, "{res}");
     let node_id = kp.device_id();
-    let mut call = |id: &'static str, event: &'static str, payload: Value| {
+    let call = |id: &'static str, event: &'static str, payload: Value| {
         let frame = json!({"type":"req","id":id,"method":"node.event","params":{"event":event,"payload":payload}});
         (id, frame)
     };
