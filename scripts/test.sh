@@ -30,6 +30,11 @@ if ! command -v ip >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$
     apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null || echo "warning: could not install iproute2; namespace tests will skip" >&2
 fi
 
+# Sandboxed sessions run exec under bubblewrap; the sandbox tests need `bwrap`.
+if ! command -v bwrap >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+    apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null || echo "warning: could not install bubblewrap; sandbox tests will skip" >&2
+fi
+
 # The Control UI browser tests (crates/cli/tests/e2e/ui.rs) drive Debian's chromium with
 # playwright-core (crates/control-ui/browser-tests, pinned by its package-lock.json).
 if ! [ -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
