@@ -16,7 +16,7 @@
 //!
 //! How server frames are matched: a `res` by id, an event by name, a `closed` row by the next
 //! close frame. Responses may arrive in another order than captured. Events the gateway sends
-//! on its own timers ([`Replay::unsolicited`]; `health`, `tick`, `presence` by default) are
+//! on its own timers ([`Replay::unsolicited`]; `health`, `tick`, `presence`, `cron` by default) are
 //! tolerated when the capture has none at that point; any other frame the capture does not
 //! have is a difference. Every connection's event `seq` must run 1, 2, 3, ….
 
@@ -45,8 +45,10 @@ pub const REPLAY_TOKEN: &str = "pincer-conformance-token";
 
 /// Events a gateway broadcasts on its own schedule (timers, other clients), tolerated when the
 /// capture shows none at that point: the reference itself sends `health` after some connects
-/// and not others (compare `connect_token_no_device.jsonl` with `health.jsonl`).
-pub const DEFAULT_UNSOLICITED: &[&str] = &["health", "tick", "presence"];
+/// and not others (compare `connect_token_no_device.jsonl` with `health.jsonl`). `cron`: the
+/// scheduler starts after the listener and converges the heartbeat's system job in the
+/// background, so on a loaded machine its `cron` updates can reach a client that connected first.
+pub const DEFAULT_UNSOLICITED: &[&str] = &["health", "tick", "presence", "cron"];
 
 /// A scenario to replay: a capture plus the knobs and the documented differences.
 pub struct Replay {
