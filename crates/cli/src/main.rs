@@ -196,30 +196,41 @@ struct SecurityArgs {
 }
 
 impl SecurityArgs {
-    fn settings(&self) -> Result<pincer_gateway::security::SecuritySettings> {
-        use pincer_gateway::auth::{IpRange, TrustedProxySettings};
-        let mut s = pincer_gateway::security::SecuritySettings::default();
-        s.tls.enabled = self.tls || self.tls_cert.is_some();
-        s.tls.auto_generate = self.tls_cert.is_none();
-        s.tls.cert_path = self.tls_cert.clone();
-        s.tls.key_path = self.tls_key.clone();
-        s.trusted_proxies = self
-            .trusted_proxies
-            .iter()
-            .map(|p| IpRange::parse(p).map_err(|e| anyhow::anyhow!("--trusted-proxy {e}")))
-            .collect::<Result<_>>()?;
-        s.trusted_proxy = self
-            .trusted_proxy_user_header
-            .as_ref()
-            .map(|h| TrustedProxySettings {
+    /// What the flags say; unset flags leave the config file (`pincer.json`) in charge.
+    fn overrides(&self) -> Result<pincer_gateway::security::SecurityOverrides> {
+        use pincer_gateway::auth::IpRange;
+        let mut s = pincer_gateway::security::SecurityOverrides::default();
+        if self.tls || self.tls_cert.is_some() {
+            s.tls = Some(pincer_gateway::tls::TlsSettings {
+                enabled: true,
+                auto_generate: self.tls_cert.is_none(),
+                cert_path: self.tls_cert.clone(),
+                key_path: self.tls_key.clone(),
+            });
+        }
+        if !self.trusted_proxies.is_empty() {
+            s.trusted_proxies = Some(
+                self.trusted_proxies
+                    .iter()
+                    .map(|p| IpRange::parse(p).map_err(|e| anyhow::anyhow!("--trusted-proxy {e}")))
+                    .collect::<Result<_>>()?,
+            );
+        }
+        s.auto_approve_local = self.no_auto_approve_local.then_some(false);
+        s.rate_limit_exempt_loopback = self.rate_limit_loopback.then_some(false);
+        Ok(s)
+    }
+
+    /// `--trusted-proxy-user-header` & co. select trusted-proxy auth over every other mode.
+    fn trusted_proxy(&self) -> Option<pincer_gateway::auth::TrustedProxySettings> {
+        self.trusted_proxy_user_header.as_ref().map(|h| {
+            pincer_gateway::auth::TrustedProxySettings {
                 user_header: h.clone(),
                 required_headers: self.trusted_proxy_required_headers.clone(),
                 allow_users: self.trusted_proxy_allow_users.clone(),
                 allow_loopback: self.trusted_proxy_allow_loopback,
-            });
-        s.auto_approve_local = !self.no_auto_approve_local;
-        s.rate_limit.exempt_loopback = !self.rate_limit_loopback;
-        Ok(s)
+            }
+        })
     }
 }
 
@@ -273,6 +284,7 @@ fn gateway_config(args: &RunArgs) -> Result<GatewayConfig> {
             mode,
             token,
             password,
+            trusted_proxy: args.security.trusted_proxy(),
         },
         timers: Timers::from_env(),
         log_format: match args.log_format {
@@ -280,7 +292,7 @@ fn gateway_config(args: &RunArgs) -> Result<GatewayConfig> {
             LogFormatArg::Json => LogFormat::Json,
         },
         verbose: args.verbose,
-        security: args.security.settings()?,
+        security: args.security.overrides()?,
     })
 }
 

@@ -43,6 +43,7 @@ pub mod json5;
 pub mod load;
 mod migrate;
 pub mod model;
+pub mod net;
 pub mod openclaw;
 pub mod redact;
 pub mod reload;

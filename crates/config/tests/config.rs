@@ -758,6 +758,60 @@ fn error_token_and_password_without_mode() {
 }
 
 #[test]
+fn gateway_network_settings_are_checked_with_positions() {
+    let (path, msg) =
+        error_of("{\n  gateway: { trustedProxies: ['10.0.0.1', '10.0.0.0/40', 'proxy'] },\n}");
+    assert_eq!(
+        msg,
+        format!(
+            "invalid configuration (2 problems):\n  {p}:2:43 — gateway.trustedProxies[1]: \"10.0.0.0/40\": prefix length must be 0..=32\n  {p}:2:58 — gateway.trustedProxies[2]: \"proxy\" is not an IP address or CIDR range",
+            p = path.display()
+        )
+    );
+    let (path, msg) = error_of(
+        "{ gateway: { nodes: { pairing: { autoApproveCidrs: ['192.168.1.0/24', 'lan'] } } } }",
+    );
+    assert!(
+        msg.ends_with(&format!(
+            "{}:1:71 — gateway.nodes.pairing.autoApproveCidrs[1]: \"lan\" is not an IP address or CIDR range",
+            path.display()
+        )),
+        "{msg}"
+    );
+    let (_, msg) = error_of("{ gateway: { tls: { enabled: true, certPath: '/x/cert.pem' } } }");
+    assert!(
+        msg.ends_with("gateway.tls.keyPath: certPath is set but keyPath is not; set both (or neither, to use autoGenerate)"),
+        "{msg}"
+    );
+    let (_, msg) = error_of("{ gateway: { tls: { enabled: true, autoGenerate: false } } }");
+    assert!(
+        msg.ends_with("gateway.tls: TLS is enabled but there is no certificate: set certPath and keyPath, or autoGenerate: true"),
+        "{msg}"
+    );
+    let (_, msg) = error_of("{ gateway: { auth: { rateLimit: { maxAttempts: 0 } } } }");
+    assert!(
+        msg.ends_with("gateway.auth.rateLimit.maxAttempts: must be at least 1"),
+        "{msg}"
+    );
+    let (path, msg) = error_of("{ gateway: { auth: { mode: 'trusted-proxy' } } }");
+    assert_eq!(
+        msg,
+        format!(
+            "invalid configuration (2 problems):\n  {p}:1:28 — gateway.auth.trustedProxy.userHeader: required when gateway.auth.mode is \"trusted-proxy\" (the header your proxy puts the authenticated user in)\n  {p}:1:28 — gateway.trustedProxies: gateway.auth.mode \"trusted-proxy\" needs at least one proxy address here (identity headers are believed only from these addresses)",
+            p = path.display()
+        )
+    );
+    // A complete trusted-proxy setup loads.
+    let dir = tempfile::tempdir().unwrap();
+    let ok = write(
+        dir.path(),
+        "pincer.json",
+        "{ gateway: { trustedProxies: ['10.1.0.0/16'], auth: { mode: 'trusted-proxy', trustedProxy: { userHeader: 'x-user' }, rateLimit: { maxAttempts: 3, windowMs: 1000 } }, tls: { enabled: true } } }",
+    );
+    assert!(load(&ok, &opts()).is_ok());
+}
+
+#[test]
 fn error_allow_and_also_allow_in_one_scope() {
     let (path, msg) =
         error_of("{ tools: { byProvider: { openai: { allow: ['read'], alsoAllow: ['exec'] } } } }");

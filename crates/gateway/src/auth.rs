@@ -25,57 +25,8 @@ pub struct TrustedProxySettings {
     pub allow_loopback: bool,
 }
 
-/// An address range in `gateway.trustedProxies` (`10.0.0.1`, `10.0.0.0/8`, `fd00::/8`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpRange {
-    pub addr: IpAddr,
-    pub prefix: u8,
-}
-
-impl IpRange {
-    pub fn parse(s: &str) -> Result<IpRange, String> {
-        let s = s.trim();
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let addr: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("{s:?} is not an IP address or CIDR range"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("{s:?}: prefix length must be 0..={max}"))?,
-            None => max,
-        };
-        Ok(IpRange { addr, prefix })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
+/// An address range in `gateway.trustedProxies` (defined by the config crate).
+pub use pincer_config::net::IpRange;
 
 /// The resolved auth mode of a running gateway. Secrets never appear in `Debug`.
 #[derive(Clone, PartialEq, Eq)]
@@ -266,6 +217,13 @@ impl AuthCell {
         }
         *guard = Arc::new(auth);
         Some(self.generation.fetch_add(1, Ordering::AcqRel) + 1)
+    }
+
+    /// Starts a new generation with the same auth (what it depends on, such as the trusted
+    /// proxies, changed); returns it.
+    pub fn bump(&self) -> u64 {
+        let _guard = self.current.write();
+        self.generation.fetch_add(1, Ordering::AcqRel) + 1
     }
 }
 

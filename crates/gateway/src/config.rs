@@ -38,6 +38,8 @@ pub enum AuthSetting {
     /// Token mode; `None` means "read or generate `<state>/gateway.token`".
     Token(Option<String>),
     Password(String),
+    /// `gateway.auth.mode: "trusted-proxy"` (or `--trusted-proxy-user-header`).
+    TrustedProxy(crate::auth::TrustedProxySettings),
 }
 
 impl std::fmt::Debug for AuthSetting {
@@ -54,6 +56,7 @@ impl std::fmt::Debug for AuthSetting {
                 }
             ),
             AuthSetting::Password(_) => f.write_str("Password(<redacted>)"),
+            AuthSetting::TrustedProxy(t) => write!(f, "TrustedProxy({:?})", t.user_header),
         }
     }
 }
@@ -74,6 +77,8 @@ pub struct AuthOverrides {
     pub token: Option<String>,
     /// `--password`, else `PINCER_GATEWAY_PASSWORD` / `OPENCLAW_GATEWAY_PASSWORD`.
     pub password: Option<String>,
+    /// `--trusted-proxy-user-header` & co.: trusted-proxy auth, winning over every other mode.
+    pub trusted_proxy: Option<crate::auth::TrustedProxySettings>,
 }
 
 impl std::fmt::Debug for AuthOverrides {
@@ -82,6 +87,7 @@ impl std::fmt::Debug for AuthOverrides {
             .field("mode", &self.mode)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("trusted_proxy", &self.trusted_proxy)
             .finish()
     }
 }
@@ -105,9 +111,9 @@ pub struct GatewayConfig {
     pub timers: Timers,
     pub log_format: LogFormat,
     pub verbose: bool,
-    /// TLS, failed-auth limits, trusted proxies, local auto-approval (`--tls*`,
-    /// `--trusted-proxy*`, `--no-auto-approve-local`, …).
-    pub security: crate::security::SecuritySettings,
+    /// TLS, failed-auth limits, trusted proxies, local auto-approval given as flags (`--tls*`,
+    /// `--trusted-proxy`, `--no-auto-approve-local`, …); they win over the config file.
+    pub security: crate::security::SecurityOverrides,
 }
 
 /// Timer knobs (environment-overridable for tests).

@@ -58,6 +58,17 @@ impl SocketFacts {
     pub fn client_ip(&self) -> IpAddr {
         self.extra.forwarded_for.unwrap_or_else(|| self.peer.ip())
     }
+
+    /// The client address as far as it can be believed for network-based approval: the peer
+    /// when nothing was forwarded, the forwarded client when a non-loopback trusted proxy
+    /// named it (a same-host proxy path could be spoofed by any local process).
+    pub fn network_ip(&self) -> Option<IpAddr> {
+        match (self.extra.forwarded, self.extra.forwarded_for) {
+            (false, _) => Some(self.peer.ip()),
+            (true, Some(ip)) if !self.peer.ip().is_loopback() => Some(ip),
+            (true, _) => None,
+        }
+    }
 }
 
 /// A connect that passed every check.
@@ -483,6 +494,7 @@ pub async fn process_connect(
                 has_browser_origin: facts.origin.is_some(),
                 auth_method: method,
                 remote_ip: client_ip.to_string(),
+                network_ip: facts.network_ip(),
                 presented_token,
             };
             let decision = state

@@ -25,6 +25,7 @@ use pincer_protocol::hello::SessionDefaults;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::auth::TrustedProxySettings;
 use crate::config::{AuthModeFlag, AuthOverrides, AuthSetting, BindMode};
 use crate::util;
 
@@ -534,6 +535,9 @@ pub fn effective_auth(flags: &AuthOverrides, loaded: &Loaded) -> Result<AuthSett
             .map(|p| resolve_secret(p, "gateway.auth.password", &dir))
             .transpose()?,
     };
+    if let Some(settings) = &flags.trusted_proxy {
+        return Ok(AuthSetting::TrustedProxy(settings.clone()));
+    }
     let mode = match flags.mode {
         Some(m) => m,
         None => match cfg.gateway.auth.mode {
@@ -541,10 +545,7 @@ pub fn effective_auth(flags: &AuthOverrides, loaded: &Loaded) -> Result<AuthSett
             Some(AuthMode::Token) => AuthModeFlag::Token,
             Some(AuthMode::Password) => AuthModeFlag::Password,
             Some(AuthMode::TrustedProxy) => {
-                return Err(format!(
-                    "{}: gateway.auth.mode \"trusted-proxy\" is not supported by this build; use token or password",
-                    loaded.path.display()
-                ))
+                return trusted_proxy_from_config(loaded).map(AuthSetting::TrustedProxy)
             }
             None => match (&token, &password) {
                 (None, Some(_)) => AuthModeFlag::Password,
@@ -564,6 +565,34 @@ pub fn effective_auth(flags: &AuthOverrides, loaded: &Loaded) -> Result<AuthSett
                 )
             }
         },
+    })
+}
+
+/// `gateway.auth.trustedProxy` of a config whose auth mode is `trusted-proxy`.
+fn trusted_proxy_from_config(loaded: &Loaded) -> Result<TrustedProxySettings, String> {
+    let tp = loaded
+        .config
+        .gateway
+        .auth
+        .trusted_proxy
+        .clone()
+        .unwrap_or_default();
+    let user_header = tp
+        .user_header
+        .as_deref()
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| {
+            format!(
+                "{}: gateway.auth.trustedProxy.userHeader: required when gateway.auth.mode is \"trusted-proxy\"",
+                loaded.path.display()
+            )
+        })?;
+    Ok(TrustedProxySettings {
+        user_header: user_header.to_string(),
+        required_headers: tp.required_headers.clone().unwrap_or_default(),
+        allow_users: tp.allow_users.clone().unwrap_or_default(),
+        allow_loopback: tp.allow_loopback.unwrap_or(false),
     })
 }
 
@@ -622,6 +651,7 @@ mod tests {
             mode: Some(AuthModeFlag::Token),
             token: Some("flag-token".into()),
             password: None,
+            trusted_proxy: None,
         };
         let e = effective(Some(0), Some(&BindMode::Loopback), &flags, &l).unwrap();
         assert_eq!((e.port, e.bind), (0, BindMode::Loopback));
@@ -633,6 +663,37 @@ mod tests {
         assert_eq!(only_pw.unwrap().auth, AuthSetting::Password("x".into()));
         let bad = eff(&loaded("{ gateway: { bind: 'custom' } }")).unwrap_err();
         assert!(bad.ends_with("gateway.bind is \"custom\" but gateway.customBindHost is not set"));
+    }
+
+    #[test]
+    fn trusted_proxy_mode_comes_from_the_config_and_the_flag_wins() {
+        let l = loaded("{ gateway: { trustedProxies: ['10.0.0.1'], auth: { mode: 'trusted-proxy', trustedProxy: { userHeader: 'X-User', allowUsers: ['alice'] } } } }");
+        match eff(&l).unwrap().auth {
+            AuthSetting::TrustedProxy(tp) => {
+                assert_eq!(tp.user_header, "X-User");
+                assert_eq!(tp.allow_users, vec!["alice"]);
+                assert!(!tp.allow_loopback);
+            }
+            other => panic!("{other:?}"),
+        }
+        let flags = AuthOverrides {
+            mode: Some(AuthModeFlag::Token),
+            token: Some("t".into()),
+            ..Default::default()
+        };
+        let e = effective(None, None, &flags, &l).unwrap();
+        assert_eq!(e.auth, AuthSetting::Token(Some("t".into())));
+        let flags = AuthOverrides {
+            trusted_proxy: Some(TrustedProxySettings {
+                user_header: "x-flag".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        match effective(None, None, &flags, &loaded("{}")).unwrap().auth {
+            AuthSetting::TrustedProxy(tp) => assert_eq!(tp.user_header, "x-flag"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@ use pincer_store::{DeviceTokenRecord, PairedDevice, PendingPairing, Store, Store
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::auth::IpRange;
 use crate::events::{EventBus, PublishOpts};
 use crate::util;
 
@@ -136,6 +137,10 @@ pub struct PairingRequest {
     pub has_browser_origin: bool,
     pub auth_method: AuthMethod,
     pub remote_ip: String,
+    /// The address `gateway.nodes.pairing.autoApproveCidrs` is matched against: the socket's
+    /// peer without forwarding headers, or the client a non-loopback trusted proxy named;
+    /// `None` when neither can be believed.
+    pub network_ip: Option<std::net::IpAddr>,
     /// The device token this connect authenticated with (already verified).
     pub presented_token: Option<String>,
 }
@@ -309,6 +314,26 @@ fn silent_local_allowed(req: &PairingRequest, reason: PairingReason, auto_approv
     true
 }
 
+/// `gateway.nodes.pairing.autoApproveCidrs`: only a first-time `node` pairing that asks for no
+/// scopes, from a listed address, by a non-browser client (the reference's eligibility floor).
+/// Upgrades of any kind stay manual.
+fn trusted_cidr_allowed(
+    req: &PairingRequest,
+    reason: PairingReason,
+    existing: Option<&PairedDevice>,
+    cidrs: &[IpRange],
+) -> bool {
+    req.role == Role::Node
+        && reason == PairingReason::NotPaired
+        && existing.is_none()
+        && req.requested_scopes.is_empty()
+        && !req.has_browser_origin
+        && !is_browser_ui(req)
+        && req
+            .network_ip
+            .is_some_and(|ip| cidrs.iter().any(|r| r.contains(ip)))
+}
+
 /// Who is calling a `device.*` method (for the approval-time checks of spec §3.3).
 #[derive(Debug, Clone)]
 pub struct CallerAuthz {
@@ -478,6 +503,7 @@ pub struct VerifiedToken {
 pub struct PairingService {
     store: Store,
     auto_approve_local: AtomicBool,
+    auto_approve_cidrs: parking_lot::RwLock<Vec<IpRange>>,
 }
 
 impl std::fmt::Debug for PairingService {
@@ -491,7 +517,13 @@ impl PairingService {
         PairingService {
             store,
             auto_approve_local: AtomicBool::new(auto_approve_local),
+            auto_approve_cidrs: parking_lot::RwLock::new(Vec::new()),
         }
+    }
+
+    /// `gateway.nodes.pairing.autoApproveCidrs` (hot-reloadable).
+    pub fn set_auto_approve_cidrs(&self, cidrs: Vec<IpRange>) {
+        *self.auto_approve_cidrs.write() = cidrs;
     }
 
     /// `gateway.nodes.pairing.autoApproveLocal` (hot-reloadable).
@@ -766,8 +798,12 @@ impl PairingService {
         existing: Option<&PairedDevice>,
     ) -> Result<Option<PairingDecision>, ErrorShape> {
         let role = req.role.as_str();
-        let silent = !(existing.is_some() && req.role != Role::Operator)
+        let local = !(existing.is_some() && req.role != Role::Operator)
             && silent_local_allowed(req, reason, self.auto_approve_local());
+        let by_cidr =
+            !local && trusted_cidr_allowed(req, reason, existing, &self.auto_approve_cidrs.read());
+        let silent = local || by_cidr;
+        let via = if by_cidr { "trusted-cidr" } else { "silent" };
         let now = util::now_ms() as i64;
         let incoming = PendingPairing {
             request_id: uuid::Uuid::new_v4().to_string(),
@@ -814,13 +850,13 @@ impl PairingService {
             let approved = self
                 .store
                 .devices_write(move |tx| {
-                    approve_in_tx(tx, &id, Some(&caller_scopes), "silent", Some(meta), now)
+                    approve_in_tx(tx, &id, Some(&caller_scopes), via, Some(meta), now)
                 })
                 .await
                 .map_err(store_error)?;
             match approved {
                 Ok(a) => {
-                    tracing::info!(device = %a.device.device_id, role, "device pairing auto-approved");
+                    tracing::info!(device = %a.device.device_id, role, via, "device pairing auto-approved");
                     bus.publish(
                         "device.pair.resolved",
                         &json!({"requestId": request_id, "deviceId": a.device.device_id, "decision": "approved", "ts": util::now_ms()}),
@@ -1404,8 +1440,47 @@ mod tests {
             has_browser_origin: false,
             auth_method: AuthMethod::Token,
             remote_ip: "127.0.0.1".into(),
+            network_ip: None,
             presented_token: None,
         }
+    }
+
+    #[test]
+    fn trusted_cidr_approves_only_first_time_scopeless_nodes_from_listed_addresses() {
+        let cidrs = vec![IpRange::parse("192.168.1.0/24").unwrap_or(IpRange {
+            addr: std::net::IpAddr::from([255, 255, 255, 255]),
+            prefix: 32,
+        })];
+        let mut node = request(Locality::Remote);
+        node.role = Role::Node;
+        node.requested_scopes.clear();
+        node.client_id = ClientId::NodeHost;
+        node.client_mode = ClientMode::Node;
+        node.network_ip = "192.168.1.40".parse().ok();
+        let ok = |r: &PairingRequest, reason| trusted_cidr_allowed(r, reason, None, &cidrs);
+        assert!(ok(&node, PairingReason::NotPaired));
+        assert!(!ok(&node, PairingReason::RoleUpgrade));
+        assert!(!trusted_cidr_allowed(
+            &node,
+            PairingReason::NotPaired,
+            None,
+            &[]
+        ));
+        let mut outside = node.clone();
+        outside.network_ip = "192.168.2.40".parse().ok();
+        assert!(!ok(&outside, PairingReason::NotPaired));
+        let mut unknown = node.clone();
+        unknown.network_ip = None;
+        assert!(!ok(&unknown, PairingReason::NotPaired));
+        let mut operator = node.clone();
+        operator.role = Role::Operator;
+        assert!(!ok(&operator, PairingReason::NotPaired));
+        let mut scoped = node.clone();
+        scoped.requested_scopes = vec!["operator.read".into()];
+        assert!(!ok(&scoped, PairingReason::NotPaired));
+        let mut browser = node.clone();
+        browser.has_browser_origin = true;
+        assert!(!ok(&browser, PairingReason::NotPaired));
     }
 
     #[test]

@@ -74,6 +74,7 @@ impl GatewayState {
                 }) {
                     self.on_shared_secret_config_changed(&next);
                 }
+                self.apply_security_config(&next);
             }
         }
         self.bus.publish(
@@ -105,6 +106,57 @@ impl GatewayState {
             Ok(setting) => self.rotate_shared_secret(setting),
             Err(e) => tracing::error!(target: "config", "cannot apply the new gateway auth: {e}"),
         }
+    }
+
+    /// The hot part of the security settings (`gateway.auth.rateLimit`,
+    /// `gateway.trustedProxies`, `gateway.auth.trustedProxy`, `gateway.nodes.pairing.*`),
+    /// re-resolved under the start-time flags. TLS and the auth mode need a restart (the
+    /// reload plan reports them). In trusted-proxy mode a changed proxy policy closes the
+    /// sessions it admitted (4001), so clients reconnect under the current policy.
+    fn apply_security_config(self: &Arc<Self>, next: &Loaded) {
+        let settings = match crate::security::SecuritySettings::resolve(
+            &next.config,
+            &next.path,
+            &self.security.overrides,
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(target: "config", "cannot apply the new security settings: {e}");
+                return;
+            }
+        };
+        if self.rate_limiter.settings() != settings.rate_limit {
+            self.rate_limiter.update_settings(settings.rate_limit);
+            tracing::info!(target: "config", "config.changed: failed-auth rate limit updated");
+        }
+        self.pairing
+            .set_auto_approve_local(settings.auto_approve_local);
+        self.pairing
+            .set_auto_approve_cidrs(settings.auto_approve_cidrs.clone());
+        let proxies_changed = self
+            .security
+            .set_trusted_proxies(settings.trusted_proxies.clone());
+        if !matches!(*self.auth.get(), crate::auth::GatewayAuth::TrustedProxy(_)) {
+            return;
+        }
+        let next_auth = match crate::live_config::effective_auth(&self.auth_overrides, next) {
+            Ok(crate::config::AuthSetting::TrustedProxy(tp)) => tp,
+            // Another mode: a restart applies it (reported by the reload plan).
+            Ok(_) => return,
+            Err(e) => {
+                tracing::error!(target: "config", "cannot apply the new trusted-proxy settings: {e}");
+                return;
+            }
+        };
+        let auth = crate::auth::GatewayAuth::TrustedProxy(next_auth);
+        let closed = if *self.auth.get() != auth {
+            self.replace_shared_auth(auth)
+        } else if proxies_changed {
+            self.revoke_shared_auth_sessions()
+        } else {
+            return;
+        };
+        tracing::info!(target: "config", closed, "config.changed: trusted-proxy policy replaced");
     }
 
     /// Starts the file watcher (also in `gateway.reload.mode: off`, where edits are only
@@ -167,7 +219,7 @@ impl GatewayState {
                 }
             }
             AuthSetting::Password(p) if !p.is_empty() => GatewayAuth::Password(p),
-            AuthSetting::Password(_) | AuthSetting::None => return,
+            AuthSetting::Password(_) | AuthSetting::None | AuthSetting::TrustedProxy(_) => return,
         };
         if next.mode_str() != self.auth.mode_str() {
             tracing::warn!(target: "config", "config.changed: the gateway auth mode changed; restart the gateway to apply it");

@@ -1,16 +1,19 @@
-//! Start-time security settings of the gateway (TLS, failed-auth limits, trusted proxies,
-//! local auto-approval) and what the upgrade path derives from a request's headers.
+//! Security settings of the gateway (TLS, failed-auth limits, trusted proxies, device
+//! auto-approval) and what the upgrade path derives from a request's headers.
 //!
-//! The config file (`gateway.tls`, `gateway.auth.rateLimit`, `gateway.auth.trustedProxy`,
-//! `gateway.trustedProxies`, `gateway.nodes.pairing.autoApproveLocal`) maps onto
-//! [`SecuritySettings`]; `pincer gateway run` flags set the same fields.
+//! [`SecuritySettings::resolve`] reads them from the config file (`gateway.tls`,
+//! `gateway.auth.rateLimit`, `gateway.trustedProxies`, `gateway.nodes.pairing.*`) under the
+//! `pincer gateway run` flags ([`SecurityOverrides`], which win). The same function runs at
+//! start and on every config reload; [`crate::reload`] applies what is hot.
 
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 
 use axum::http::HeaderMap;
 use parking_lot::RwLock;
+use pincer_config::Config;
 
-use crate::auth::{trusted_proxy_identity, GatewayAuth, IpRange, TrustedProxySettings};
+use crate::auth::{trusted_proxy_identity, GatewayAuth, IpRange};
 use crate::handshake::PeerFacts;
 use crate::ratelimit::RateLimitSettings;
 use crate::tls::TlsSettings;
@@ -25,17 +28,17 @@ pub const FORWARDING_HEADERS: [&str; 6] = [
     "x-forwarded-port",
 ];
 
-/// Security options chosen at start.
+/// Security options in force (config file under the flags).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecuritySettings {
     pub tls: TlsSettings,
     pub rate_limit: RateLimitSettings,
-    /// `gateway.auth.trustedProxy` (used when auth mode is `trusted-proxy`).
-    pub trusted_proxy: Option<TrustedProxySettings>,
     /// `gateway.trustedProxies`.
     pub trusted_proxies: Vec<IpRange>,
     /// `gateway.nodes.pairing.autoApproveLocal` (default true).
     pub auto_approve_local: bool,
+    /// `gateway.nodes.pairing.autoApproveCidrs` (default none).
+    pub auto_approve_cidrs: Vec<IpRange>,
 }
 
 impl Default for SecuritySettings {
@@ -43,10 +46,116 @@ impl Default for SecuritySettings {
         SecuritySettings {
             tls: TlsSettings::default(),
             rate_limit: RateLimitSettings::default(),
-            trusted_proxy: None,
             trusted_proxies: Vec::new(),
             auto_approve_local: true,
+            auto_approve_cidrs: Vec::new(),
         }
+    }
+}
+
+/// Security options given on the command line; `None` means "from the config file, else the
+/// default".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecurityOverrides {
+    /// `--tls` / `--tls-cert` + `--tls-key`.
+    pub tls: Option<TlsSettings>,
+    /// `--trusted-proxy` (repeatable).
+    pub trusted_proxies: Option<Vec<IpRange>>,
+    /// `--no-auto-approve-local`.
+    pub auto_approve_local: Option<bool>,
+    /// `--rate-limit-loopback`.
+    pub rate_limit_exempt_loopback: Option<bool>,
+}
+
+/// A path from the config file: `~/` is the home directory, a relative path is relative to
+/// the config file's directory.
+pub fn config_relative_path(text: &str, config_path: &Path) -> PathBuf {
+    let text = text.trim();
+    if let Some(rest) = text.strip_prefix("~/") {
+        if let Some(home) = std::env::var_os("HOME") {
+            return PathBuf::from(home).join(rest);
+        }
+    }
+    let p = PathBuf::from(text);
+    if p.is_absolute() {
+        return p;
+    }
+    config_path.parent().map(|dir| dir.join(&p)).unwrap_or(p)
+}
+
+impl SecuritySettings {
+    /// The settings of `cfg` (loaded from `config_path`) under `flags`. Errors name the file,
+    /// the key and the reason (the config crate has already checked shapes, so this only
+    /// fails on what it cannot see).
+    pub fn resolve(
+        cfg: &Config,
+        config_path: &Path,
+        flags: &SecurityOverrides,
+    ) -> Result<SecuritySettings, String> {
+        let gw = &cfg.gateway;
+        let file = config_path.display();
+        let list = |key: &str, items: Option<&Vec<String>>| {
+            IpRange::parse_all(items.map(Vec::as_slice).unwrap_or_default())
+                .map_err(|reason| format!("{file}: {key}: {reason}"))
+        };
+        let tls = match &flags.tls {
+            Some(t) => t.clone(),
+            None => TlsSettings {
+                enabled: gw.tls.enabled.unwrap_or(false),
+                // The reference's default: generate a self-signed pair when none exists.
+                auto_generate: gw.tls.auto_generate.unwrap_or(true),
+                cert_path: gw
+                    .tls
+                    .cert_path
+                    .as_deref()
+                    .map(|p| config_relative_path(p, config_path)),
+                key_path: gw
+                    .tls
+                    .key_path
+                    .as_deref()
+                    .map(|p| config_relative_path(p, config_path)),
+            },
+        };
+        if tls.cert_path.is_some() != tls.key_path.is_some() {
+            return Err(format!(
+                "{file}: gateway.tls: certPath and keyPath must be set together"
+            ));
+        }
+        let defaults = RateLimitSettings::default();
+        let rl = gw.auth.rate_limit.clone().unwrap_or_default();
+        let pairing = gw.nodes.pairing.clone().unwrap_or_default();
+        let rate_limit = RateLimitSettings {
+            max_attempts: rl.max_attempts.unwrap_or(defaults.max_attempts).max(1),
+            window: rl
+                .window_ms
+                .map(std::time::Duration::from_millis)
+                .unwrap_or(defaults.window),
+            lockout: rl
+                .lockout_ms
+                .map(std::time::Duration::from_millis)
+                .unwrap_or(defaults.lockout),
+            exempt_loopback: flags
+                .rate_limit_exempt_loopback
+                .or(rl.exempt_loopback)
+                .unwrap_or(defaults.exempt_loopback),
+        };
+        let trusted_proxies = match &flags.trusted_proxies {
+            Some(p) => p.clone(),
+            None => list("gateway.trustedProxies", gw.trusted_proxies.as_ref())?,
+        };
+        Ok(SecuritySettings {
+            tls,
+            rate_limit,
+            trusted_proxies,
+            auto_approve_local: flags
+                .auto_approve_local
+                .or(pairing.auto_approve_local)
+                .unwrap_or(true),
+            auto_approve_cidrs: list(
+                "gateway.nodes.pairing.autoApproveCidrs",
+                pairing.auto_approve_cidrs.as_ref(),
+            )?,
+        })
     }
 }
 
@@ -54,6 +163,8 @@ impl Default for SecuritySettings {
 /// reload; TLS is fixed at start).
 #[derive(Default)]
 pub struct SecurityState {
+    /// The flags the gateway was started with (re-applied over every reloaded config).
+    pub overrides: SecurityOverrides,
     trusted_proxies: RwLock<Vec<IpRange>>,
     /// SHA-256 fingerprint of the TLS certificate (lower-case hex) when TLS is on.
     pub tls_fingerprint: Option<String>,
@@ -71,18 +182,30 @@ impl std::fmt::Debug for SecurityState {
 
 impl SecurityState {
     pub fn new(
+        overrides: SecurityOverrides,
         trusted_proxies: Vec<IpRange>,
         tls: Option<&crate::tls::TlsIdentity>,
     ) -> SecurityState {
         SecurityState {
+            overrides,
             trusted_proxies: RwLock::new(trusted_proxies),
             tls_fingerprint: tls.map(|t| t.fingerprint.clone()),
             tls_config: tls.map(|t| t.config.clone()),
         }
     }
 
-    pub fn set_trusted_proxies(&self, proxies: Vec<IpRange>) {
-        *self.trusted_proxies.write() = proxies;
+    /// Replaces the trusted proxies; returns whether they changed.
+    pub fn set_trusted_proxies(&self, proxies: Vec<IpRange>) -> bool {
+        let mut guard = self.trusted_proxies.write();
+        if *guard == proxies {
+            return false;
+        }
+        *guard = proxies;
+        true
+    }
+
+    pub fn trusted_proxies(&self) -> Vec<IpRange> {
+        self.trusted_proxies.read().clone()
     }
 
     pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
@@ -130,13 +253,63 @@ impl SecurityState {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use axum::http::HeaderValue;
+
+    fn resolve(text: &str, flags: &SecurityOverrides) -> Result<SecuritySettings, String> {
+        let dir = std::env::temp_dir().join("pincer-security-resolve");
+        let path = dir.join("pincer.json");
+        let loaded =
+            pincer_config::parse_str(text, &path, &pincer_config::LoadOptions::with_vars([]))
+                .map_err(|e| e.to_string())?;
+        SecuritySettings::resolve(&loaded.config, &path, flags)
+    }
+
+    #[test]
+    fn config_keys_map_onto_the_settings_and_flags_win() {
+        let d = resolve("{}", &SecurityOverrides::default()).unwrap();
+        assert!(!d.tls.enabled && d.tls.auto_generate);
+        assert_eq!(d.rate_limit, RateLimitSettings::default());
+        assert!(d.auto_approve_local && d.trusted_proxies.is_empty());
+        let text = "{ gateway: { trustedProxies: ['10.0.0.0/8'], tls: { enabled: true, certPath: 'c.pem', keyPath: '/abs/k.pem' }, auth: { rateLimit: { maxAttempts: 3, windowMs: 2000, lockoutMs: 5000, exemptLoopback: false } }, nodes: { pairing: { autoApproveLocal: false, autoApproveCidrs: ['192.168.1.0/24'] } } } }";
+        let s = resolve(text, &SecurityOverrides::default()).unwrap();
+        assert!(s.tls.enabled && s.tls.auto_generate);
+        assert_eq!(
+            s.tls.cert_path,
+            Some(std::env::temp_dir().join("pincer-security-resolve/c.pem"))
+        );
+        assert_eq!(s.tls.key_path, Some(PathBuf::from("/abs/k.pem")));
+        assert_eq!(s.rate_limit.max_attempts, 3);
+        assert_eq!(s.rate_limit.window, std::time::Duration::from_millis(2000));
+        assert_eq!(s.rate_limit.lockout, std::time::Duration::from_millis(5000));
+        assert!(!s.rate_limit.exempt_loopback);
+        assert!(!s.auto_approve_local);
+        assert_eq!(
+            s.trusted_proxies,
+            IpRange::parse_all(&["10.0.0.0/8"]).unwrap()
+        );
+        assert_eq!(
+            s.auto_approve_cidrs,
+            IpRange::parse_all(&["192.168.1.0/24"]).unwrap()
+        );
+        let flags = SecurityOverrides {
+            tls: Some(TlsSettings::default()),
+            trusted_proxies: Some(Vec::new()),
+            auto_approve_local: Some(true),
+            rate_limit_exempt_loopback: Some(true),
+        };
+        let s = resolve(text, &flags).unwrap();
+        assert!(!s.tls.enabled && s.trusted_proxies.is_empty());
+        assert!(s.auto_approve_local && s.rate_limit.exempt_loopback);
+        assert_eq!(s.rate_limit.max_attempts, 3);
+    }
 
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let proxy: IpAddr = "10.9.0.1".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
         let sec = SecurityState::new(
+            SecurityOverrides::default(),
             vec![IpRange {
                 addr: proxy,
                 prefix: 32,

@@ -25,7 +25,7 @@ use crate::live_config::{self, hash_key_from_seed, Effective, LiveConfig};
 use crate::logging;
 use crate::pairing::PairingService;
 use crate::ratelimit::AuthRateLimiter;
-use crate::security::SecurityState;
+use crate::security::{SecuritySettings, SecurityState};
 use crate::sessions_hub;
 use crate::state::{GatewayState, StateParts};
 use crate::state_dir::{self, GatewayInfo, StateDirError, StateLock};
@@ -66,8 +66,23 @@ pub enum StartError {
 fn resolve_auth(
     config: &GatewayConfig,
     effective: &Effective,
+    trusted_proxies: &[crate::auth::IpRange],
 ) -> Result<(GatewayAuth, Option<std::path::PathBuf>), StartError> {
     match &effective.auth {
+        AuthSetting::TrustedProxy(settings) => {
+            if settings.user_header.trim().is_empty() {
+                return Err(StartError::InvalidAuth(
+                    "gateway auth mode is trusted-proxy, but trustedProxy.userHeader is empty"
+                        .into(),
+                ));
+            }
+            if trusted_proxies.is_empty() {
+                return Err(StartError::InvalidAuth(
+                    "gateway auth mode is trusted-proxy, but no trusted proxies are configured (--trusted-proxy / gateway.trustedProxies)".into(),
+                ));
+            }
+            Ok((GatewayAuth::TrustedProxy(settings.clone()), None))
+        }
         AuthSetting::None => {
             if !effective.bind.is_loopback() {
                 return Err(StartError::InsecureBind {
@@ -124,23 +139,16 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway, StartError>
         &live.current(),
     )
     .map_err(StartError::Settings)?;
-    let (auth, token_file) = match &config.security.trusted_proxy {
-        Some(settings) => {
-            if settings.user_header.trim().is_empty() {
-                return Err(StartError::InvalidAuth(
-                    "gateway auth mode is trusted-proxy, but trustedProxy.userHeader is empty"
-                        .into(),
-                ));
-            }
-            if config.security.trusted_proxies.is_empty() {
-                return Err(StartError::InvalidAuth(
-                    "gateway auth mode is trusted-proxy, but no trusted proxies are configured (--trusted-proxy / gateway.trustedProxies)".into(),
-                ));
-            }
-            (GatewayAuth::TrustedProxy(settings.clone()), None)
-        }
-        None => resolve_auth(config, &effective)?,
-    };
+    let security = SecuritySettings::resolve(&live.get().config, live.path(), &config.security)
+        .map_err(StartError::Settings)?;
+    let (auth, token_file) = resolve_auth(config, &effective, &security.trusted_proxies)?;
+    if live.get().config.gateway.tls.ca_path.is_some() {
+        tracing::warn!(
+            target: "config",
+            "{}: gateway.tls.caPath is ignored: Pincer does not verify client certificates",
+            live.path().display()
+        );
+    }
     let store_dir = config.state_dir.clone();
     let store = tokio::task::spawn_blocking(move || {
         pincer_store::Store::open_in_state_dir(&store_dir, pincer_store::StoreOptions::default())
@@ -149,7 +157,6 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway, StartError>
     .map_err(|e| StartError::Settings(format!("store open task failed: {e}")))??;
     let agents = live.get().config.agent_ids();
     let summary = sessions_hub::compute_summary(&store, &agents).await?;
-    let security = &config.security;
     let tls = if security.tls.enabled {
         let tls_settings = security.tls.clone();
         let dir = config.state_dir.clone();
@@ -162,6 +169,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway, StartError>
         None
     };
     let pairing = PairingService::new(store.clone(), security.auto_approve_local);
+    pairing.set_auto_approve_cidrs(security.auto_approve_cidrs.clone());
     let state = GatewayState::new(StateParts {
         state_dir: config.state_dir.clone(),
         auth,
@@ -170,7 +178,11 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway, StartError>
         identity,
         pairing,
         rate_limiter: AuthRateLimiter::new(security.rate_limit),
-        security: SecurityState::new(security.trusted_proxies.clone(), tls.as_ref()),
+        security: SecurityState::new(
+            config.security.clone(),
+            security.trusted_proxies.clone(),
+            tls.as_ref(),
+        ),
         config: Arc::new(live),
         store,
         sessions: summary,

@@ -392,6 +392,17 @@ impl GatewayState {
             return 0;
         };
         tracing::info!(mode = self.auth.mode_str(), "gateway auth changed");
+        self.close_shared_sessions_before(generation)
+    }
+
+    /// Closes (4001 `gateway auth changed`) the shared-auth sessions of the current auth,
+    /// which stays (its policy inputs changed). Returns how many were closed.
+    pub fn revoke_shared_auth_sessions(&self) -> usize {
+        let generation = self.auth.bump();
+        self.close_shared_sessions_before(generation)
+    }
+
+    fn close_shared_sessions_before(&self, generation: u64) -> usize {
         let mut n = 0;
         self.registry.for_each(|h| {
             if h.info.auth_method.is_shared() && h.info.auth_generation < generation {

@@ -132,6 +132,12 @@ fn generate(cert_path: &Path, key_path: &Path) -> Result<(), TlsError> {
 pub fn load(settings: &TlsSettings, state_dir: &Path) -> Result<TlsIdentity, TlsError> {
     let (gen_cert, gen_key) = generated_paths(state_dir);
     let (cert_path, key_path, generated) = match (&settings.cert_path, &settings.key_path) {
+        // As the reference: with autoGenerate, a pair is generated at the configured paths
+        // only when both files are missing (a partial pair is an error, never overwritten).
+        (Some(c), Some(k)) if settings.auto_generate && !c.exists() && !k.exists() => {
+            generate(c, k)?;
+            (c.clone(), k.clone(), true)
+        }
         (Some(c), Some(k)) => (c.clone(), k.clone(), false),
         _ if settings.auto_generate => {
             let exists = gen_cert.is_file() && gen_key.is_file();
@@ -277,6 +283,23 @@ mod tests {
         };
         let err = load(&settings, dir.path()).err().map(|e| e.to_string());
         assert!(err.is_some_and(|e| e.contains("nope.pem")));
+        // autoGenerate fills missing configured paths once, and never a partial pair.
+        let cert = dir.path().join("conf/cert.pem");
+        let key = dir.path().join("conf/key.pem");
+        let settings = TlsSettings {
+            enabled: true,
+            auto_generate: true,
+            cert_path: Some(cert.clone()),
+            key_path: Some(key.clone()),
+        };
+        let made = load(&settings, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(made.generated && cert.is_file() && key.is_file());
+        let again = load(&settings, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!again.generated);
+        assert_eq!(made.fingerprint, again.fingerprint);
+        std::fs::remove_file(&key).unwrap_or_else(|e| panic!("{e}"));
+        let err = load(&settings, dir.path()).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("key.pem")));
         assert!(matches!(
             load(&TlsSettings::default(), dir.path()),
             Err(TlsError::NotConfigured)
