@@ -197,6 +197,8 @@ fn hello_ok(c: &mut Criterion) {
                 device_token: None,
                 role: "operator".into(),
                 scopes: granted,
+                recovery_scope: None,
+                recovery_migration_allowed: None,
                 issued_at_ms: None,
             };
             let hello = HelloOk {

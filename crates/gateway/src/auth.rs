@@ -109,7 +109,60 @@ pub fn trusted_proxy_identity(
     Ok(user.to_string())
 }
 
+/// base64url (unpadded) SHA-256 of `input`.
+fn sha256_base64url(input: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    pincer_protocol::device_auth::encode_base64url(&Sha256::digest(input))
+}
+
+/// What a session's credential is, for `hello-ok.auth.recoveryScope` (spec §2.4), in the
+/// reference's order of preference.
+#[derive(Debug, Clone, Copy)]
+pub enum RecoveryMaterial<'a> {
+    /// A user vouched for by a trusted proxy, with the device (if any).
+    Principal(&'a str, Option<&'a str>),
+    /// The device token handed out in this `hello-ok`.
+    DeviceToken(&'a str),
+    /// Shared token/password auth: the secret's generation, with the device (if any).
+    SharedAuth(&'a str, Option<&'a str>),
+    /// Only a device identity.
+    Device(&'a str),
+}
+
+impl RecoveryMaterial<'_> {
+    /// `base64url(sha256(JSON array))`, as the reference computes it (so a client moving
+    /// between the two sees the same scope for the same credential).
+    pub fn scope(&self) -> String {
+        let material = match self {
+            RecoveryMaterial::Principal(p, d) => {
+                serde_json::json!(["principal", p, d.unwrap_or("")])
+            }
+            RecoveryMaterial::DeviceToken(t) => serde_json::json!(["device-token", t]),
+            RecoveryMaterial::SharedAuth(g, d) => {
+                serde_json::json!(["shared-auth", g, d.unwrap_or("")])
+            }
+            RecoveryMaterial::Device(d) => serde_json::json!(["device", d]),
+        };
+        sha256_base64url(material.to_string().as_bytes())
+    }
+}
+
 impl GatewayAuth {
+    /// The shared-secret generation of token/password auth: `base64url(sha256(mode NUL
+    /// secret))`, stable across restarts and changed by any new secret.
+    pub fn shared_generation(&self) -> Option<String> {
+        let (mode, secret) = match self {
+            GatewayAuth::Token(t) => ("token", t),
+            GatewayAuth::Password(p) => ("password", p),
+            GatewayAuth::None | GatewayAuth::TrustedProxy(_) => return None,
+        };
+        let mut input = Vec::with_capacity(mode.len() + 1 + secret.len());
+        input.extend_from_slice(mode.as_bytes());
+        input.push(0);
+        input.extend_from_slice(secret.as_bytes());
+        Some(sha256_base64url(&input))
+    }
+
     pub fn mode_str(&self) -> &'static str {
         match self {
             GatewayAuth::None => "none",
@@ -238,6 +291,38 @@ mod tests {
             password: password.map(String::from),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn recovery_scopes_match_the_reference_hashes() {
+        // Expected values computed with Node's crypto over the reference's JSON materials.
+        let generation = GatewayAuth::Token("secret".into()).shared_generation();
+        assert_eq!(
+            generation.as_deref(),
+            Some("p3G88dOM4gxrCviUq5EP1MRsrEj44ErMHLkIkTlnXiE")
+        );
+        let g = generation.unwrap_or_default();
+        assert_eq!(
+            RecoveryMaterial::SharedAuth(&g, Some("abc")).scope(),
+            "MS4b7NwvfQjxACmgG1Wk-LcDAoXwP7YWW6QmBahcqPg"
+        );
+        assert_eq!(
+            RecoveryMaterial::DeviceToken("tok").scope(),
+            "Xr2vk_ZG3Ti6zI4Z82Nghj_0CAmdRPcKCUarZNRMPiA"
+        );
+        assert_eq!(
+            RecoveryMaterial::Principal("alice", None).scope(),
+            "2uOmE_ecXB4FpZQyRkv6SSj1noCEEfTb9u6roY2GN5Q"
+        );
+        assert_eq!(
+            RecoveryMaterial::Device("d1").scope(),
+            "nPwzyXqXeVNg6osrZJi-cjwYyNWOx6T1KoLlTJCC_pE"
+        );
+        assert_ne!(
+            GatewayAuth::Password("secret".into()).shared_generation(),
+            GatewayAuth::Token("secret".into()).shared_generation()
+        );
+        assert_eq!(GatewayAuth::None.shared_generation(), None);
     }
 
     #[test]

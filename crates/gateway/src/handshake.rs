@@ -21,7 +21,7 @@ use pincer_protocol::scopes::ScopeSet;
 use pincer_protocol::{MIN_NODE_PROTOCOL_VERSION, MIN_PROBE_PROTOCOL_VERSION, PROTOCOL_VERSION};
 use serde_json::{json, Value};
 
-use crate::auth::{GatewayAuth, ProxyIdentity, SharedAuth};
+use crate::auth::{GatewayAuth, ProxyIdentity, RecoveryMaterial, SharedAuth};
 use crate::pairing::{
     pairing_required_error, AuthMethod, Locality, PairingDecision, PairingRequest,
 };
@@ -601,11 +601,36 @@ pub async fn process_connect(
         boot_id: Some(state.boot_id.clone()),
         conn_id,
     };
+    let principal = match (&facts.extra.proxy_identity, auth_method) {
+        (Some(Ok(user)), AuthMethod::TrustedProxy) => Some(user.as_str()),
+        _ => None,
+    };
+    let (recovery_scope, recovery_migration_allowed) = if role == Role::Operator {
+        let generation = auth_method
+            .is_shared()
+            .then(|| gateway_auth.shared_generation())
+            .flatten();
+        let material = match (principal, &device_token, &generation, device_id.as_deref()) {
+            (Some(p), _, _, d) => Some(RecoveryMaterial::Principal(p, d)),
+            (None, Some(t), _, _) => Some(RecoveryMaterial::DeviceToken(&t.token)),
+            (None, None, Some(g), d) => Some(RecoveryMaterial::SharedAuth(g, d)),
+            (None, None, None, Some(d)) => Some(RecoveryMaterial::Device(d)),
+            (None, None, None, None) => None,
+        };
+        (
+            material.map(|m| m.scope()),
+            (principal.is_none() && device_token.is_some()).then_some(true),
+        )
+    } else {
+        (None, None)
+    };
     let auth = HelloAuth {
         method: Some(auth_method.as_str().to_string()),
-        device_token: device_token.as_ref().map(|t| t.token.clone()),
         role: role.as_str().to_string(),
         scopes: scopes.clone(),
+        recovery_scope,
+        recovery_migration_allowed,
+        device_token: device_token.as_ref().map(|t| t.token.clone()),
         issued_at_ms: device_token.as_ref().map(|t| t.issued_at_ms),
     };
     // Nodes hold no operator.read: their snapshot carries no presence list (as the reference).

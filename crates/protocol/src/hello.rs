@@ -79,10 +79,17 @@ pub struct Snapshot<'a> {
 pub struct HelloAuth {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device_token: Option<String>,
     pub role: String,
     pub scopes: Vec<String>,
+    /// Operators: base64url SHA-256 over what this session's credential is (principal, device
+    /// token, shared-auth generation or device), so a client can scope what it recovers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_scope: Option<String>,
+    /// `true` for an operator handed a device token without a proxy-vouched principal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_migration_allowed: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued_at_ms: Option<u64>,
 }
@@ -345,6 +352,8 @@ mod tests {
             device_token: None,
             role: "operator".into(),
             scopes: vec![],
+            recovery_scope: None,
+            recovery_migration_allowed: None,
             issued_at_ms: None,
         };
         let policy = Policy {

@@ -70,18 +70,6 @@ const HELLO_OK: &[Rule] = &[
     ),
     Rule::new(
         "res:connect",
-        "payload.auth.recoveryScope",
-        Absent,
-        "credential-recovery scope (hash over the principal, device token or shared-auth generation): not sent yet (issue 3)",
-    ),
-    Rule::new(
-        "res:connect",
-        "payload.auth.recoveryMigrationAllowed",
-        Absent,
-        "credential-recovery hint (issue 3)",
-    ),
-    Rule::new(
-        "res:connect",
         "payload.policy.allowedSessionVisibilities",
         Absent,
         "Pincer has no session sharing; advertising visibilities would make UIs offer modes it cannot honour",

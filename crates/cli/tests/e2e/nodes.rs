@@ -69,18 +69,6 @@ const NODE_INVOKE_RULES: &[Rule] = &[
     ),
     Rule::new(
         "res:connect",
-        "payload.auth.recoveryScope",
-        Absent,
-        "credential-recovery scope: see conformance.rs",
-    ),
-    Rule::new(
-        "res:connect",
-        "payload.auth.recoveryMigrationAllowed",
-        Absent,
-        "credential-recovery hint: see conformance.rs",
-    ),
-    Rule::new(
-        "res:connect",
         "payload.policy.allowedSessionVisibilities",
         Absent,
         "Pincer has no session sharing",
