@@ -22,6 +22,16 @@ pub(crate) fn get_session(conn: &Connection, key: &str) -> Result<Option<Session
     load_record(conn, key)
 }
 
+/// Placeholders (`?3, ?4, …`) for `values`, pushed onto `args`.
+fn in_list(values: &[String], args: &mut Vec<Box<dyn ToSql>>) -> String {
+    let mut ps = Vec::with_capacity(values.len());
+    for v in values {
+        args.push(Box::new(v.clone()));
+        ps.push(format!("?{}", args.len()));
+    }
+    ps.join(", ")
+}
+
 pub(crate) fn list_sessions(conn: &Connection, q: &ListQuery) -> Result<SessionPage> {
     let mut clauses: Vec<String> = Vec::new();
     let mut args: Vec<Box<dyn ToSql>> = Vec::new();
@@ -32,6 +42,22 @@ pub(crate) fn list_sessions(conn: &Connection, q: &ListQuery) -> Result<SessionP
     if let Some(agent) = &q.agent_id {
         let p = arg(Box::new(agent.clone()), &mut args);
         clauses.push(format!("agent_id = {p}"));
+    }
+    if !q.agent_ids.is_empty() {
+        let ps = in_list(&q.agent_ids, &mut args);
+        clauses.push(format!("agent_id IN ({ps})"));
+    }
+    if let Some(keys) = &q.keys {
+        if keys.is_empty() {
+            clauses.push("0".to_string());
+        } else {
+            let ps = in_list(keys, &mut args);
+            clauses.push(format!("session_key IN ({ps})"));
+        }
+    }
+    if let Some(pinned) = q.pinned {
+        let test = if pinned { "IS NOT NULL" } else { "IS NULL" };
+        clauses.push(format!("json_extract(entry_json, '$.pinnedAt') {test}"));
     }
     if let Some(label) = &q.label {
         let p = arg(Box::new(label.clone()), &mut args);
@@ -52,20 +78,12 @@ pub(crate) fn list_sessions(conn: &Connection, q: &ListQuery) -> Result<SessionP
         clauses.push(format!("updated_at >= {p}"));
     }
     if !q.kinds.is_empty() {
-        let ps: Vec<String> = q
-            .kinds
-            .iter()
-            .map(|k| arg(Box::new(k.clone()), &mut args))
-            .collect();
-        clauses.push(format!("kind IN ({})", ps.join(", ")));
+        let ps = in_list(&q.kinds, &mut args);
+        clauses.push(format!("kind IN ({ps})"));
     }
     if !q.exclude_kinds.is_empty() {
-        let ps: Vec<String> = q
-            .exclude_kinds
-            .iter()
-            .map(|k| arg(Box::new(k.clone()), &mut args))
-            .collect();
-        clauses.push(format!("kind NOT IN ({})", ps.join(", ")));
+        let ps = in_list(&q.exclude_kinds, &mut args);
+        clauses.push(format!("kind NOT IN ({ps})"));
     }
     if let Some(archived) = q.archived {
         clauses.push(format!("archived = {}", i64::from(archived)));

@@ -74,6 +74,11 @@ pub struct AppendAck {
     pub last_seq: i64,
     /// Id of the last appended entry (the new leaf), if it has one.
     pub leaf_id: Option<String>,
+    /// Message entries in the window after this append: the ordinal of its last message
+    /// (`chat.history`'s `__openclaw.seq`, `session.message`'s `messageSeq`).
+    pub message_count: i64,
+    /// When the entries were written (epoch ms; their `recordTimestampMs`).
+    pub created_at: i64,
 }
 
 /// Result of `reset_session`.
@@ -104,6 +109,12 @@ pub enum SortBy {
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
     pub agent_id: Option<String>,
+    /// Only sessions of these agents; empty = any agent.
+    pub agent_ids: Vec<String>,
+    /// Only these session keys (`Some(vec![])` matches nothing); `None` = any key.
+    pub keys: Option<Vec<String>>,
+    /// `Some(true)` only pinned sessions (`pinnedAt` set), `Some(false)` only unpinned.
+    pub pinned: Option<bool>,
     /// Exact label match.
     pub label: Option<String>,
     /// Case-insensitive substring of key, label or display name.

@@ -94,6 +94,8 @@ struct Head {
     session_id: String,
     last_seq: i64,
     leaf_id: Option<String>,
+    /// Message entries in the window (the ordinal of the newest message).
+    message_count: i64,
 }
 
 type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
@@ -323,7 +325,7 @@ fn load_head(conn: &Connection, heads: &HashMap<String, Head>, key: &str) -> Res
     }
     let head = conn
         .prepare_cached(
-            "SELECT w.session_id, w.last_seq, w.leaf_id FROM sessions s \
+            "SELECT w.session_id, w.last_seq, w.leaf_id, w.message_count FROM sessions s \
              JOIN session_windows w ON w.session_id = s.session_id WHERE s.session_key = ?1",
         )?
         .query_row([key], |r| {
@@ -331,6 +333,7 @@ fn load_head(conn: &Connection, heads: &HashMap<String, Head>, key: &str) -> Res
                 session_id: r.get(0)?,
                 last_seq: r.get(1)?,
                 leaf_id: r.get(2)?,
+                message_count: r.get(3)?,
             })
         })
         .optional()?;
@@ -389,6 +392,7 @@ fn insert_entries(
         next.leaf_id,
         next.session_id
     ])?;
+    next.message_count += messages;
     Ok(next)
 }
 
@@ -430,6 +434,7 @@ fn open_window(
         session_id: session_id.to_string(),
         last_seq: 0,
         leaf_id: None,
+        message_count: 0,
     };
     let header = TranscriptEntry::header(session_id, now_ms, cwd, None);
     insert_entries(conn, &head, vec![header], false, now_ms)
@@ -636,6 +641,8 @@ fn append(
             first_seq,
             last_seq: next.last_seq,
             leaf_id: next.leaf_id.clone(),
+            message_count: next.message_count,
+            created_at: opts.now_ms,
         };
         staged.push((key.to_string(), Some(next)));
         Ok(ack)

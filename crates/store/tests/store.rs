@@ -162,6 +162,8 @@ async fn append_assigns_monotonic_seqs_and_chains_parents() {
         .await
         .unwrap();
     assert_eq!((a.first_seq, a.last_seq), (2, 3));
+    assert_eq!(a.message_count, 2, "ordinal of the last appended message");
+    assert_eq!(a.created_at, 3, "the append's clock");
     let b = store
         .append(
             &k,
@@ -171,6 +173,7 @@ async fn append_assigns_monotonic_seqs_and_chains_parents() {
         .await
         .unwrap();
     assert_eq!((b.first_seq, b.last_seq), (4, 4));
+    assert_eq!(b.message_count, 2, "a model change is not a message");
     let entries = store
         .tail(&a.session_id, 10, EntryFilter::All)
         .await
@@ -728,6 +731,62 @@ async fn list_filters_search_sort_and_paging() {
         .await
         .unwrap();
     assert_eq!(live.total_count, 5);
+
+    // Pinned, a set of agents, a set of keys.
+    let pin = SessionPatch {
+        pinned: Some(true),
+        ..Default::default()
+    };
+    store
+        .patch_session(&key("agent:ops:main"), pin, 900)
+        .await
+        .unwrap();
+    let pinned = store
+        .list_sessions(ListQuery {
+            pinned: Some(true),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(keys(&pinned), vec!["agent:ops:main"]);
+    let unpinned = store
+        .list_sessions(ListQuery {
+            pinned: Some(false),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(unpinned.total_count, 5);
+    let agents = store
+        .list_sessions(ListQuery {
+            agent_ids: vec!["ops".into(), "nobody".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        keys(&agents),
+        vec!["agent:ops:main", "agent:ops:cron:nightly"]
+    );
+    let some_keys = store
+        .list_sessions(ListQuery {
+            keys: Some(vec![
+                "agent:main:main".into(),
+                "agent:ops:cron:nightly".into(),
+            ]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(some_keys.total_count, 2);
+    let no_keys = store
+        .list_sessions(ListQuery {
+            keys: Some(Vec::new()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((no_keys.total_count, no_keys.sessions.len()), (0, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -839,6 +898,7 @@ async fn data_survives_reopen() {
         .await
         .unwrap();
     assert_eq!((ack.session_id.as_str(), ack.first_seq), (sid.as_str(), 3));
+    assert_eq!(ack.message_count, 2, "the message ordinal continues too");
     let entries = store.tail(&sid, 10, EntryFilter::Messages).await.unwrap();
     assert_eq!(entries.len(), 2);
     let first = entries[0].value().unwrap();

@@ -487,6 +487,7 @@ impl ChannelsHub {
                     sort_by: Default::default(),
                     limit: Some(1000),
                     offset,
+                    ..Default::default()
                 })
                 .await;
             let Ok(page) = page else { return };
