@@ -317,8 +317,26 @@ pub enum RunEventKind {
     },
     /// The run released its model (lifecycle `model` with nulls, as the reference reports).
     ModelReleased,
+    /// A message of the run is durable in the transcript (the user's, each assistant and
+    /// tool message, the final answer), emitted right after the store acknowledged it.
+    Message(Arc<StoredMessage>),
     /// The terminal event: exactly one per run, always last.
     End(Arc<RunOutcome>),
+}
+
+/// A transcript message as it was stored (the gateway's `session.message`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredMessage {
+    /// The transcript entry's id.
+    pub entry_id: Option<String>,
+    /// Raw transcript `seq` of the entry.
+    pub seq: i64,
+    /// Ordinal of the message among the window's messages (1, 2, 3 …).
+    pub message_seq: i64,
+    /// When it was written (epoch ms).
+    pub created_at: i64,
+    /// The entry's `message` object (`role`, `content`, `timestamp`, …).
+    pub message: Value,
 }
 
 /// Compaction phases.

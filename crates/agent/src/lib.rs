@@ -64,7 +64,7 @@ pub mod workspace;
 pub use compaction::{CompactError, CompactReport};
 pub use events::{
     AbortReason, Attempt, CompactionPhase, Disposition, RetryInfo, RunError, RunEvent,
-    RunEventKind, RunOutcome, RunSource, RunStatus, StatusPhase,
+    RunEventKind, RunOutcome, RunSource, RunStatus, StatusPhase, StoredMessage,
 };
 pub use invoke::InvokeError;
 pub use pincer_config::model::messages::{QueueDrop, QueueMode};

@@ -13,7 +13,7 @@ use pincer_providers::{
     TurnCollector, Usage, NO_PROVIDER_HELP,
 };
 use pincer_sessions::{Touch, TranscriptEntry};
-use pincer_store::{AppendOptions, EnsureSession, StoreError};
+use pincer_store::{AppendAck, AppendOptions, EnsureSession, StoreError};
 use pincer_tools::ToolContext;
 use serde_json::{json, Map, Value};
 
@@ -22,7 +22,7 @@ use crate::compaction;
 use crate::context::{self, Context};
 use crate::events::{
     Attempt, CompactionPhase, Disposition, RetryInfo, RunError, RunEvent, RunEventKind, RunOutcome,
-    RunSource, RunStatus, StatusPhase,
+    RunSource, RunStatus, StatusPhase, StoredMessage,
 };
 use crate::messages;
 use crate::prompt::{build_system_prompt, PromptInput, PromptTool};
@@ -90,6 +90,36 @@ impl Emitter {
         if self.source.reports_status() {
             self.emit(RunEventKind::Status { phase, retry }).await;
         }
+    }
+
+    /// Announces a message the store acknowledged (a one-message append).
+    pub async fn stored(&mut self, ack: &AppendAck, written: Written) {
+        self.emit(RunEventKind::Message(Arc::new(StoredMessage {
+            entry_id: written.id,
+            seq: ack.last_seq,
+            message_seq: ack.message_count,
+            created_at: ack.created_at,
+            message: written.message,
+        })))
+        .await;
+    }
+}
+
+/// A message on its way into the transcript, announced once its append is acknowledged.
+pub(crate) struct Written {
+    id: Option<String>,
+    message: Value,
+}
+
+impl Written {
+    /// The transcript entry for `message` and what to announce once it is stored.
+    fn entry(message: Value) -> (TranscriptEntry, Written) {
+        let entry = TranscriptEntry::message(None, now_i64(), message.clone());
+        let written = Written {
+            id: entry.id().map(str::to_owned),
+            message,
+        };
+        (entry, written)
     }
 }
 
@@ -169,7 +199,7 @@ pub(crate) struct Run {
     pending_final: Option<AssistantMessage>,
     /// An append still committing (an assistant message with tool calls: its tools start
     /// while it commits); every later append waits for it first, so the transcript order holds.
-    committing: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
+    committing: Option<tokio::task::JoinHandle<Result<(AppendAck, Written), StoreError>>>,
 }
 
 impl Run {
@@ -244,52 +274,70 @@ impl Run {
         }
     }
 
-    /// Waits for the append still committing, if any.
-    async fn settle(&mut self) -> Result<(), StoreError> {
-        match self.committing.take() {
-            Some(task) => task
-                .await
-                .map_err(|e| StoreError::Rejected(format!("transcript append failed: {e}")))?,
-            None => Ok(()),
-        }
+    /// Waits for the append still committing, if any, and announces its message.
+    async fn settle(&mut self, em: &mut Emitter) -> Result<(), StoreError> {
+        let Some(task) = self.committing.take() else {
+            return Ok(());
+        };
+        let (ack, written) = task
+            .await
+            .map_err(|e| StoreError::Rejected(format!("transcript append failed: {e}")))??;
+        em.stored(&ack, written).await;
+        Ok(())
     }
 
-    async fn append(&mut self, entry: TranscriptEntry) -> Result<(), StoreError> {
-        self.settle().await?;
+    async fn append(
+        &mut self,
+        em: &mut Emitter,
+        entry: TranscriptEntry,
+        written: Written,
+    ) -> Result<(), StoreError> {
+        self.settle(em).await?;
         let opts = self.append_options(Touch::AgentActivity);
-        self.inner
+        let ack = self
+            .inner
             .store
             .append(&self.req.session_key, vec![entry], opts)
-            .await
-            .map(|_| ())
+            .await?;
+        em.stored(&ack, written).await;
+        Ok(())
     }
 
     /// Appends an assistant message whose tool calls run next, without waiting for its
     /// commit: the tools start at once (no fsync on the dispatch path) and the first tool
     /// result is appended only after the call is durable ([`Run::settle`]). The model never
     /// sees a result before its call is in the transcript.
-    async fn append_calls(&mut self, message: AssistantMessage) -> Result<(), StoreError> {
-        self.settle().await?;
+    async fn append_calls(
+        &mut self,
+        em: &mut Emitter,
+        message: AssistantMessage,
+    ) -> Result<(), StoreError> {
+        self.settle(em).await?;
         let message = Message::Assistant(message);
         let value = serde_json::to_value(&message).unwrap_or(Value::Null);
-        let entry = TranscriptEntry::message(None, now_i64(), value);
+        let (entry, written) = Written::entry(value);
         let id = entry.id().unwrap_or_default().to_owned();
         let store = self.inner.store.clone();
         let key = self.req.session_key.clone();
         let opts = self.append_options(Touch::AgentActivity);
         self.committing = Some(tokio::spawn(async move {
-            store.append(&key, vec![entry], opts).await.map(|_| ())
+            let ack = store.append(&key, vec![entry], opts).await?;
+            Ok((ack, written))
         }));
         self.context.push(id, message);
         Ok(())
     }
 
     /// Appends an assistant or tool message and adds it to the context.
-    async fn append_message(&mut self, message: Message) -> Result<(), StoreError> {
+    async fn append_message(
+        &mut self,
+        em: &mut Emitter,
+        message: Message,
+    ) -> Result<(), StoreError> {
         let value = serde_json::to_value(&message).unwrap_or(Value::Null);
-        let entry = TranscriptEntry::message(None, now_i64(), value);
+        let (entry, written) = Written::entry(value);
         let id = entry.id().unwrap_or_default().to_owned();
-        self.append(entry).await?;
+        self.append(em, entry, written).await?;
         if let Message::Assistant(a) = &message {
             if matches!(a.stop_reason, Some(StopReason::Error | StopReason::Aborted)) {
                 return Ok(());
@@ -300,7 +348,7 @@ impl Run {
     }
 
     /// Appends user messages (the run's own, or steered ones) and adds them to the context.
-    async fn append_user(&mut self, req: &RunRequest) -> Result<(), StoreError> {
+    async fn append_user(&mut self, em: &mut Emitter, req: &RunRequest) -> Result<(), StoreError> {
         let value = messages::user_message(
             &req.message,
             &req.run_id,
@@ -309,14 +357,16 @@ impl Run {
             req.metadata.as_ref(),
             false,
         );
-        let entry = TranscriptEntry::message(None, now_i64(), value.clone());
+        let (entry, written) = Written::entry(value.clone());
         let id = entry.id().unwrap_or_default().to_owned();
-        self.settle().await?;
+        self.settle(em).await?;
         let opts = self.append_options(Touch::UserMessage);
-        self.inner
+        let ack = self
+            .inner
             .store
             .append(&self.req.session_key, vec![entry], opts)
             .await?;
+        em.stored(&ack, written).await;
         if let Some((_, message)) =
             context::entry_to_message(&json!({"type":"message","id":id,"message":value}))
         {
@@ -380,11 +430,12 @@ impl Run {
         );
         let run_id = self.req.run_id.clone();
         let store = &self.inner.store;
+        let (user_entry, user_written) = Written::entry(user);
         let (ensured, appended, status) = tokio::join!(
             store.ensure_session(&key, ensure),
             store.append(
                 &key,
-                vec![TranscriptEntry::message(None, now_i64(), user)],
+                vec![user_entry],
                 AppendOptions {
                     chain: true,
                     touch: None,
@@ -401,12 +452,13 @@ impl Run {
             }),
         );
         let ensured = ensured?;
-        appended?;
+        let appended = appended?;
         status?;
         self.outcome.session_started = ensured.created || ensured.rotated.is_some();
         self.session_id = ensured.record.entry.session_id.clone();
         self.outcome.session_id = Some(self.session_id.clone());
         em.set_session_id(&self.session_id);
+        em.stored(&appended, user_written).await;
         let entry = ensured.record.entry;
         // What the model will see (the user message included).
         self.context = context::load_context(&self.inner.store, &self.session_id).await?;
@@ -414,17 +466,17 @@ impl Run {
         let choice =
             settings.model_for_run(&self.agent_id, Some(&entry), self.req.model.as_deref());
         let Some(choice) = choice else {
-            return self.no_provider(NO_PROVIDER_HELP.to_owned()).await;
+            return self.no_provider(em, NO_PROVIDER_HELP.to_owned()).await;
         };
         let chain = match settings
             .registry
             .resolve_chain(&choice.primary, &choice.fallbacks)
         {
             Ok(chain) => chain,
-            Err(e) => return self.no_provider(e.to_string()).await,
+            Err(e) => return self.no_provider(em, e.to_string()).await,
         };
         let Some(head) = chain.first().cloned() else {
-            return self.no_provider(NO_PROVIDER_HELP.to_owned()).await;
+            return self.no_provider(em, NO_PROVIDER_HELP.to_owned()).await;
         };
         self.outcome.requested = Some((head.provider.clone(), head.model.clone()));
         self.outcome.context_window = head.context_window;
@@ -522,12 +574,12 @@ impl Run {
         let mut overflow_retried = false;
         loop {
             if self.control.cancel.is_cancelled() {
-                self.append_aborted(AssistantMessage::default()).await?;
+                self.append_aborted(em, AssistantMessage::default()).await?;
                 return Ok(LoopEnd::Aborted);
             }
             if calls > 0 {
                 for steered in self.control.take_steered() {
-                    self.append_user(&steered).await?;
+                    self.append_user(em, &steered).await?;
                 }
             }
             calls += 1;
@@ -560,7 +612,7 @@ impl Run {
                     .as_ref()
                     .is_some_and(|e| e.kind == ErrorKind::Cancelled)
             {
-                self.append_aborted(message).await?;
+                self.append_aborted(em, message).await?;
                 return Ok(LoopEnd::Aborted);
             }
             if let Some(error) = error {
@@ -578,7 +630,7 @@ impl Run {
                 if message.error_message.is_none() {
                     message.error_message = Some(error.message.clone());
                 }
-                self.append_message(Message::Assistant(message.clone()))
+                self.append_message(em, Message::Assistant(message.clone()))
                     .await?;
                 self.outcome.message = Some(message);
                 return Ok(LoopEnd::Failed(provider_error(&error)));
@@ -601,10 +653,10 @@ impl Run {
                 return Ok(LoopEnd::Done);
             }
             if calls_made.is_empty() {
-                self.append_message(Message::Assistant(message)).await?;
+                self.append_message(em, Message::Assistant(message)).await?;
                 continue;
             }
-            self.append_calls(message).await?;
+            self.append_calls(em, message).await?;
             if self.run_tools(em, &tool_ctx, calls_made).await? {
                 return Ok(LoopEnd::Aborted);
             }
@@ -781,7 +833,7 @@ impl Run {
                     extra: Map::new(),
                 };
                 messages::tag_run(&mut result.extra, &self.req.run_id);
-                self.append_message(Message::ToolResult(result)).await?;
+                self.append_message(em, Message::ToolResult(result)).await?;
                 continue;
             }
             let meta = tool_meta(&name, &args);
@@ -839,17 +891,21 @@ impl Run {
                 extra: Map::new(),
             };
             messages::tag_run(&mut result.extra, &self.req.run_id);
-            self.append_message(Message::ToolResult(result)).await?;
+            self.append_message(em, Message::ToolResult(result)).await?;
         }
         if self.control.cancel.is_cancelled() {
-            self.append_aborted(AssistantMessage::default()).await?;
+            self.append_aborted(em, AssistantMessage::default()).await?;
             return Ok(true);
         }
         Ok(false)
     }
 
     /// Records the aborted turn: the partial assistant message with `stopReason: aborted`.
-    async fn append_aborted(&mut self, mut message: AssistantMessage) -> Result<(), StoreError> {
+    async fn append_aborted(
+        &mut self,
+        em: &mut Emitter,
+        mut message: AssistantMessage,
+    ) -> Result<(), StoreError> {
         message.stop_reason = Some(StopReason::Aborted);
         message.timestamp.get_or_insert_with(now_ms);
         if message.usage.is_none() {
@@ -869,11 +925,11 @@ impl Run {
             .content
             .retain(|b| !matches!(b, ContentBlock::ToolCall { .. }));
         self.outcome.message = Some(message.clone());
-        self.append_message(Message::Assistant(message)).await
+        self.append_message(em, Message::Assistant(message)).await
     }
 
     /// No usable provider: records the help text as the failed turn.
-    async fn no_provider(&mut self, text: String) -> Result<LoopEnd, StoreError> {
+    async fn no_provider(&mut self, em: &mut Emitter, text: String) -> Result<LoopEnd, StoreError> {
         let mut message = AssistantMessage {
             stop_reason: Some(StopReason::Error),
             error_message: Some(text.clone()),
@@ -882,7 +938,7 @@ impl Run {
             ..AssistantMessage::default()
         };
         messages::tag_run(&mut message.extra, &self.req.run_id);
-        self.append_message(Message::Assistant(message)).await?;
+        self.append_message(em, Message::Assistant(message)).await?;
         Ok(LoopEnd::Failed(plain_error(text)))
     }
 
@@ -986,24 +1042,32 @@ impl Run {
         if !self.session_id.is_empty() {
             let pending = self.pending_final.take().map(|m| {
                 let value = serde_json::to_value(Message::Assistant(m)).unwrap_or(Value::Null);
-                TranscriptEntry::message(None, now_i64(), value)
+                Written::entry(value)
             });
             // A tool call still committing (aborted mid-tools) lands before the final answer.
-            let settled = self.settle().await;
+            let settled = self.settle(em).await;
             let opts = self.append_options(Touch::AgentActivity);
             let (store, key) = (self.inner.store.clone(), self.req.session_key.clone());
             let append = async move {
                 settled?;
                 match pending {
-                    Some(entry) => store.append(&key, vec![entry], opts).await.map(|_| ()),
-                    None => Ok(()),
+                    Some((entry, written)) => {
+                        let ack = store.append(&key, vec![entry], opts).await?;
+                        Ok(Some((ack, written)))
+                    }
+                    None => Ok::<_, StoreError>(None),
                 }
             };
             let (appended, ()) = tokio::join!(append, self.record_session(ended_at, aborted));
-            if let Err(e) = appended {
-                tracing::warn!(session = %self.req.session_key, error = %e, "could not store the final answer");
-                self.outcome.status = RunStatus::Error;
-                self.outcome.error = Some(plain_error(format!("the session store failed: {e}")));
+            match appended {
+                Ok(Some((ack, written))) => em.stored(&ack, written).await,
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(session = %self.req.session_key, error = %e, "could not store the final answer");
+                    self.outcome.status = RunStatus::Error;
+                    self.outcome.error =
+                        Some(plain_error(format!("the session store failed: {e}")));
+                }
             }
         }
         em.emit(RunEventKind::ModelReleased).await;

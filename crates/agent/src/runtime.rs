@@ -483,6 +483,27 @@ impl AgentRuntime {
             .collect()
     }
 
+    /// The run a session has active (empty when its lane is idle or only has waiting turns).
+    pub fn active_run_ids(&self, session_key: &str) -> Vec<String> {
+        self.inner
+            .lanes
+            .lock()
+            .get(session_key)
+            .and_then(|l| l.active.as_ref())
+            .map(|a| vec![a.run_id.clone()])
+            .unwrap_or_default()
+    }
+
+    /// `(session key, run id)` of every active run.
+    pub fn active_runs(&self) -> Vec<(String, String)> {
+        self.inner
+            .lanes
+            .lock()
+            .iter()
+            .filter_map(|(key, l)| l.active.as_ref().map(|a| (key.clone(), a.run_id.clone())))
+            .collect()
+    }
+
     /// Whether a session has an active run.
     pub fn is_busy(&self, session_key: &str) -> bool {
         self.inner

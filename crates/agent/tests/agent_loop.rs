@@ -43,6 +43,19 @@ async fn simple_turn_streams_records_and_reports() {
     assert_eq!(deltas(&events), "Hello from the mock provider.");
     let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, (1..=events.len() as u64).collect::<Vec<_>>());
+    // Each stored message is announced once it is durable: the user's before the model
+    // starts, the final answer before the terminal events.
+    assert_eq!(
+        stored(&events),
+        [("user".to_owned(), 1), ("assistant".to_owned(), 2)]
+    );
+    let at = |pred: &dyn Fn(&RunEventKind) -> bool| events.iter().position(|e| pred(&e.kind));
+    let user_at = at(&|k| matches!(k, RunEventKind::Message(m) if m.message["role"] == "user"));
+    let start_at = at(&|k| matches!(k, RunEventKind::Start { .. }));
+    let final_at =
+        at(&|k| matches!(k, RunEventKind::Message(m) if m.message["role"] == "assistant"));
+    let released_at = at(&|k| matches!(k, RunEventKind::ModelReleased));
+    assert!(user_at < start_at && final_at < released_at, "{events:#?}");
     assert!(events.iter().skip(2).all(|e| e.session_id.is_some()));
 
     // Durable transcript: header, user, assistant.
@@ -151,6 +164,30 @@ async fn tool_call_turn_runs_the_tool_and_feeds_the_result_back() {
     let msgs = h.messages("main").await;
     let roles: Vec<&str> = msgs.iter().map(|m| m["role"].as_str().unwrap()).collect();
     assert_eq!(roles, ["user", "assistant", "toolResult", "assistant"]);
+    // Every stored message was announced, in transcript order, with its entry id; the call
+    // (committed while its tool ran) before its result.
+    let announced = stored(&events);
+    let expected: Vec<(String, i64)> = roles
+        .iter()
+        .zip(1..)
+        .map(|(r, i)| ((*r).to_owned(), i))
+        .collect();
+    assert_eq!(announced, expected);
+    let ids: Vec<String> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            RunEventKind::Message(m) => m.entry_id.clone(),
+            _ => None,
+        })
+        .collect();
+    let stored_ids: Vec<String> = h
+        .transcript("main")
+        .await
+        .iter()
+        .filter(|e| e["type"] == "message")
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, stored_ids);
     assert_eq!(msgs[1]["stopReason"], "toolUse");
     assert_eq!(msgs[2]["toolCallId"], "call_abc123");
     assert_eq!(msgs[2]["isError"], false);
@@ -427,7 +464,7 @@ async fn abort_mid_stream_cancels_quickly_and_records_the_aborted_turn() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_provider_gives_the_configuration_help() {
-    let h = harness(Opts {
+    let mut h = harness(Opts {
         extra_config: json!({"models": {"providers": {}}, "agents": {"defaults": {"model": {"primary": ""}}}}),
         ..Opts::default()
     })
@@ -454,6 +491,12 @@ async fn no_provider_gives_the_configuration_help() {
     assert_eq!(h.fake.model_requests().len(), 0);
     let msgs = h.messages("main").await;
     assert_eq!(msgs[1]["stopReason"], "error");
+    let events = h.events_of("np").await;
+    assert_eq!(
+        stored(&events),
+        [("user".to_owned(), 1), ("assistant".to_owned(), 2)],
+        "the help turn is announced like any other"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

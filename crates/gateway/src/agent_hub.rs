@@ -109,7 +109,9 @@ impl AgentHub {
         let projector = Arc::clone(&state.agent.projector);
         let projected = Arc::clone(&state.agent.projected);
         let weak = Arc::downgrade(state);
-        tokio::spawn(project(weak, rx, projector, projected));
+        let (rows_tx, rows_rx) = mpsc::channel(ROW_NOTICES);
+        tokio::spawn(announce_rows(weak.clone(), rows_rx));
+        tokio::spawn(project(weak, rx, projector, projected, rows_tx));
     }
 
     /// Applies a new config version (hot reload).
@@ -131,6 +133,27 @@ impl AgentHub {
                 return;
             }
         }
+    }
+
+    /// Runs of a session that are active for clients: the runtime's active run, unless its
+    /// terminal events are already on the wire (the lane is released a moment later).
+    pub fn active_run_ids(&self, session_key: &str) -> Vec<String> {
+        let mut ids = self.runtime.active_run_ids(session_key);
+        if !ids.is_empty() {
+            let done = self.projected.done.lock();
+            ids.retain(|id| !done.iter().any(|d| **d == **id));
+        }
+        ids
+    }
+
+    /// Session keys with an active run (see [`AgentHub::active_run_ids`]).
+    pub fn active_session_keys(&self) -> Vec<String> {
+        let mut runs = self.runtime.active_runs();
+        if !runs.is_empty() {
+            let done = self.projected.done.lock();
+            runs.retain(|(_, id)| !done.iter().any(|d| **d == **id));
+        }
+        runs.into_iter().map(|(key, _)| key).collect()
     }
 
     /// Remembers that `conn` started `run_id` with the `tool-events` capability.
@@ -177,9 +200,12 @@ async fn project(
     mut rx: mpsc::Receiver<RunEvent>,
     projector: Arc<Mutex<Projector>>,
     projected: Arc<Projected>,
+    rows: mpsc::Sender<RowNotice>,
 ) {
     let mut batch: Vec<RunEvent> = Vec::with_capacity(BATCH);
     let mut out: Vec<WireEvent> = Vec::new();
+    // Runs whose session row was announced as running (bounded by the active runs).
+    let mut announced: std::collections::HashSet<Arc<str>> = std::collections::HashSet::new();
     loop {
         let next_flush = projector.lock().next_flush();
         let received = match next_flush {
@@ -198,16 +224,34 @@ async fn project(
             return;
         };
         let now = Instant::now();
-        let mut ended: Vec<(Arc<str>, bool)> = Vec::new();
+        let mut notices: Vec<RowNotice> = Vec::new();
         let mut ended_runs: Vec<Arc<str>> = Vec::new();
         coalesce_deltas(&mut batch);
         {
             let mut p = projector.lock();
             for ev in &batch {
                 p.handle(ev, now, &mut out);
-                if let RunEventKind::End(outcome) = &ev.kind {
-                    ended.push((ev.session_key.clone(), outcome.session_started));
-                    ended_runs.push(ev.run_id.clone());
+                match &ev.kind {
+                    // The first stored message: the session exists and its run is going.
+                    RunEventKind::Message(_) if announced.insert(ev.run_id.clone()) => {
+                        notices.push(RowNotice {
+                            key: ev.session_key.clone(),
+                            run_id: ev.run_id.clone(),
+                            phase: RunPhase::Start,
+                        });
+                    }
+                    RunEventKind::End(outcome) => {
+                        announced.remove(&ev.run_id);
+                        notices.push(RowNotice {
+                            key: ev.session_key.clone(),
+                            run_id: ev.run_id.clone(),
+                            phase: RunPhase::End {
+                                session_started: outcome.session_started,
+                            },
+                        });
+                        ended_runs.push(ev.run_id.clone());
+                    }
+                    _ => {}
                 }
             }
             p.flush_due(now, &mut out);
@@ -227,8 +271,10 @@ async fn project(
             drop(done);
             projected.notify.notify_waiters();
         }
-        for (key, started) in ended {
-            session_settled(&state, &key, started);
+        for notice in notices {
+            if rows.try_send(notice).is_err() {
+                tracing::debug!("session row announcements are behind; one dropped");
+            }
         }
     }
 }
@@ -269,6 +315,7 @@ fn publish(state: &GatewayState, w: WireEvent) {
         Audience::Session(key) => Target::session(w.event, &key),
         Audience::Subscribers(key) => Target::session(w.event, &key),
         Audience::Conns(ids) => Target::Filter(Arc::new(move |info| ids.contains(&info.id))),
+        Audience::All => Target::All,
     };
     state.bus.publish(
         w.event,
@@ -280,38 +327,52 @@ fn publish(state: &GatewayState, w: WireEvent) {
     );
 }
 
-/// After a run: `sessions.changed` with the fresh row for `sessions.subscribe` sockets. The
-/// health/status session summary only changes when the run started a session, so only then is
-/// it recomputed.
-fn session_settled(state: &Arc<GatewayState>, key: &str, started: bool) {
-    let Ok(key) = SessionKey::parse(key) else {
-        return;
-    };
-    let state = Arc::clone(state);
-    tokio::spawn(async move {
-        let record = state.store.get_session(&key).await.ok().flatten();
-        if started {
-            state.sessions_changed(&key, "activity", record.as_ref());
+/// What the session-row task announces.
+struct RowNotice {
+    key: Arc<str>,
+    run_id: Arc<str>,
+    phase: RunPhase,
+}
+
+enum RunPhase {
+    /// The run stored its first message: the session exists and shows it running.
+    Start,
+    /// The run's terminal events are out; `session_started` says whether it created or
+    /// rotated the session (only then does the health summary change).
+    End { session_started: bool },
+}
+
+/// Queued row announcements; a full queue drops (the next announcement carries a fresh row).
+const ROW_NOTICES: usize = 1024;
+
+/// One task reads the session rows and publishes `sessions.changed` (`phase: "start"` /
+/// `"end"`, with the run id) in run-event order, so session lists pick a new session up
+/// while its first run streams and see it idle once the run ended.
+async fn announce_rows(state: Weak<GatewayState>, mut rx: mpsc::Receiver<RowNotice>) {
+    while let Some(notice) = rx.recv().await {
+        let Some(state) = state.upgrade() else {
             return;
+        };
+        let Ok(key) = SessionKey::parse(&notice.key) else {
+            continue;
+        };
+        let record = state.store.get_session(&key).await.ok().flatten();
+        let (phase, refresh) = match notice.phase {
+            RunPhase::Start => ("start", true),
+            RunPhase::End { session_started } => ("end", session_started),
+        };
+        if record.is_some() || refresh {
+            state.publish_session_changed(
+                &key,
+                "activity",
+                record.as_ref(),
+                Some((phase, &notice.run_id)),
+            );
         }
-        let Some(record) = record else { return };
-        let payload = serde_json::json!({
-            "sessionKey": key.to_string(),
-            "agentId": record.agent_id,
-            "reason": "activity",
-            "ts": pincer_agent::now_ms(),
-            "sessionId": record.entry.session_id,
-            "session": state.session_row(&key, Some(&record)),
-        });
-        state.bus.publish(
-            "sessions.changed",
-            &payload,
-            PublishOpts {
-                target: Target::SessionsSubscribers,
-                ..PublishOpts::default()
-            },
-        );
-    });
+        if refresh {
+            state.request_sessions_refresh();
+        }
+    }
 }
 
 #[cfg(test)]

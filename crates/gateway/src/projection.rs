@@ -8,6 +8,11 @@
 //! - The `tool` stream goes only to the connections that started the run and announced the
 //!   `tool-events` capability; `item` progress goes to every reader; sockets subscribed to the
 //!   session get `session.tool`.
+//! - Every message the run stored becomes `session.message` for the session's subscribers
+//!   (in order with the run's other events: the user row before the model's first words, the
+//!   final answer before the terminal `chat`).
+//! - A `chat.send` turn starts with `chat.metadata.changed {}` (the session's model facts may
+//!   change with it), as the reference announces it.
 //!
 //! [`Projector`] is pure (no I/O, explicit clock) and yields [`WireEvent`]s; the gateway's
 //! projection task publishes them on the bus.
@@ -18,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use pincer_agent::{
     CompactionPhase, RunEvent, RunEventKind, RunOutcome, RunSource, RunStatus, StatusPhase,
+    StoredMessage,
 };
 use serde_json::{json, Map, Value};
 
@@ -31,8 +37,10 @@ pub enum Audience {
     Session(Arc<str>),
     /// Only these connections (the run's `tool-events` recipients).
     Conns(Vec<u64>),
-    /// Sockets subscribed to the session (`session.tool`).
+    /// Sockets subscribed to the session (`session.tool`, `session.message`).
     Subscribers(Arc<str>),
+    /// Every client the event's scope guard admits.
+    All,
 }
 
 /// One event to publish.
@@ -115,6 +123,13 @@ impl Projector {
 
     /// Projects one run event.
     pub fn handle(&mut self, ev: &RunEvent, now: Instant, out: &mut Vec<WireEvent>) {
+        if ev.source == RunSource::Chat && !self.runs.contains_key(&ev.run_id) {
+            out.push(WireEvent {
+                event: "chat.metadata.changed",
+                payload: json!({}),
+                audience: Audience::All,
+            });
+        }
         let view = self
             .runs
             .entry(ev.run_id.clone())
@@ -387,6 +402,9 @@ impl Projector {
                     audience: Audience::Session(view.session_key.clone()),
                 });
             }
+            RunEventKind::Message(stored) => {
+                out.push(session_message(view, stored));
+            }
             RunEventKind::End(outcome) => {
                 let seq = next(view);
                 let view_key = view.session_key.clone();
@@ -438,6 +456,48 @@ impl Projector {
             payload: Value::Object(session_tool),
             audience: Audience::Subscribers(view.session_key.clone()),
         });
+    }
+}
+
+/// `session.message`: `{sessionKey, agentId, senderIsOwner?, message, messageId, messageSeq}`,
+/// the message in `chat.history`'s shape.
+fn session_message(view: &RunView, stored: &StoredMessage) -> WireEvent {
+    let message = match &stored.message {
+        Value::Object(m) => m.clone(),
+        _ => Map::new(),
+    };
+    let sender_is_owner = message
+        .get("__openclaw")
+        .and_then(|m| m.get("senderIsOwner"))
+        .cloned();
+    let source = view
+        .session_id
+        .as_deref()
+        .map(crate::methods::chat_history::source_of)
+        .unwrap_or_default();
+    let message = crate::methods::chat_history::wire_message(
+        message,
+        &crate::methods::chat_history::MessagePosition {
+            entry_id: stored.entry_id.as_deref(),
+            created_at: stored.created_at,
+            raw_seq: stored.seq,
+            ordinal: stored.message_seq,
+            source: &source,
+        },
+    );
+    let mut p = Map::new();
+    p.insert("sessionKey".into(), json!(&*view.session_key));
+    p.insert("agentId".into(), json!(&*view.agent_id));
+    if let Some(owner) = sender_is_owner {
+        p.insert("senderIsOwner".into(), owner);
+    }
+    p.insert("message".into(), message);
+    p.insert("messageId".into(), json!(stored.entry_id));
+    p.insert("messageSeq".into(), json!(stored.message_seq));
+    WireEvent {
+        event: "session.message",
+        payload: Value::Object(p),
+        audience: Audience::Subscribers(view.session_key.clone()),
     }
 }
 
@@ -702,7 +762,13 @@ mod tests {
                 t0: Instant::now(),
             }
         }
+        /// The run's wire events, without the `chat.metadata.changed` of a chat run's start.
         fn ev(&mut self, source: RunSource, kind: RunEventKind, at_ms: u64) -> Vec<WireEvent> {
+            let mut out = self.ev_raw(source, kind, at_ms);
+            out.retain(|e| e.event != "chat.metadata.changed");
+            out
+        }
+        fn ev_raw(&mut self, source: RunSource, kind: RunEventKind, at_ms: u64) -> Vec<WireEvent> {
             self.seq += 1;
             let ev = RunEvent {
                 run_id: Arc::from("r1"),
@@ -895,6 +961,53 @@ mod tests {
             out[0].payload.get("isHeartbeat").is_none(),
             "agent RPC events carry no isHeartbeat"
         );
+    }
+
+    #[test]
+    fn stored_messages_go_to_subscribers_in_the_history_shape() {
+        let mut f = Feed::new();
+        let first = f.ev_raw(
+            RunSource::Chat,
+            RunEventKind::Message(Arc::new(pincer_agent::StoredMessage {
+                entry_id: Some("e1".into()),
+                seq: 2,
+                message_seq: 1,
+                created_at: 77,
+                message: json!({"role": "user", "content": "hi", "timestamp": 5,
+                    "idempotencyKey": "r1:user", "__openclaw": {"senderIsOwner": true}}),
+            })),
+            0,
+        );
+        assert_eq!(first.len(), 2, "{first:?}");
+        assert_eq!(first[0].event, "chat.metadata.changed");
+        assert_eq!(first[0].audience, Audience::All);
+        let m = &first[1];
+        assert_eq!(m.event, "session.message");
+        assert_eq!(
+            m.audience,
+            Audience::Subscribers(Arc::from("agent:main:main"))
+        );
+        assert_eq!(m.payload["senderIsOwner"], true);
+        assert_eq!(
+            (
+                m.payload["messageId"].clone(),
+                m.payload["messageSeq"].clone()
+            ),
+            (json!("e1"), json!(1))
+        );
+        let meta = &m.payload["message"]["__openclaw"];
+        assert_eq!(meta["id"], "e1");
+        assert_eq!(meta["seq"], 1);
+        assert_eq!(meta["recordTimestampMs"], 77);
+        assert_eq!(meta["idempotencyKey"], "r1:user");
+        assert_eq!(meta["transcriptPosition"]["rawSeq"], 2);
+        // Announcing a message does not take a run seq; metadata is announced once per run.
+        let next = f.ev_raw(RunSource::Chat, delta("x"), 1);
+        assert_eq!(next[0].payload["seq"], 1);
+        assert!(next.iter().all(|e| e.event != "chat.metadata.changed"));
+        let mut g = Feed::new();
+        let agent_run = g.ev_raw(RunSource::Agent, delta("x"), 0);
+        assert!(agent_run.iter().all(|e| e.event != "chat.metadata.changed"));
     }
 
     #[test]

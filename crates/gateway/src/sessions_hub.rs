@@ -159,18 +159,23 @@ impl GatewayState {
         });
     }
 
-    /// The wire row of a session (or of a key without a session yet).
+    /// The wire row of a session (or of a key without a session yet), with the runs the
+    /// agent runtime has active in it.
     pub fn session_row(
         &self,
         key: &SessionKey,
         record: Option<&SessionRecord>,
     ) -> serde_json::Value {
+        let runs = RunFacts {
+            active_run_ids: self.agent.active_run_ids(&key.to_string()),
+            active_leaf_entry_id: None,
+        };
         session_row(
             &self.config.get().config,
             key,
             record,
             RowKind::List,
-            &RunFacts::default(),
+            &runs,
             util::now_ms(),
         )
     }
@@ -184,6 +189,20 @@ impl GatewayState {
         reason: &str,
         record: Option<&SessionRecord>,
     ) -> PublishReport {
+        let report = self.publish_session_changed(key, reason, record, None);
+        self.request_sessions_refresh();
+        report
+    }
+
+    /// `sessions.changed` alone (no summary refresh): `{sessionKey, agentId, reason, ts,
+    /// [phase, runId], [sessionId, session]}`.
+    pub fn publish_session_changed(
+        &self,
+        key: &SessionKey,
+        reason: &str,
+        record: Option<&SessionRecord>,
+        run: Option<(&str, &str)>,
+    ) -> PublishReport {
         let agent_id = key
             .agent_id()
             .map(str::to_string)
@@ -194,20 +213,22 @@ impl GatewayState {
             "reason": reason,
             "ts": util::now_ms(),
         });
+        if let Some((phase, run_id)) = run {
+            payload["phase"] = json!(phase);
+            payload["runId"] = json!(run_id);
+        }
         if let Some(r) = record {
             payload["sessionId"] = json!(r.entry.session_id);
             payload["session"] = self.session_row(key, Some(r));
         }
-        let report = self.bus.publish(
+        self.bus.publish(
             "sessions.changed",
             &payload,
             PublishOpts {
                 target: Target::SessionsSubscribers,
                 ..Default::default()
             },
-        );
-        self.request_sessions_refresh();
-        report
+        )
     }
 
     /// Publish an event that belongs to one session (`session.message`, `session.tool`,

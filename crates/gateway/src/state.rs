@@ -43,6 +43,8 @@ pub const EMITTED_EVENTS: &[&str] = &[
     "agent",
     "chat",
     "session.tool",
+    "session.message",
+    "chat.metadata.changed",
     "device.pair.changed",
     "device.pair.requested",
     "device.pair.resolved",

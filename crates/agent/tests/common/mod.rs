@@ -198,9 +198,11 @@ pub fn request_texts(body: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Labels of a run's events, without the stored-message announcements (see [`stored`]).
 pub fn kinds(events: &[RunEvent]) -> Vec<String> {
     events
         .iter()
+        .filter(|e| !matches!(e.kind, RunEventKind::Message(_)))
         .map(|e| match &e.kind {
             RunEventKind::Status { phase, .. } => format!("status:{}", phase.as_str()),
             RunEventKind::Start { .. } => "start".into(),
@@ -215,6 +217,21 @@ pub fn kinds(events: &[RunEvent]) -> Vec<String> {
             RunEventKind::Finishing { .. } => "finishing".into(),
             RunEventKind::ModelReleased => "released".into(),
             RunEventKind::End(_) => "end".into(),
+            RunEventKind::Message(_) => "message".into(),
+        })
+        .collect()
+}
+
+/// `(role, messageSeq)` of the messages a run announced as stored, in order.
+pub fn stored(events: &[RunEvent]) -> Vec<(String, i64)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            RunEventKind::Message(m) => Some((
+                m.message["role"].as_str().unwrap_or("").to_owned(),
+                m.message_seq,
+            )),
+            _ => None,
         })
         .collect()
 }

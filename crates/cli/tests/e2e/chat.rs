@@ -141,10 +141,6 @@ async fn golden_agent_run_chat_send() {
     let mut report = common(Replay::new("agent_run_chat_send.jsonl"))
         .config(replay_config(&fake))
         .frame_timeout(T)
-        .missing_event(
-            "chat.metadata.changed",
-            "announces the reference's per-chat model/account metadata (chat.metadata); Pincer has no such surface",
-        )
         .allow(RUN_EVENTS)
         .allow(PRESENCE_AT_HELLO)
         .allow(HISTORY_DECORATIONS)

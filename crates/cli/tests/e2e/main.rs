@@ -21,6 +21,7 @@ mod nodes;
 mod openai_http;
 mod proxy;
 mod remote;
+mod session_events;
 mod sessions;
 mod tls;
 mod tools;

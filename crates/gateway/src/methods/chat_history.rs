@@ -128,24 +128,53 @@ fn history_message(
     if let Some(limit) = max_chars {
         truncate_text(&mut message, limit);
     }
+    Some(wire_message(
+        message,
+        &MessagePosition {
+            entry_id: entry.entry_id.as_deref(),
+            created_at: entry.created_at,
+            raw_seq: entry.seq,
+            ordinal,
+            source,
+        },
+    ))
+}
+
+/// Where a transcript message sits (its `__openclaw` facts).
+pub(crate) struct MessagePosition<'a> {
+    pub entry_id: Option<&'a str>,
+    /// When the entry was written (epoch ms).
+    pub created_at: i64,
+    /// The entry's raw transcript seq.
+    pub raw_seq: i64,
+    /// The message's ordinal among the window's messages.
+    pub ordinal: i64,
+    /// [`source_of`] the sessionId.
+    pub source: &'a str,
+}
+
+/// A stored `message` object as the wire shows it (`chat.history` messages, the message of
+/// `session.message`): `__openclaw` carries `id`, `idempotencyKey`, `recordTimestampMs`,
+/// `transcriptPosition` and `seq` (the ordinal).
+pub(crate) fn wire_message(mut message: Map<String, Value>, at: &MessagePosition<'_>) -> Value {
     let mut meta = match message.remove("__openclaw") {
         Some(Value::Object(m)) => m,
         _ => Map::new(),
     };
-    if let Some(id) = &entry.entry_id {
+    if let Some(id) = at.entry_id {
         meta.insert("id".into(), json!(id));
     }
     if let Some(k) = message.get("idempotencyKey") {
         meta.insert("idempotencyKey".into(), k.clone());
     }
-    meta.insert("recordTimestampMs".into(), json!(entry.created_at));
+    meta.insert("recordTimestampMs".into(), json!(at.created_at));
     meta.insert(
         "transcriptPosition".into(),
-        json!({"source": source, "rawSeq": entry.seq}),
+        json!({"source": at.source, "rawSeq": at.raw_seq}),
     );
-    meta.insert("seq".into(), json!(ordinal));
+    meta.insert("seq".into(), json!(at.ordinal));
     message.insert("__openclaw".into(), Value::Object(meta));
-    Some(Value::Object(message))
+    Value::Object(message)
 }
 
 fn truncate_text(message: &mut Map<String, Value>, limit: usize) {
@@ -170,7 +199,7 @@ fn truncate_text(message: &mut Map<String, Value>, limit: usize) {
 }
 
 /// Stable, opaque transcript source id of a sessionId.
-fn source_of(session_id: &str) -> String {
+pub(crate) fn source_of(session_id: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(
         format!("transcript:{session_id}").as_bytes(),
     ))
@@ -220,7 +249,10 @@ async fn history(call: &OwnedCall) -> Result<Value, ErrorShape> {
                 &key,
                 None,
                 RowKind::History,
-                &RunFacts::default(),
+                &RunFacts {
+                    active_run_ids: state.agent.active_run_ids(&key.to_string()),
+                    active_leaf_entry_id: None,
+                },
                 now_ms,
             ),
         );
@@ -321,7 +353,7 @@ async fn history(call: &OwnedCall) -> Result<Value, ErrorShape> {
         .ok()
         .and_then(|t| t.last().and_then(|e| e.entry_id.clone()));
     let runs = RunFacts {
-        active_run_ids: Vec::new(),
+        active_run_ids: state.agent.active_run_ids(&key.to_string()),
         active_leaf_entry_id: leaf,
     };
     let delta = DeltaCursor {

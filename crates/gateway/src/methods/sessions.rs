@@ -102,9 +102,14 @@ struct ListParams {
     agent_id: Option<String>,
     search: Option<String>,
     archived: Option<Value>,
+    pinned: Option<bool>,
+    configured_agents_only: Option<bool>,
+    active_only: Option<bool>,
 }
 
-fn list_query(p: &ListParams) -> ListQuery {
+/// The store query of `sessions.list` filters. `configuredAgentsOnly` keeps the agents of the
+/// config in force; `activeOnly` keeps sessions with a run in progress.
+fn list_query(state: &GatewayState, p: &ListParams) -> ListQuery {
     let mut exclude = Vec::new();
     if p.include_global == Some(false) {
         exclude.push("global".to_string());
@@ -126,6 +131,13 @@ fn list_query(p: &ListParams) -> ListQuery {
             .agent_id
             .as_deref()
             .map(pincer_sessions::normalize_agent_id),
+        agent_ids: if p.configured_agents_only == Some(true) {
+            state.config.get().config.agent_ids()
+        } else {
+            Vec::new()
+        },
+        keys: (p.active_only == Some(true)).then(|| state.agent.active_session_keys()),
+        pinned: p.pinned,
         label: p.label.clone().filter(|l| !l.is_empty()),
         search: p.search.clone(),
         active_minutes: p.active_minutes,
@@ -149,7 +161,7 @@ fn list_query(p: &ListParams) -> ListQuery {
 async fn list_payload(state: &GatewayState, p: &ListParams) -> Result<Value, ErrorShape> {
     let page = state
         .store
-        .list_sessions(list_query(p))
+        .list_sessions(list_query(state, p))
         .await
         .map_err(store_error)?;
     let loaded = state.config.current();
@@ -167,14 +179,11 @@ async fn list_payload(state: &GatewayState, p: &ListParams) -> Result<Value, Err
             let key = SessionKey::parse(&r.key)
                 .or_else(|_| SessionKey::canonicalize(&r.key, &r.agent_id))
                 .unwrap_or(SessionKey::Unknown);
-            crate::session_rows::session_row(
-                cfg,
-                &key,
-                Some(r),
-                RowKind::List,
-                &Default::default(),
-                now_ms,
-            )
+            let runs = crate::session_rows::RunFacts {
+                active_run_ids: state.agent.active_run_ids(&r.key),
+                active_leaf_entry_id: None,
+            };
+            crate::session_rows::session_row(cfg, &key, Some(r), RowKind::List, &runs, now_ms)
         })
         .collect();
     Ok(json!({
