@@ -319,6 +319,28 @@ const scenarios = {
     noPageErrors(a);
   },
 
+  /** A first run's session shows in the list (with the live dot) while the reply streams. */
+  async 'sessions-live'() {
+    const a = await launch();
+    const { page } = a;
+    await open(a, '/');
+    await waitState(page, 'connected');
+    await page.waitForFunction(() => /No sessions yet/.test(document.querySelector('[data-testid=session-list]')?.textContent || ''), null, { timeout: T });
+    step('empty session list before the first message');
+    await send(page, 'Tell me a slow story');
+    await page.waitForSelector('.msg.assistant.streaming .segment', { timeout: T });
+    step('reply streaming');
+    const live = '[data-testid=session-item][data-key="agent:main:main"] .live-dot';
+    // Both at once: the row is listed and marked running while the reply still streams.
+    await page.waitForFunction((sel) => document.querySelector(sel) && document.querySelector('.msg.assistant.streaming'), live, { timeout: T });
+    step('the new session is listed as running during its first run');
+    await shot(page, 'chat-session-listed-while-streaming');
+    await page.waitForFunction(() => !document.querySelector('.msg.assistant.streaming'), null, { timeout: 60000 });
+    await page.waitForFunction((sel) => !document.querySelector(sel) && document.querySelector('[data-testid=session-item][data-key="agent:main:main"]'), live, { timeout: T });
+    step('the live dot goes away when the run ends; the session stays listed');
+    noPageErrors(a);
+  },
+
   /** HTML in messages stays text: nothing runs, the DOM has the literal characters. */
   async xss() {
     const a = await launch();

@@ -678,6 +678,23 @@ fn browser_abort_stops_a_streaming_reply() {
 }
 
 #[test]
+fn browser_session_list_follows_the_first_run() {
+    if skip_browser() {
+        return;
+    }
+    let rt = runtime();
+    let fake = fake_llm(&rt);
+    let story = "and then ".repeat(60) + "the end.";
+    fake.push(
+        Reply::new()
+            .text_in_chunks(&story, 60)
+            .delay(Duration::from_millis(300)),
+    );
+    let mut ui = Ui::start(state_with_provider(&fake, json!({})), &[]);
+    ui.scenario("sessions-live");
+}
+
+#[test]
 fn browser_renders_html_in_messages_as_text() {
     if skip_browser() {
         return;

@@ -619,11 +619,20 @@ class ChatView extends View {
   onSessionsChanged(p) {
     clearTimeout(this.sessionsT);
     this.sessionsT = setTimeout(() => this.loadSessions(), 250);
-    if (p?.sessionKey === this.canonicalKey && p.session) {
-      const i = this.sessions.findIndex((s) => s.key === p.sessionKey);
+    if (!p?.sessionKey) return;
+    const i = this.sessions.findIndex((s) => s.key === p.sessionKey);
+    if (p.reason === 'delete') {
+      if (i >= 0) this.sessions.splice(i, 1);
+    } else if (p.session && (i >= 0 || !this.search.trim())) {
+      // The event carries the fresh row (a run starting or ending): show it at once; a
+      // session that is new to this list goes on top, as the list is newest first.
       if (i >= 0) this.sessions[i] = p.session;
-      this.syncPickers();
+      else this.sessions.unshift(p.session);
+    } else {
+      return;
     }
+    this.renderSessions();
+    if (p.sessionKey === this.canonicalKey) this.syncPickers();
   }
 
   async loadModels() {
