@@ -209,7 +209,10 @@ impl ConfigWatcher {
         let (tx, rx) = mpsc::channel::<Signal>();
         let fs_tx = tx.clone();
         let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if let Ok(ev) = res {
+            // Reads (a CLI loading the config) are not changes; counting them would let
+            // frequent readers postpone the debounce forever.
+            let Ok(ev) = res else { return };
+            if !matches!(ev.kind, notify::EventKind::Access(_)) {
                 for p in ev.paths {
                     let _ = fs_tx.send(Signal::Fs(p));
                 }

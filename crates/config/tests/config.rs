@@ -679,6 +679,43 @@ fn set_unset_patch_replace_with_base_hash() {
 // ---- hot reload ----------------------------------------------------------------------
 
 #[test]
+fn frequent_readers_do_not_postpone_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "pincer.json",
+        "{ session: { dmScope: 'main' } }",
+    );
+    let o = opts();
+    let initial = Arc::new(load(&path, &o).unwrap());
+    let (tx, rx) = mpsc::channel();
+    let _watcher = ConfigWatcher::spawn(initial, o.clone(), move |ev| {
+        let _ = tx.send(ev);
+    })
+    .unwrap();
+    // A reader (e.g. a CLI polling the gateway) opens the file far more often than the
+    // debounce; the edit must still apply.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (path, stop) = (path.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::fs::read(&path);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    edit::write_atomic(&path, b"{ session: { dmScope: 'per-peer' } }").unwrap();
+    let event = rx.recv_timeout(Duration::from_secs(5));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = reader.join();
+    assert!(
+        matches!(event, Ok(ReloadEvent::Applied { .. })),
+        "{event:?}"
+    );
+}
+
+#[test]
 fn watcher_applies_good_edits_and_keeps_last_good_on_bad_ones() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(
