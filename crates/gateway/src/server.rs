@@ -160,11 +160,20 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway, StartError>
     let tls = if security.tls.enabled {
         let tls_settings = security.tls.clone();
         let dir = config.state_dir.clone();
-        Some(
-            tokio::task::spawn_blocking(move || crate::tls::load(&tls_settings, &dir))
-                .await
-                .map_err(|e| StartError::Settings(format!("tls task failed: {e}")))??,
-        )
+        let loaded = tokio::task::spawn_blocking(move || crate::tls::load(&tls_settings, &dir))
+            .await
+            .map_err(|e| StartError::Settings(format!("tls task failed: {e}")))?;
+        Some(match loaded {
+            Ok(identity) => identity,
+            // Settings from the config file: say which file.
+            Err(e) if config.security.tls.is_none() => {
+                return Err(StartError::Settings(format!(
+                    "{}: {e}",
+                    live.path().display()
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        })
     } else {
         None
     };

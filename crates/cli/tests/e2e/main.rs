@@ -21,6 +21,7 @@ mod nodes;
 mod openai_http;
 mod proxy;
 mod remote;
+mod security_config;
 mod session_events;
 mod sessions;
 mod tls;

@@ -19,8 +19,21 @@ pub async fn connect_with_headers(
     url: &str,
     headers: &[(&str, &str)],
     kp: Option<&DeviceKeypair>,
-    mut params: Value,
+    params: Value,
 ) -> Value {
+    connect_from(url, None, headers, kp, params).await.1
+}
+
+/// [`connect_with_headers`] from a given local address (`None`: the OS's choice), keeping the
+/// socket. A non-loopback address of this host (e.g. a veth end) makes the gateway see a
+/// non-loopback peer without leaving the host.
+pub async fn connect_from(
+    url: &str,
+    source: Option<std::net::IpAddr>,
+    headers: &[(&str, &str)],
+    kp: Option<&DeviceKeypair>,
+    mut params: Value,
+) -> (RawWs, Value) {
     let mut req = url.into_client_request().unwrap();
     for (k, v) in headers {
         let name =
@@ -35,7 +48,14 @@ pub async fn connect_with_headers(
         .next()
         .unwrap()
         .to_string();
-    let tcp = tokio::net::TcpStream::connect(&authority).await.unwrap();
+    let tcp = match source {
+        None => tokio::net::TcpStream::connect(&authority).await.unwrap(),
+        Some(ip) => {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(std::net::SocketAddr::new(ip, 0)).unwrap();
+            socket.connect(authority.parse().unwrap()).await.unwrap()
+        }
+    };
     let (mut ws, _) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
     let challenge = recv(&mut ws, T).await.json();
     if let Some(kp) = kp {
@@ -62,7 +82,8 @@ pub async fn connect_with_headers(
         &json!({"type":"req","id":"c1","method":"connect","params":params}),
     )
     .await;
-    recv_res(&mut ws, "c1", T).await.0
+    let res = recv_res(&mut ws, "c1", T).await.0;
+    (ws, res)
 }
 
 #[tokio::test]
