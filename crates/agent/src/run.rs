@@ -197,9 +197,6 @@ pub(crate) struct Run {
     context: Context,
     /// The final assistant message, stored in [`Run::finish`].
     pending_final: Option<AssistantMessage>,
-    /// An append still committing (an assistant message with tool calls: its tools start
-    /// while it commits); every later append waits for it first, so the transcript order holds.
-    committing: Option<tokio::task::JoinHandle<Result<(AppendAck, Written), StoreError>>>,
 }
 
 impl Run {
@@ -227,7 +224,6 @@ impl Run {
             session_id: String::new(),
             context: Context::default(),
             pending_final: None,
-            committing: None,
         }
     }
 
@@ -274,25 +270,12 @@ impl Run {
         }
     }
 
-    /// Waits for the append still committing, if any, and announces its message.
-    async fn settle(&mut self, em: &mut Emitter) -> Result<(), StoreError> {
-        let Some(task) = self.committing.take() else {
-            return Ok(());
-        };
-        let (ack, written) = task
-            .await
-            .map_err(|e| StoreError::Rejected(format!("transcript append failed: {e}")))??;
-        em.stored(&ack, written).await;
-        Ok(())
-    }
-
     async fn append(
         &mut self,
         em: &mut Emitter,
         entry: TranscriptEntry,
         written: Written,
     ) -> Result<(), StoreError> {
-        self.settle(em).await?;
         let opts = self.append_options(Touch::AgentActivity);
         let ack = self
             .inner
@@ -300,31 +283,6 @@ impl Run {
             .append(&self.req.session_key, vec![entry], opts)
             .await?;
         em.stored(&ack, written).await;
-        Ok(())
-    }
-
-    /// Appends an assistant message whose tool calls run next, without waiting for its
-    /// commit: the tools start at once (no fsync on the dispatch path) and the first tool
-    /// result is appended only after the call is durable ([`Run::settle`]). The model never
-    /// sees a result before its call is in the transcript.
-    async fn append_calls(
-        &mut self,
-        em: &mut Emitter,
-        message: AssistantMessage,
-    ) -> Result<(), StoreError> {
-        self.settle(em).await?;
-        let message = Message::Assistant(message);
-        let value = serde_json::to_value(&message).unwrap_or(Value::Null);
-        let (entry, written) = Written::entry(value);
-        let id = entry.id().unwrap_or_default().to_owned();
-        let store = self.inner.store.clone();
-        let key = self.req.session_key.clone();
-        let opts = self.append_options(Touch::AgentActivity);
-        self.committing = Some(tokio::spawn(async move {
-            let ack = store.append(&key, vec![entry], opts).await?;
-            Ok((ack, written))
-        }));
-        self.context.push(id, message);
         Ok(())
     }
 
@@ -359,7 +317,6 @@ impl Run {
         );
         let (entry, written) = Written::entry(value.clone());
         let id = entry.id().unwrap_or_default().to_owned();
-        self.settle(em).await?;
         let opts = self.append_options(Touch::UserMessage);
         let ack = self
             .inner
@@ -652,11 +609,12 @@ impl Run {
                 self.pending_final = Some(message);
                 return Ok(LoopEnd::Done);
             }
+            // The call is durable before its tools start (every step is in the transcript
+            // before the next): a crash never leaves a side effect without its call.
+            self.append_message(em, Message::Assistant(message)).await?;
             if calls_made.is_empty() {
-                self.append_message(em, Message::Assistant(message)).await?;
                 continue;
             }
-            self.append_calls(em, message).await?;
             if self.run_tools(em, &tool_ctx, calls_made).await? {
                 return Ok(LoopEnd::Aborted);
             }
@@ -1044,12 +1002,9 @@ impl Run {
                 let value = serde_json::to_value(Message::Assistant(m)).unwrap_or(Value::Null);
                 Written::entry(value)
             });
-            // A tool call still committing (aborted mid-tools) lands before the final answer.
-            let settled = self.settle(em).await;
             let opts = self.append_options(Touch::AgentActivity);
             let (store, key) = (self.inner.store.clone(), self.req.session_key.clone());
             let append = async move {
-                settled?;
                 match pending {
                     Some((entry, written)) => {
                         let ack = store.append(&key, vec![entry], opts).await?;
