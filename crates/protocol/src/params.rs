@@ -429,6 +429,26 @@ pub static SESSIONS_DESCRIBE_PARAMS: Schema = Schema::Object {
     closed: true,
 };
 
+/// `sessions.create` params (the subset Pincer implements; others are refused by name).
+pub static SESSIONS_CREATE_PARAMS: Schema = Schema::Object {
+    props: &[
+        Prop::opt("key", NON_EMPTY),
+        Prop::opt("agentId", NON_EMPTY),
+        Prop::opt("label", NON_EMPTY),
+        Prop::opt("model", NON_EMPTY),
+        Prop::opt("thinkingLevel", NON_EMPTY),
+        Prop::opt(
+            "message",
+            Schema::Str {
+                min_len: None,
+                max_len: None,
+            },
+        ),
+        Prop::opt("idempotencyKey", NON_EMPTY),
+    ],
+    closed: true,
+};
+
 /// `sessions.patch` params (values may be `null` to clear an override).
 pub static SESSIONS_PATCH_PARAMS: Schema = Schema::Object {
     props: &[

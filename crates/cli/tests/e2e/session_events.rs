@@ -262,3 +262,91 @@ async fn history_and_list_show_the_active_run() {
     let (list, _) = rpc(&mut sender, "l3", "sessions.list", json!({})).await;
     assert_eq!(list["payload"]["sessions"][0]["hasActiveRun"], false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_create_makes_a_session_and_can_start_its_first_turn() {
+    let gw = start(&[], json!({}), &[]).await;
+    gw.fake.push(Reply::new().text("Welcome aboard."));
+    let mut ws = op(&gw, &[]).await;
+    let (res, _) = rpc(
+        &mut ws,
+        "c1",
+        "sessions.create",
+        json!({"key": "planning", "label": "Planning", "thinkingLevel": "low",
+               "message": "hello there", "idempotencyKey": "run-create"}),
+    )
+    .await;
+    let p = &res["payload"];
+    assert_eq!(res["ok"], true, "{res}");
+    assert_eq!(p["key"], "agent:main:planning");
+    assert_eq!(p["entry"]["label"], "Planning");
+    assert_eq!(p["entry"]["thinkingLevel"], "low");
+    assert_eq!(p["sessionId"], p["entry"]["sessionId"]);
+    assert_eq!(
+        (p["runStarted"].clone(), p["runId"].clone()),
+        (json!(true), json!("run-create"))
+    );
+    assert_eq!(p["resolved"]["model"], "mock-model");
+    let frames = until(&mut ws, |v| is_chat_end(v, "run-create")).await;
+    let end = frames.last().unwrap();
+    assert_eq!(end["payload"]["state"], "final", "{end}");
+    assert_eq!(end["payload"]["sessionKey"], "agent:main:planning");
+    let (history, _) = rpc(
+        &mut ws,
+        "h1",
+        "chat.history",
+        json!({"sessionKey": "agent:main:planning"}),
+    )
+    .await;
+    let texts: Vec<String> = history["payload"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].to_string())
+        .collect();
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert!(texts[0].contains("hello there") && texts[1].contains("Welcome aboard."));
+
+    // Without a key: a fresh dashboard session of the agent, no run.
+    let (res, _) = rpc(
+        &mut ws,
+        "c2",
+        "sessions.create",
+        json!({"label": "Scratch"}),
+    )
+    .await;
+    let key = res["payload"]["key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(key.starts_with("agent:main:dashboard:"), "{res}");
+    assert_eq!(res["payload"]["runStarted"], false);
+    let (list, _) = rpc(&mut ws, "l1", "sessions.list", json!({"label": "Scratch"})).await;
+    assert_eq!(list["payload"]["sessions"][0]["key"], json!(key));
+
+    // An existing key, a bad override and an unsupported field are refused.
+    let (res, _) = rpc(&mut ws, "c3", "sessions.create", json!({"key": "planning"})).await;
+    assert_eq!(res["error"]["code"], "INVALID_REQUEST", "{res}");
+    assert_eq!(res["error"]["details"]["reason"], "SESSION_EXISTS");
+    let (res, _) = rpc(
+        &mut ws,
+        "c4",
+        "sessions.create",
+        json!({"key": "other", "thinkingLevel": "huge"}),
+    )
+    .await;
+    assert_eq!(res["error"]["code"], "INVALID_REQUEST", "{res}");
+    let (res, _) = rpc(
+        &mut ws,
+        "c5",
+        "sessions.create",
+        json!({"key": "other", "parentSessionKey": "main"}),
+    )
+    .await;
+    assert_eq!(res["error"]["code"], "INVALID_REQUEST", "{res}");
+    let (list, _) = rpc(&mut ws, "l2", "sessions.list", json!({"search": "other"})).await;
+    assert_eq!(
+        list["payload"]["count"], 0,
+        "refused creates leave nothing: {list}"
+    );
+}

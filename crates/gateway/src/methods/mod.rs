@@ -87,6 +87,7 @@ mod tests {
                 "sessions.preview",
                 "sessions.describe",
                 "sessions.patch",
+                "sessions.create",
                 "sessions.reset",
                 "sessions.delete",
                 "chat.history",

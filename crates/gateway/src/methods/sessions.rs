@@ -8,7 +8,7 @@
 
 use pincer_protocol::errors::ErrorShape;
 use pincer_protocol::params::{
-    SESSIONS_DELETE_PARAMS, SESSIONS_DESCRIBE_PARAMS, SESSIONS_LIST_PARAMS,
+    SESSIONS_CREATE_PARAMS, SESSIONS_DELETE_PARAMS, SESSIONS_DESCRIBE_PARAMS, SESSIONS_LIST_PARAMS,
     SESSIONS_MESSAGES_SUBSCRIBE_PARAMS, SESSIONS_PATCH_PARAMS, SESSIONS_PREVIEW_PARAMS,
     SESSIONS_RESET_PARAMS, SESSIONS_SUBSCRIBE_PARAMS,
 };
@@ -48,6 +48,9 @@ pub fn register(reg: &mut MethodRegistry) {
     });
     reg.asynchronous("sessions.patch", &SESSIONS_PATCH_PARAMS, |c| {
         Box::pin(sessions_patch(c))
+    });
+    reg.asynchronous("sessions.create", &SESSIONS_CREATE_PARAMS, |c| {
+        Box::pin(sessions_create(c))
     });
     reg.asynchronous("sessions.reset", &SESSIONS_RESET_PARAMS, |c| {
         Box::pin(sessions_reset(c))
@@ -427,6 +430,102 @@ async fn sessions_patch(call: OwnedCall) -> Reply {
         "resolved": {"modelProvider": row["modelProvider"], "model": row["model"]},
         "changed": changed,
     }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateParams {
+    key: Option<String>,
+    agent_id: Option<String>,
+    label: Option<String>,
+    model: Option<String>,
+    thinking_level: Option<String>,
+    message: Option<String>,
+    idempotency_key: Option<String>,
+}
+
+/// `sessions.create`: a new session (the given key, else a fresh dashboard key of the agent)
+/// with its label/model/thinking level, and optionally a first message run as a chat turn.
+async fn sessions_create(call: OwnedCall) -> Reply {
+    let p: CreateParams = match call.parse() {
+        Ok(p) => p,
+        Err(e) => return Reply::Error(e),
+    };
+    let state = &call.state;
+    let agent = match &p.agent_id {
+        Some(a) => pincer_sessions::normalize_agent_id(a),
+        None => state.config.get().config.default_agent_id(),
+    };
+    let key_text = p
+        .key
+        .clone()
+        .unwrap_or_else(|| format!("agent:{agent}:dashboard:{}", uuid::Uuid::new_v4().simple()));
+    let key = match canonical_key(state, &key_text, Some(&agent)) {
+        Ok(k) => k,
+        Err(e) => return Reply::Error(e),
+    };
+    let mut overrides = Map::new();
+    for (name, value) in [
+        ("label", &p.label),
+        ("model", &p.model),
+        ("thinkingLevel", &p.thinking_level),
+    ] {
+        if let Some(v) = value {
+            overrides.insert(name.into(), json!(v));
+        }
+    }
+    let patch: SessionPatch = match serde_json::from_value(Value::Object(overrides)) {
+        Ok(p) => p,
+        Err(e) => {
+            return Reply::Error(ErrorShape::invalid_request(format!(
+                "invalid sessions.create params: {e}"
+            )))
+        }
+    };
+    if let Err(e) = patch.validate() {
+        return Reply::Error(ErrorShape::invalid_request(e.to_string()));
+    }
+    let mut req = EnsureSession::at(now());
+    req.template = Some(operator_template(&key));
+    let ensured = match state.store.ensure_session(&key, req).await {
+        Ok(e) => e,
+        Err(e) => return Reply::Error(store_error(e)),
+    };
+    if !ensured.created {
+        return Reply::Error(
+            ErrorShape::invalid_request(format!("session {key} already exists"))
+                .with_details(json!({"reason": "SESSION_EXISTS", "key": key.to_string()})),
+        );
+    }
+    let record = match state.store.patch_session(&key, patch, now()).await {
+        Ok((record, _)) => record,
+        Err(e) => return Reply::Error(store_error(e)),
+    };
+    state.sessions_changed(&key, "create", Some(&record));
+    let mut out = json!({"ok": true, "key": key.to_string(),
+        "sessionId": record.entry.session_id, "entry": record.entry, "runStarted": false});
+    if let Some(message) = p.message.filter(|m| !m.trim().is_empty()) {
+        let run_id = p
+            .idempotency_key
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let mut run = pincer_agent::RunRequest::new(
+            run_id.clone(),
+            key.clone(),
+            message,
+            pincer_agent::RunSource::Chat,
+        );
+        run.metadata = Some(crate::methods::chat::transport_metadata(&call));
+        match state.agent.runtime.submit(run).await {
+            Ok(_) => {
+                out["runStarted"] = json!(true);
+                out["runId"] = json!(run_id);
+            }
+            Err(e) => out["runError"] = json!(e.to_string()),
+        }
+    }
+    let row = state.session_row(&key, Some(&record));
+    out["resolved"] = json!({"modelProvider": row["modelProvider"], "model": row["model"]});
+    Reply::json(&out)
 }
 
 #[derive(Deserialize)]
