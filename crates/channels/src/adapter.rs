@@ -91,9 +91,32 @@ impl InboundSender {
 
     /// Queues `messages` for the pipeline, in order, while recording them; returns after both.
     pub async fn send_batch(&self, messages: Vec<ChannelMessage>) -> Result<(), InboundClosed> {
+        self.send_batch_with_cursor(messages, None)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`InboundSender::send_batch`] that also saves the account's acknowledgement cursor
+    /// `(key, value)` in the record's commit when there is a journal (one fsync for both, and
+    /// the saved position never runs ahead of the record). Returns whether the cursor was
+    /// saved; if not (no journal, or the commit failed) the caller saves it itself.
+    pub async fn send_batch_with_cursor(
+        &self,
+        messages: Vec<ChannelMessage>,
+        cursor: Option<(&str, &str)>,
+    ) -> Result<bool, InboundClosed> {
         let record = async {
-            if let Some((journal, account)) = &self.journal {
-                journal.record(self.channel, account, &messages).await;
+            match (&self.journal, cursor) {
+                (Some((journal, account)), Some(cursor)) => {
+                    journal
+                        .record_with_cursor(self.channel, account, &messages, cursor)
+                        .await
+                }
+                (Some((journal, account)), None) => {
+                    journal.record(self.channel, account, &messages).await;
+                    false
+                }
+                (None, _) => false,
             }
         };
         let forward = async {
@@ -103,8 +126,8 @@ impl InboundSender {
             Ok(())
         };
         // The record is submitted first (the store's writer is FIFO), then both proceed.
-        let ((), forwarded) = tokio::join!(record, forward);
-        forwarded
+        let (saved, forwarded) = tokio::join!(record, forward);
+        forwarded.map(|()| saved)
     }
 }
 

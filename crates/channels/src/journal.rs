@@ -64,14 +64,7 @@ impl Journal {
         if messages.is_empty() {
             return;
         }
-        let rows: Vec<(String, String)> = messages
-            .iter()
-            .filter_map(|m| {
-                serde_json::to_string(m)
-                    .ok()
-                    .map(|p| (m.message_id.clone(), p))
-            })
-            .collect();
+        let rows = Self::rows(messages);
         if let Err(e) = self
             .inner
             .store
@@ -80,6 +73,48 @@ impl Journal {
         {
             tracing::error!(%channel, account = %account_id, error = %e, "inbound journal: cannot record messages");
         }
+    }
+
+    /// Records messages as pending and sets the account's acknowledgement cursor `(key,
+    /// value)` (Telegram's next update offset) in the same commit: the saved position never
+    /// runs ahead of the record, and one fsync covers both. Returns whether the commit
+    /// succeeded (if not, the error is logged and the caller may save the cursor alone).
+    pub async fn record_with_cursor(
+        &self,
+        channel: &str,
+        account_id: &str,
+        messages: &[ChannelMessage],
+        cursor: (&str, &str),
+    ) -> bool {
+        let rows = Self::rows(messages);
+        let (ch, account) = (channel.to_owned(), account_id.to_owned());
+        let (key, value) = (cursor.0.to_owned(), cursor.1.to_owned());
+        let now = now_ms();
+        let written = self
+            .inner
+            .store
+            .channels_write(move |tx| {
+                if !rows.is_empty() {
+                    tx.inbound_record(&ch, &account, &rows, now)?;
+                }
+                tx.set_cursor(&ch, &account, &key, &value, now)
+            })
+            .await;
+        if let Err(e) = &written {
+            tracing::error!(%channel, account = %account_id, error = %e, "inbound journal: cannot record messages and cursor");
+        }
+        written.is_ok()
+    }
+
+    fn rows(messages: &[ChannelMessage]) -> Vec<(String, String)> {
+        messages
+            .iter()
+            .filter_map(|m| {
+                serde_json::to_string(m)
+                    .ok()
+                    .map(|p| (m.message_id.clone(), p))
+            })
+            .collect()
     }
 
     /// Marks messages handled (written within ~100 ms).

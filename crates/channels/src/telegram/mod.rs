@@ -323,13 +323,20 @@ impl Inner {
                 }
                 next = Some(next.map_or(id + 1, |n: i64| n.max(id + 1)));
             }
-            // Recorded (journal) and queued before the offset moves past them.
-            if inbound.send_batch(batch).await.is_err() {
+            // Recorded (journal) and queued before the offset moves past them; with a
+            // journal the new offset is saved in the record's own commit.
+            let advanced = next.filter(|_| next != current);
+            let value = advanced.map(|n| n.to_string());
+            let cursor = value
+                .as_deref()
+                .filter(|_| self.settings.store.is_some())
+                .map(|v| (OFFSET_CURSOR, v));
+            let Ok(saved) = inbound.send_batch_with_cursor(batch, cursor).await else {
                 return Ok(SessionEnd::Shutdown);
-            }
-            if next != current {
-                *offset.lock() = next;
-                if let Some(n) = next {
+            };
+            if let Some(n) = advanced {
+                *offset.lock() = Some(n);
+                if !saved {
                     self.save_offset(n).await;
                 }
             }

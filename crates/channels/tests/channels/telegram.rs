@@ -23,6 +23,19 @@ async fn setup_with(tg: &FakeTelegram, token: &str) -> Harness {
     harness(adapter, dir, store, &GROUP.to_string()).await
 }
 
+/// The update offset the adapter persisted for the default account.
+async fn saved_offset(store: &pincer_store::Store) -> Option<i64> {
+    store
+        .channel_cursor(
+            "telegram",
+            "default",
+            pincer_channels::telegram::OFFSET_CURSOR,
+        )
+        .await
+        .unwrap()
+        .map(|o| o.parse().unwrap())
+}
+
 async fn setup(tg: &FakeTelegram) -> Harness {
     setup_with(tg, TOKEN).await
 }
@@ -79,16 +92,7 @@ async fn unknown_dm_gets_a_pairing_code_and_is_routed_after_approval() {
         .unwrap()
         .is_empty());
     // The offset is persisted: a restart neither replays nor skips.
-    let saved = h
-        .store
-        .channel_cursor(
-            "telegram",
-            "default",
-            pincer_channels::telegram::OFFSET_CURSOR,
-        )
-        .await
-        .unwrap();
-    assert!(saved.is_some_and(|o| o.parse::<i64>().unwrap() > 10_000));
+    assert!(saved_offset(&h.store).await.is_some_and(|o| o > 10_000));
     h.manager.stop_all().await;
 }
 
@@ -310,6 +314,8 @@ async fn recorded_messages_the_agent_never_took_are_replayed_at_the_next_start()
         tg.wait_for(|_| tg.pending_updates() == 0, DEADLINE).await,
         "offset not confirmed"
     );
+    // With the journal the offset is saved in the record's commit, before it is confirmed.
+    assert!(saved_offset(&store).await.is_some_and(|o| o > 10_000));
     // "Crash" before the agent took the run: the sink never marked it handled.
     h.manager.stop_all().await;
     tokio::time::sleep(Duration::from_millis(400)).await;
