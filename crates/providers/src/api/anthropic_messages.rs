@@ -42,7 +42,8 @@ fn image(data: &str, mime_type: &str) -> Value {
     json!({"type": "image", "source": {"type": "base64", "media_type": mime_type, "data": data}})
 }
 
-pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Value {
+/// The request body without its tool list (see [`super::Body`]).
+pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Map<String, Value> {
     let mut messages: Vec<Value> = Vec::with_capacity(request.messages.len());
     // Tool results of one assistant turn travel together in one user message.
     let mut pending_results: Vec<Value> = Vec::new();
@@ -132,14 +133,6 @@ pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Value 
         body.insert("system".into(), system.into());
     }
     body.insert("messages".into(), messages.into());
-    if !request.tools.is_empty() {
-        let tools: Vec<Value> = request
-            .tools
-            .iter()
-            .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.parameters}))
-            .collect();
-        body.insert("tools".into(), tools.into());
-    }
     match request
         .thinking
         .anthropic_budget()
@@ -160,7 +153,7 @@ pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Value 
         }
     }
     body.insert("max_tokens".into(), max_tokens.into());
-    Value::Object(body)
+    body
 }
 
 #[derive(Debug)]
@@ -413,7 +406,7 @@ mod tests {
             thinking: ThinkingLevel::High,
             temperature: Some(0.5),
         };
-        let b = body(&model, &request);
+        let b = super::super::body_value(&model, &request);
         assert_eq!(b["system"], "be brief");
         assert_eq!(
             b["thinking"],

@@ -6,12 +6,14 @@ pub(crate) mod ollama;
 pub(crate) mod openai_completions;
 pub(crate) mod openai_responses;
 
-use serde_json::Value;
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::config::ApiKind;
 use crate::error::{classify_error_text, classify_http, ErrorKind};
 use crate::event::ProviderEvent;
-use crate::model::{CompletionRequest, ContentBlock};
+use crate::model::{CompletionRequest, ContentBlock, ToolSpec};
 use crate::registry::ResolvedModel;
 use crate::sse::SseEvent;
 
@@ -105,17 +107,23 @@ pub(crate) fn build_request(
     model: &ResolvedModel,
     request: &CompletionRequest,
 ) -> Result<WireRequest, WireError> {
-    let (path, body) = match model.api {
+    let (path, fields, shape) = match model.api {
         ApiKind::OpenaiCompletions => (
             "/chat/completions",
             openai_completions::body(model, request),
+            ToolShape::Nested,
         ),
-        ApiKind::OpenaiResponses => ("/responses", openai_responses::body(model, request)),
+        ApiKind::OpenaiResponses => (
+            "/responses",
+            openai_responses::body(model, request),
+            ToolShape::Flat,
+        ),
         ApiKind::AnthropicMessages => (
             anthropic_path(&model.base_url),
             anthropic_messages::body(model, request),
+            ToolShape::Anthropic,
         ),
-        ApiKind::Ollama => ("/api/chat", ollama::body(model, request)),
+        ApiKind::Ollama => ("/api/chat", ollama::body(model, request), ToolShape::Nested),
         ApiKind::Unsupported(ref api) => {
             return Err(WireError::new(
                 ErrorKind::InvalidRequest,
@@ -154,6 +162,13 @@ pub(crate) fn build_request(
         headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
         headers.push((name.clone(), value.clone()));
     }
+    let body = Body {
+        fields,
+        tools: (!request.tools.is_empty()).then_some(WireTools {
+            shape,
+            specs: &request.tools,
+        }),
+    };
     let body = serde_json::to_vec(&body)
         .map_err(|e| WireError::new(ErrorKind::InvalidRequest, e.to_string()))?;
     Ok(WireRequest {
@@ -244,12 +259,113 @@ pub(crate) fn push_thinking(out: &mut Vec<ProviderEvent>, text: Option<&str>) {
     }
 }
 
-/// Tools in the `{"type":"function","function":{…}}` shape (Chat Completions, Ollama).
-pub(crate) fn function_tools(tools: &[crate::model::ToolSpec]) -> Vec<Value> {
-    tools
-        .iter()
-        .map(|t| serde_json::json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}))
-        .collect()
+/// How a wire API lists tools.
+#[derive(Debug, Clone, Copy)]
+enum ToolShape {
+    /// `{"function":{"description","name","parameters"},"type":"function"}` (Chat
+    /// Completions, Ollama).
+    Nested,
+    /// `{"description","name","parameters","type":"function"}` (Responses).
+    Flat,
+    /// `{"description","input_schema","name"}` (Anthropic Messages).
+    Anthropic,
+}
+
+/// The tool list, serialised straight from the caller's specs. Tool schemas are most of a
+/// request's bytes (tens of KB with the built-in tools); copying them into the body's
+/// `Value` tree and freeing that copy again on every model call cost more than the rest of
+/// the body together. Fields are written in sorted order, as a `Value` object would be.
+struct WireTools<'a> {
+    shape: ToolShape,
+    specs: &'a [ToolSpec],
+}
+
+impl Serialize for WireTools<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.specs.len()))?;
+        for t in self.specs {
+            match self.shape {
+                ToolShape::Nested => seq.serialize_element(&NestedTool {
+                    function: FlatTool {
+                        description: &t.description,
+                        name: &t.name,
+                        parameters: &t.parameters,
+                        r#type: None,
+                    },
+                    r#type: "function",
+                })?,
+                ToolShape::Flat => seq.serialize_element(&FlatTool {
+                    description: &t.description,
+                    name: &t.name,
+                    parameters: &t.parameters,
+                    r#type: Some("function"),
+                })?,
+                ToolShape::Anthropic => seq.serialize_element(&AnthropicTool {
+                    description: &t.description,
+                    input_schema: &t.parameters,
+                    name: &t.name,
+                })?,
+            }
+        }
+        seq.end()
+    }
+}
+
+#[derive(Serialize)]
+struct NestedTool<'a> {
+    function: FlatTool<'a>,
+    r#type: &'static str,
+}
+
+#[derive(Serialize)]
+struct FlatTool<'a> {
+    description: &'a str,
+    name: &'a str,
+    parameters: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    r#type: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct AnthropicTool<'a> {
+    description: &'a str,
+    input_schema: &'a Value,
+    name: &'a str,
+}
+
+/// A request body: the API module's fields plus `tools`, merged in key order.
+struct Body<'a> {
+    fields: Map<String, Value>,
+    tools: Option<WireTools<'a>>,
+}
+
+impl Serialize for Body<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let extra = usize::from(self.tools.is_some());
+        let mut map = serializer.serialize_map(Some(self.fields.len() + extra))?;
+        let mut tools = self.tools.as_ref();
+        for (key, value) in &self.fields {
+            if key.as_str() > "tools" {
+                if let Some(t) = tools.take() {
+                    map.serialize_entry("tools", t)?;
+                }
+            }
+            map.serialize_entry(key, value)?;
+        }
+        if let Some(t) = tools {
+            map.serialize_entry("tools", t)?;
+        }
+        map.end()
+    }
+}
+
+/// The whole JSON body `build_request` sends (unit tests look into it).
+#[cfg(test)]
+pub(crate) fn body_value(model: &ResolvedModel, request: &CompletionRequest) -> Value {
+    match build_request(model, request) {
+        Ok(wire) => serde_json::from_slice(&wire.body).unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    }
 }
 
 /// Parses streamed tool arguments. Empty means no arguments; invalid JSON becomes `{}`
@@ -288,6 +404,57 @@ pub(crate) fn parse_json(data: &str) -> Result<Value, WireError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The body is byte for byte what serialising one `Value` object (tools included) gave.
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn tools_are_spliced_into_the_body_in_key_order() {
+        use serde_json::json;
+        let tools = vec![
+            ToolSpec {
+                name: "read".into(),
+                description: "Read a file".into(),
+                parameters: json!({"type": "object", "properties": {"path": {"type": "string"}}}),
+            },
+            ToolSpec {
+                name: "exec".into(),
+                description: "Run \"it\"".into(),
+                parameters: json!({"type": "object"}),
+            },
+        ];
+        let request = CompletionRequest {
+            messages: vec![crate::model::Message::user("hi")],
+            tools,
+            temperature: Some(0.5),
+            ..Default::default()
+        };
+        for (api, shape) in [
+            (ApiKind::OpenaiCompletions, "nested"),
+            (ApiKind::Ollama, "nested"),
+            (ApiKind::OpenaiResponses, "flat"),
+            (ApiKind::AnthropicMessages, "anthropic"),
+        ] {
+            let model = ResolvedModel::new("p", "m", api.clone(), "http://x/v1");
+            let sent = build_request(&model, &request).unwrap().body;
+            let mut whole: Value = serde_json::from_slice(&sent).unwrap();
+            let listed: Vec<Value> = request
+                .tools
+                .iter()
+                .map(|t| match shape {
+                    "nested" => json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}),
+                    "flat" => json!({"type": "function", "name": t.name, "description": t.description, "parameters": t.parameters}),
+                    _ => json!({"name": t.name, "description": t.description, "input_schema": t.parameters}),
+                })
+                .collect();
+            assert_eq!(whole["tools"], Value::Array(listed.clone()), "{api:?}");
+            whole["tools"] = Value::Array(listed);
+            assert_eq!(
+                String::from_utf8(sent).unwrap(),
+                serde_json::to_string(&whole).unwrap(),
+                "{api:?}"
+            );
+        }
+    }
 
     #[test]
     fn error_bodies_of_every_shape() {

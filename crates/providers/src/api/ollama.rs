@@ -7,15 +7,14 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{
-    blocks_text, function_tools, parse_json, push_text, push_thinking, Decoder, Flow, WireError,
-};
+use super::{blocks_text, parse_json, push_text, push_thinking, Decoder, Flow, WireError};
 use crate::error::ErrorKind;
 use crate::event::ProviderEvent;
 use crate::model::{CompletionRequest, ContentBlock, Message, StopReason, ThinkingLevel, Usage};
 use crate::registry::{ResolvedModel, DEFAULT_CONTEXT_WINDOW};
 
-pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Value {
+/// The request body without its tool list (see [`super::Body`]).
+pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Map<String, Value> {
     let mut messages = Vec::with_capacity(request.messages.len() + 1);
     if let Some(system) = request.system_prompt.as_deref().filter(|s| !s.is_empty()) {
         messages.push(json!({"role": "system", "content": system}));
@@ -68,10 +67,6 @@ pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Value 
     body.insert("model".into(), model.model.clone().into());
     body.insert("messages".into(), messages.into());
     body.insert("stream".into(), true.into());
-    if !request.tools.is_empty() {
-        let tools = function_tools(&request.tools);
-        body.insert("tools".into(), tools.into());
-    }
     if model.reasoning {
         body.insert(
             "think".into(),
@@ -92,7 +87,7 @@ pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Value 
         options.insert("num_ctx".into(), model.context_window.into());
     }
     body.insert("options".into(), options.into());
-    Value::Object(body)
+    body
 }
 
 #[derive(Debug, Default)]
@@ -201,7 +196,7 @@ mod tests {
             thinking: ThinkingLevel::Low,
             ..Default::default()
         };
-        let b = body(&model, &request);
+        let b = super::super::body_value(&model, &request);
         assert_eq!(
             b["messages"][1]["tool_calls"][0],
             json!({"function": {"name": "ls", "arguments": {"d": "."}}})

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::{
-    blocks_text, extract_error, function_tools, parse_arguments, parse_json, push_text,
-    push_thinking, Decoder, Flow, WireError,
+    blocks_text, extract_error, parse_arguments, parse_json, push_text, push_thinking, Decoder,
+    Flow, WireError,
 };
 use crate::error::ErrorKind;
 use crate::event::ProviderEvent;
@@ -37,7 +37,8 @@ pub(crate) fn sanitize_tool_call_id(id: &str) -> String {
     }
 }
 
-pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Value {
+/// The request body without its tool list (see [`super::Body`]).
+pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Map<String, Value> {
     let mut messages = Vec::with_capacity(request.messages.len() + 1);
     if let Some(system) = request.system_prompt.as_deref().filter(|s| !s.is_empty()) {
         messages.push(json!({"role": "system", "content": system}));
@@ -99,8 +100,6 @@ pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Value 
         request.max_tokens.unwrap_or(model.max_tokens).into(),
     );
     if !request.tools.is_empty() {
-        let tools = function_tools(&request.tools);
-        body.insert("tools".into(), tools.into());
         body.insert("tool_choice".into(), "auto".into());
     }
     if let Some(t) = request.temperature {
@@ -111,7 +110,7 @@ pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Value 
             body.insert("reasoning_effort".into(), effort.into());
         }
     }
-    Value::Object(body)
+    body
 }
 
 fn user_content(content: &UserContent) -> Value {
@@ -319,7 +318,7 @@ mod tests {
             thinking: ThinkingLevel::High,
             temperature: None,
         };
-        let b = body(&model, &request);
+        let b = super::super::body_value(&model, &request);
         assert_eq!(b["stream"], true);
         assert_eq!(b["stream_options"], json!({"include_usage": true}));
         assert_eq!(b["tool_choice"], "auto");

@@ -21,7 +21,8 @@ use crate::model::{CompletionRequest, ContentBlock, Message, StopReason, Usage, 
 use crate::registry::ResolvedModel;
 use crate::sse::SseEvent;
 
-pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Value {
+/// The request body without its tool list (see [`super::Body`]).
+pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Map<String, Value> {
     let mut input: Vec<Value> = Vec::with_capacity(request.messages.len());
     for message in &request.messages {
         match message {
@@ -73,12 +74,6 @@ pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Value 
         request.max_tokens.unwrap_or(model.max_tokens).into(),
     );
     if !request.tools.is_empty() {
-        let tools: Vec<Value> = request
-            .tools
-            .iter()
-            .map(|t| json!({"type": "function", "name": t.name, "description": t.description, "parameters": t.parameters}))
-            .collect();
-        body.insert("tools".into(), tools.into());
         body.insert("tool_choice".into(), "auto".into());
     }
     if let Some(t) = request.temperature {
@@ -92,7 +87,7 @@ pub(crate) fn body(model: &ResolvedModel, request: &CompletionRequest) -> Value 
             );
         }
     }
-    Value::Object(body)
+    body
 }
 
 #[derive(Debug, Default)]
@@ -331,7 +326,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        let b = body(&model, &request);
+        let b = super::super::body_value(&model, &request);
         assert_eq!(b["instructions"], "sys");
         assert_eq!(
             b["input"][0],
