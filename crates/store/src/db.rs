@@ -1,6 +1,6 @@
 //! Opening connections, pragmas and migrations.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
@@ -37,6 +37,170 @@ pub enum Durability {
     /// `synchronous=NORMAL`: no fsync per commit. Survives a process kill; the last
     /// commits before an OS crash or power loss may roll back (the database stays intact).
     Normal,
+}
+
+/// The writer connection of a ready database: created if missing (see [`create_fresh`]),
+/// migrated, private (0600 in a 0700 directory).
+pub(crate) fn open_and_migrate(path: &Path, durability: Durability) -> Result<Connection> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_private_dir(dir)?;
+    }
+    if !path.exists() {
+        create_fresh(path)?;
+    }
+    let mut conn = open_writer(path, durability)?;
+    migrate(&mut conn, path)?;
+    restrict_permissions(path);
+    Ok(conn)
+}
+
+/// Builds a new database aside and moves it into place in one step.
+///
+/// Created in place, a database costs seven fsyncs on its first start (the rollback journal
+/// that switches it to WAL, the directory, the WAL header and the migrations' commit), which
+/// on a busy disk was most of a first start. Built in a temporary file nothing needs syncing
+/// until the end: the file is complete when it is fsynced once and hard-linked under its
+/// real name (which fails if another process created the database meanwhile; then that one
+/// is used), and the directory is fsynced so the name survives a crash. A crash before that
+/// leaves only the temporary file, removed by the next attempt, and no database: the next
+/// start builds it again. Nothing is acknowledged to anyone before the database is in place.
+fn create_fresh(path: &Path) -> Result<()> {
+    remove_abandoned_builds(path);
+    let tmp = creating_path(path);
+    remove_with_sidecars(&tmp);
+    let built = build_fresh(&tmp).and_then(|()| {
+        let sync = |p: &Path| std::fs::File::open(p).and_then(|f| f.sync_all());
+        let io = |source: std::io::Error| StoreError::Create {
+            path: path.to_path_buf(),
+            source,
+        };
+        sync(&tmp).map_err(io)?;
+        restrict_permissions(&tmp);
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io(e)),
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            sync(dir).map_err(io)?;
+        }
+        Ok(())
+    });
+    remove_with_sidecars(&tmp);
+    built
+}
+
+/// Creates the schema in `tmp`, left in WAL mode and fully checkpointed into the main file.
+fn build_fresh(tmp: &Path) -> Result<()> {
+    let mut conn = Connection::open_with_flags(
+        tmp,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| StoreError::Open {
+        path: tmp.to_path_buf(),
+        source,
+    })?;
+    // The file is not the database until it is linked into place (after one fsync), so
+    // nothing here has to reach the disk in order.
+    conn.pragma_update(None, "synchronous", "OFF")?;
+    conn.query_row("PRAGMA journal_mode=MEMORY", [], |r| r.get::<_, String>(0))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrate(&mut conn, tmp)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Rejected(format!(
+            "database {} cannot use WAL journaling (got {mode})",
+            tmp.display()
+        )));
+    }
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
+    conn.close().map_err(|(_, e)| StoreError::from(e))
+}
+
+fn creating_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!("{CREATING}{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// Suffix of a database being built, followed by the builder's process id.
+const CREATING: &str = ".creating-";
+
+/// Removes what a builder that died before finishing left behind (its process is gone).
+fn remove_abandoned_builds(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    // Whether the builder is alive is read from /proc; without it, leave the files be.
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let prefix = format!("{name}{CREATING}");
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(pid) = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+fn remove_with_sidecars(path: &Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut p = path.as_os_str().to_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    let wrap = |source| StoreError::CreateDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    if dir.is_dir() {
+        return Ok(());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(wrap)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir).map_err(wrap)
+    }
+}
+
+fn restrict_permissions(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 pub(crate) fn open_writer(path: &Path, durability: Durability) -> Result<Connection> {

@@ -16,6 +16,12 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot create database {path}: {source}")]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("database {path} has schema version {found}, newer than this build supports ({supported}); upgrade Pincer or point PINCER_STATE_DIR elsewhere")]
     SchemaTooNew {
         path: PathBuf,
@@ -60,6 +66,10 @@ pub enum StoreError {
     Rejected(String),
     #[error("the store is shut down")]
     Closed,
+    /// The database could not be opened (see [`crate::Store::open_in_background`]); the
+    /// message is the opening error's.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

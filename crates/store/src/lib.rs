@@ -16,7 +16,16 @@
 //! answers every caller. This *group commit* amortises one WAL sync over the whole batch.
 //! Reads run on a small pool of read-only connections on `spawn_blocking`, so they never
 //! wait for the writer (WAL readers see the last committed state) and never block async
-//! workers.
+//! workers. Read connections are opened when first needed, up to
+//! [`StoreOptions::readers`].
+//!
+//! # Opening
+//!
+//! [`Store::open`] blocks until the database is open; [`Store::open_in_background`]
+//! returns at once and lets the writer thread open it while the caller starts up (every
+//! operation waits for it; [`Store::ready`] reports the outcome). A missing database is
+//! built in a temporary file and moved into place whole after one fsync, instead of being
+//! created in place at seven.
 //!
 //! # Durability
 //!
@@ -75,6 +84,7 @@ mod types;
 mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -82,7 +92,7 @@ use pincer_sessions::{
     ResetReason, SessionEntry, SessionKey, SessionPatch, TranscriptEntry, UsageReport,
 };
 use rusqlite::Connection;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 pub use approvals::{ApprovalFinish, ApprovalRecord, ApprovalStatus, FinishOutcome};
 pub use channels::{
@@ -134,9 +144,20 @@ struct Readers {
     permits: Arc<Semaphore>,
 }
 
+/// Where opening the database stands (see [`Store::open_in_background`]).
+#[derive(Debug, Clone)]
+enum Opened {
+    Opening,
+    Ready,
+    Failed(Arc<str>),
+}
+
 struct Inner {
     path: PathBuf,
     tx: mpsc::Sender<Op>,
+    /// Fast path of [`Store::ready`] once the database is open.
+    ready: Arc<AtomicBool>,
+    opened: watch::Receiver<Opened>,
     readers: Readers,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -161,33 +182,8 @@ impl Store {
     /// from `spawn_blocking`.
     pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            create_private_dir(dir)?;
-        }
-        let mut conn = db::open_writer(&path, options.durability)?;
-        db::migrate(&mut conn, &path)?;
-        restrict_permissions(&path);
-        let readers = (0..options.readers.max(1))
-            .map(|_| db::open_reader(&path))
-            .collect::<Result<Vec<_>>>()?;
-        let (tx, rx) = mpsc::channel(options.queue_capacity.max(1));
-        let handle = std::thread::Builder::new()
-            .name("pincer-store-writer".into())
-            .spawn(move || writer::run(conn, rx))
-            .map_err(|e| {
-                StoreError::Rejected(format!("cannot start the store writer thread: {e}"))
-            })?;
-        Ok(Store {
-            inner: Arc::new(Inner {
-                path,
-                tx,
-                readers: Readers {
-                    permits: Arc::new(Semaphore::new(readers.len())),
-                    conns: Mutex::new(readers),
-                },
-                writer: Mutex::new(Some(handle)),
-            }),
-        })
+        let conn = db::open_and_migrate(&path, options.durability)?;
+        Store::start(path, options, Some(conn))
     }
 
     /// Opens `<state>/state/pincer.sqlite`.
@@ -195,11 +191,85 @@ impl Store {
         Store::open(db_path(state_dir), options)
     }
 
+    /// Like [`Store::open`], but returns at once: the writer thread opens (creates, migrates)
+    /// the database while the caller goes on starting up. Every operation waits until the
+    /// database is open (or fails with [`StoreError::Unavailable`] if it cannot be opened);
+    /// [`Store::ready`] reports the outcome. The gateway binds its port meanwhile.
+    pub fn open_in_background(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        Store::start(path.as_ref().to_path_buf(), options, None)
+    }
+
+    /// Spawns the writer thread; with `conn` absent it opens the database first.
+    fn start(path: PathBuf, options: StoreOptions, conn: Option<Connection>) -> Result<Store> {
+        let (tx, rx) = mpsc::channel(options.queue_capacity.max(1));
+        let (opened_tx, opened) = watch::channel(match conn {
+            Some(_) => Opened::Ready,
+            None => Opened::Opening,
+        });
+        let ready = Arc::new(AtomicBool::new(conn.is_some()));
+        let thread_path = path.clone();
+        let thread_ready = ready.clone();
+        let durability = options.durability;
+        let handle = std::thread::Builder::new()
+            .name("pincer-store-writer".into())
+            .spawn(move || {
+                let conn = match conn {
+                    Some(conn) => conn,
+                    None => match db::open_and_migrate(&thread_path, durability) {
+                        Ok(conn) => conn,
+                        Err(e) => {
+                            // Dropping `rx` fails the writes queued meanwhile; `ready` names why.
+                            let _ = opened_tx.send(Opened::Failed(e.to_string().into()));
+                            return;
+                        }
+                    },
+                };
+                thread_ready.store(true, Ordering::Release);
+                let _ = opened_tx.send(Opened::Ready);
+                writer::run(conn, rx)
+            })
+            .map_err(|e| {
+                StoreError::Rejected(format!("cannot start the store writer thread: {e}"))
+            })?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path,
+                tx,
+                ready,
+                opened,
+                readers: Readers {
+                    permits: Arc::new(Semaphore::new(options.readers.max(1))),
+                    conns: Mutex::new(Vec::new()),
+                },
+                writer: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    /// Waits until the database is open and migrated; the error says why it could not be.
+    pub async fn ready(&self) -> Result<()> {
+        if self.inner.ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut opened = self.inner.opened.clone();
+        let state = opened
+            .wait_for(|o| !matches!(o, Opened::Opening))
+            .await
+            .map_err(|_| StoreError::Unavailable("the store writer thread exited".into()))?;
+        match &*state {
+            Opened::Failed(why) => Err(StoreError::Unavailable(why.to_string())),
+            _ => Ok(()),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
 
     async fn submit<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Op) -> Result<T> {
+        // Writes may queue while the database opens, but one that cannot be opened must say
+        // so rather than "shut down".
+        self.ready().await?;
         let (ack, rx) = oneshot::channel();
         self.inner
             .tx
@@ -235,10 +305,17 @@ impl Store {
             .acquire_owned()
             .await
             .map_err(|_| StoreError::Closed)?;
+        self.ready().await?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let conn = lock(&inner.readers.conns).pop().ok_or(StoreError::Closed)?;
+            // Read connections are opened on demand (at most `readers`, one per permit): an
+            // idle gateway keeps one, not four, with its schema and page cache.
+            let pooled = lock(&inner.readers.conns).pop();
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => db::open_reader(&inner.path)?,
+            };
             // A read transaction gives multi-statement reads one consistent snapshot.
             let result = conn
                 .execute_batch("BEGIN")
@@ -493,37 +570,4 @@ impl Store {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn create_private_dir(dir: &Path) -> Result<()> {
-    let wrap = |source| StoreError::CreateDir {
-        path: dir.to_path_buf(),
-        source,
-    };
-    if dir.is_dir() {
-        return Ok(());
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(wrap)
-    }
-    #[cfg(not(unix))]
-    {
-        std::fs::create_dir_all(dir).map_err(wrap)
-    }
-}
-
-fn restrict_permissions(path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-    }
-    #[cfg(not(unix))]
-    let _ = path;
 }
