@@ -14,6 +14,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use pincer_protocol::hello::RecentSession;
@@ -97,6 +98,11 @@ pub async fn compute_summary(
     })
 }
 
+/// Back-to-back summary refreshes start at least this far apart: a burst of session changes
+/// (hundreds of channel turns a second) costs ten summaries a second, not one per change.
+/// A change after a quiet spell is still summarised at once.
+const REFRESH_SPACING: Duration = Duration::from_millis(100);
+
 /// The cached summary and its coalescing refresher.
 pub struct SessionsHub {
     summary: ArcSwap<SessionsSummary>,
@@ -140,6 +146,7 @@ impl GatewayState {
         let state = Arc::clone(self);
         rt.spawn(async move {
             loop {
+                let started = tokio::time::Instant::now();
                 state.sessions.dirty.store(false, Ordering::Release);
                 let agents = state.config.get().config.agent_ids();
                 match compute_summary(&state.store, &agents).await {
@@ -155,6 +162,7 @@ impl GatewayState {
                 {
                     return;
                 }
+                tokio::time::sleep_until(started + REFRESH_SPACING).await;
             }
         });
     }
