@@ -44,6 +44,6 @@ pub use job::{
 pub use runner::{JobRunner, RunOutcome, RunRequest, RunTrigger};
 pub use schedule::{CompiledSchedule, Schedule, ScheduleError};
 pub use scheduler::{
-    CatchUp, CatchUpPolicy, InterruptedRun, ListFilter, RunAck, RunMode, Scheduler,
+    CatchUp, CatchUpPolicy, InterruptedRun, ListFilter, OnClaimed, RunAck, RunMode, Scheduler,
     SchedulerConfig, SchedulerStats, SchedulerStatus, StartReport, SystemJobSpec,
 };

@@ -863,6 +863,36 @@ async fn manual_runs_errors_backoff_and_timeouts() {
     );
     let not_due = h.sched.run_now(job.def.id, RunMode::Due).await.unwrap();
     assert_eq!(not_due.reason.as_deref(), Some("not-due"));
+    // Announced: the caller has the answer before the run's `started` event exists.
+    let mut events = h.sched.subscribe();
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+    let ack = h
+        .sched
+        .run_now_announced(
+            job.def.id,
+            RunMode::Force,
+            Box::new(move |ack| {
+                let started_yet = std::iter::from_fn(|| events.try_recv().ok())
+                    .any(|e| e.action == CronAction::Started);
+                seen_tx.send((ack.clone(), started_yet)).unwrap();
+            }),
+        )
+        .await
+        .unwrap();
+    let (announced, started_yet) = seen_rx.try_recv().expect("announced before the answer");
+    assert_eq!((announced, started_yet), (ack, false));
+    h.settle().await;
+    assert_eq!(h.runner.runs().len(), 2);
+    let not_due = h
+        .sched
+        .run_now_announced(
+            job.def.id,
+            RunMode::Due,
+            Box::new(|_| panic!("not claimed")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(not_due.reason.as_deref(), Some("not-due"));
     // Errors back off: 30 s after a failed 11:00 run the job is retried... no earlier than
     // its next occurrence; with a 1-minute job the backoff dominates.
     let flaky = h

@@ -145,6 +145,11 @@ impl RunMode {
     }
 }
 
+/// Called with the answer to a manual run request that claimed a run, before the run starts
+/// (before its `started` event is emitted), so the caller can answer its client first: a
+/// client that learns the `runId` from that answer sees every event of the run after it.
+pub type OnClaimed = Box<dyn FnOnce(&RunAck) + Send>;
+
 /// Answer to a manual run request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -269,6 +274,7 @@ enum Command {
         id: JobId,
         mode: RunMode,
         trigger: RunTrigger,
+        on_claimed: Option<OnClaimed>,
         reply: Reply<RunAck>,
     },
     Wake {
@@ -452,6 +458,25 @@ impl Scheduler {
             id,
             mode,
             trigger: RunTrigger::Manual,
+            on_claimed: None,
+            reply,
+        })
+        .await
+    }
+
+    /// `cron.run`, calling `on_claimed` with the answer before a claimed run starts (see
+    /// [`OnClaimed`]); runs that are not claimed (errors, `not-due`, `disabled`) only return.
+    pub async fn run_now_announced(
+        &self,
+        id: JobId,
+        mode: RunMode,
+        on_claimed: OnClaimed,
+    ) -> Result<RunAck> {
+        self.call(|reply| Command::Run {
+            id,
+            mode,
+            trigger: RunTrigger::Manual,
+            on_claimed: Some(on_claimed),
             reply,
         })
         .await
@@ -938,9 +963,10 @@ impl Actor {
                 id,
                 mode,
                 trigger,
+                on_claimed,
                 reply,
             } => {
-                let _ = reply.send(self.run_now(id, mode, trigger).await);
+                let _ = reply.send(self.run_now(id, mode, trigger, on_claimed).await);
             }
             Command::Wake { id, at_ms, reply } => {
                 let known = self.index.set_wake(id.0, at_ms);
@@ -1082,7 +1108,13 @@ impl Actor {
         }
     }
 
-    async fn run_now(&mut self, id: JobId, mode: RunMode, trigger: RunTrigger) -> Result<RunAck> {
+    async fn run_now(
+        &mut self,
+        id: JobId,
+        mode: RunMode,
+        trigger: RunTrigger,
+        on_claimed: Option<OnClaimed>,
+    ) -> Result<RunAck> {
         let now = self.clock.now_ms();
         if self.index.get(id.0).is_some_and(|s| s.running()) {
             return Err(AutomationError::AlreadyRunning(id.to_string()));
@@ -1126,13 +1158,17 @@ impl Actor {
                     self.index
                         .upsert(id.0, claimed.job.def.enabled, claimed.next_run_at_ms);
                 }
-                self.start_run(id.0, claimed, now);
-                Ok(RunAck {
+                let ack = RunAck {
                     ok: true,
                     job_id: id.to_string(),
                     run_id: Some(run_id),
                     reason: None,
-                })
+                };
+                if let Some(announce) = on_claimed {
+                    announce(&ack);
+                }
+                self.start_run(id.0, claimed, now);
+                Ok(ack)
             }
             Err(NotClaimed::Busy) => Err(AutomationError::AlreadyRunning(id.to_string())),
             Err(NotClaimed::Missing) => Err(AutomationError::NotFound(id.to_string())),

@@ -561,9 +561,10 @@ fn is_heartbeat(v: &Value) -> bool {
 }
 
 /// Runs the heartbeat job now; returns the frames up to the run's `finished` event (the
-/// `heartbeat` event comes before it).
+/// `heartbeat` event comes before it). The `cron.run` answer comes before any event of the
+/// run, however fast the run is (a disabled heartbeat finishes at once).
 async fn run_heartbeat(ws: &mut RawWs, id: &str) -> Vec<Value> {
-    let (ran, _) = rpc(
+    let (ran, before) = rpc(
         ws,
         &format!("run{}", now_ms()),
         "cron.run",
@@ -571,6 +572,12 @@ async fn run_heartbeat(ws: &mut RawWs, id: &str) -> Vec<Value> {
     )
     .await;
     assert_eq!(ran["payload"]["ok"], true, "{ran}");
+    assert!(
+        !before
+            .iter()
+            .any(|f| is_heartbeat(f) || (f["event"] == "cron" && f["payload"]["jobId"] == id)),
+        "events of the run before the cron.run answer: {before:#?}"
+    );
     let run = ran["payload"]["runId"].as_str().unwrap().to_string();
     let frames = until(ws, |v| {
         v["event"] == "cron"

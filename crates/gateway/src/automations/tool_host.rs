@@ -202,7 +202,7 @@ impl AutomationsHost for GatewayAutomationsHost {
                         )))
                     }
                 };
-                api::run(&state, id()?, Some(mode))
+                api::run(&state, id()?, Some(mode), None)
                     .await
                     .map_err(host_error)
             }

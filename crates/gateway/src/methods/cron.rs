@@ -10,6 +10,9 @@ use pincer_protocol::params::{
     CRON_ADD_PARAMS, CRON_ID_PARAMS, CRON_LIST_PARAMS, CRON_RUNS_PARAMS, CRON_RUN_PARAMS,
     CRON_SCRATCH_SET_PARAMS, CRON_UPDATE_PARAMS, EMPTY_PARAMS,
 };
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use crate::dispatch::{MethodRegistry, OwnedCall, Reply};
@@ -103,10 +106,26 @@ async fn run(call: OwnedCall) -> Reply {
             )));
         }
     }
-    reply(match api::job_id(&p) {
-        Ok(id) => api::run(&call.state, id, p.get("mode").and_then(Value::as_str)).await,
-        Err(e) => Err(e),
-    })
+    let id = match api::job_id(&p) {
+        Ok(id) => id,
+        Err(e) => return Reply::Error(e),
+    };
+    // A claimed run is answered before it starts: the client learns the runId before any
+    // event of the run (a skipped heartbeat can finish within microseconds).
+    let sent = Arc::new(AtomicBool::new(false));
+    let announce = {
+        let (conn, request_id, sent) = (call.conn.clone(), call.id.clone(), sent.clone());
+        Box::new(move |ack: &Value| {
+            conn.send_text(Reply::json(ack).into_frame(&request_id));
+            sent.store(true, Ordering::Release);
+        })
+    };
+    let mode = p.get("mode").and_then(Value::as_str);
+    let result = api::run(&call.state, id, mode, Some(announce)).await;
+    if sent.load(Ordering::Acquire) {
+        return Reply::Sent;
+    }
+    reply(result)
 }
 
 async fn runs(call: OwnedCall) -> Reply {
@@ -132,7 +151,7 @@ async fn scratch_set(call: OwnedCall) -> Reply {
 /// The operations behind the methods and the `automations` tool (JSON in, JSON out).
 pub(crate) mod api {
     use pincer_automations::{
-        AutomationError, JobId, ListFilter, NewJob, Origin, RunMode, Scheduler,
+        AutomationError, JobId, ListFilter, NewJob, Origin, RunAck, RunMode, Scheduler,
     };
     use pincer_protocol::errors::ErrorShape;
     use pincer_store::{CronRunQuery, CronRunStatus, SortDir, MAX_SCRATCH_BYTES};
@@ -399,22 +418,39 @@ pub(crate) mod api {
         Ok(json!({"ok": true, "removed": true, "jobId": id.to_string()}))
     }
 
+    /// The `cron.run` answer for `ack`.
+    fn run_answer(ack: &RunAck) -> Value {
+        let mut v = serde_json::to_value(ack).unwrap_or_else(|_| json!({}));
+        if let Value::Object(m) = &mut v {
+            m.insert("enqueued".into(), json!(ack.run_id.is_some()));
+        }
+        v
+    }
+
+    /// Gets the `cron.run` answer of a claimed run before the run starts.
+    pub type OnClaimedAnswer = Box<dyn FnOnce(&Value) + Send>;
+
+    /// `cron.run` (see [`OnClaimedAnswer`]).
     pub async fn run(
         state: &GatewayState,
         id: JobId,
         mode: Option<&str>,
+        on_claimed: Option<OnClaimedAnswer>,
     ) -> Result<Value, ErrorShape> {
         let s = scheduler(state).await?;
         let mode = match mode {
             Some(m) => RunMode::parse(m).map_err(error)?,
             None => RunMode::Force,
         };
-        let ack = s.run_now(id, mode).await.map_err(error)?;
-        let mut v = serde_json::to_value(&ack).unwrap_or_else(|_| json!({}));
-        if let Value::Object(m) = &mut v {
-            m.insert("enqueued".into(), json!(ack.run_id.is_some()));
+        let ack = match on_claimed {
+            Some(f) => {
+                s.run_now_announced(id, mode, Box::new(move |ack| f(&run_answer(ack))))
+                    .await
+            }
+            None => s.run_now(id, mode).await,
         }
-        Ok(v)
+        .map_err(error)?;
+        Ok(run_answer(&ack))
     }
 
     pub async fn runs(state: &GatewayState, p: &Value) -> Result<Value, ErrorShape> {
