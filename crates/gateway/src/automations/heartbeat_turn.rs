@@ -16,16 +16,23 @@ use pincer_automations::{RunOutcome, RunRequest, RunTrigger};
 use pincer_sessions::SessionKey;
 
 use super::delivery::{self, ChannelRoute, Delivered};
-use super::runner::{preview, AbortOnDrop};
+use super::runner::{preview, run_outcome, AbortOnDrop};
+use crate::events::PublishOpts;
 use crate::state::GatewayState;
 
 /// A heartbeat skipped because its session was busy is retried this much later when system
 /// events are waiting for it.
 const BUSY_RETRY_MS: i64 = 30_000;
 
+/// Keeps `event` as the last heartbeat and publishes it at once, so the `heartbeat` event of
+/// a run reaches clients before the run's `cron` `finished` event (emitted after the run
+/// returns).
 fn record(state: &GatewayState, mut event: HeartbeatEvent, agent: &str) -> HeartbeatEvent {
     event.agent_id = Some(agent.to_string());
     state.automations.heartbeat.record(event.clone());
+    state
+        .bus
+        .publish("heartbeat", &event, PublishOpts::default());
     event
 }
 
@@ -139,7 +146,7 @@ pub async fn run(state: &Arc<GatewayState>, request: &RunRequest) -> RunOutcome 
         }
     };
     let mut handle = submitted.handle;
-    let outcome = handle.outcome().await;
+    let outcome = run_outcome(state, &mut handle).await;
     guard.disarm();
     let now = crate::util::now_ms() as i64;
     let duration = now - started;

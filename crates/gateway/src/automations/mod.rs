@@ -21,8 +21,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use pincer_automations::heartbeat::{
-    resolve_heartbeats, HeartbeatControl, HeartbeatEvent, HeartbeatSettings, WakeDecision,
-    WakeRequestMode, WakeRun,
+    resolve_heartbeats, HeartbeatControl, HeartbeatSettings, WakeDecision, WakeRequestMode, WakeRun,
 };
 use pincer_automations::hooks::HooksSettings;
 use pincer_automations::{
@@ -286,7 +285,6 @@ pub fn start(state: &Arc<GatewayState>) {
                 }
                 tracing::info!(target: "cron", jobs = report.jobs, enabled, "scheduler started");
                 spawn_cron_events(&state, scheduler.subscribe());
-                spawn_heartbeat_events(&state, state.automations.heartbeat.subscribe());
                 converge_heartbeats(&state, &scheduler).await;
                 state
                     .automations
@@ -386,23 +384,6 @@ fn spawn_cron_events(state: &Arc<GatewayState>, mut rx: broadcast::Receiver<Cron
             let default_agent = state.config.get().config.default_agent_id();
             let payload = cron_event_payload(&event, &default_agent);
             state.bus.publish("cron", &payload, PublishOpts::default());
-        }
-    });
-}
-
-fn spawn_heartbeat_events(state: &Arc<GatewayState>, mut rx: broadcast::Receiver<HeartbeatEvent>) {
-    let weak = Arc::downgrade(state);
-    tokio::spawn(async move {
-        loop {
-            let event = match rx.recv().await {
-                Ok(e) => e,
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return,
-            };
-            let Some(state) = weak.upgrade() else { return };
-            state
-                .bus
-                .publish("heartbeat", &event, PublishOpts::default());
         }
     });
 }

@@ -31,6 +31,23 @@ use crate::state::GatewayState;
 /// Longest result text kept in run history.
 const SUMMARY_CHARS: usize = 200;
 
+/// How long a finished agent run may wait for its terminal events to reach the bus (a guard
+/// against a stalled projection; they normally follow within milliseconds).
+const PROJECTION_WAIT: Duration = Duration::from_secs(10);
+
+/// The outcome of a job's agent run once its terminal `agent`/`chat` events are published:
+/// what the job announces next (a heartbeat event, its `cron` `finished` event, a delivery)
+/// follows the run's own events on every socket.
+pub(super) async fn run_outcome(
+    state: &GatewayState,
+    handle: &mut pincer_agent::RunHandle,
+) -> Arc<pincer_agent::RunOutcome> {
+    let outcome = handle.outcome().await;
+    let run_id = outcome.merged_into.as_deref().unwrap_or(&outcome.run_id);
+    state.agent.wait_projected(run_id, PROJECTION_WAIT).await;
+    outcome
+}
+
 /// Runs jobs with the gateway's agent runtime.
 pub struct GatewayRunner {
     state: Weak<GatewayState>,
@@ -199,7 +216,7 @@ async fn agent_turn(state: &Arc<GatewayState>, request: &RunRequest) -> RunOutco
         }
     };
     let mut handle = submitted.handle;
-    let outcome = handle.outcome().await;
+    let outcome = run_outcome(state, &mut handle).await;
     guard.disarm();
     match outcome.status {
         RunStatus::Ok => {}
