@@ -69,7 +69,7 @@ pub use events::{
 pub use invoke::InvokeError;
 pub use pincer_config::model::messages::{QueueDrop, QueueMode};
 pub use prompt::PromptMode;
-pub use request::{Admission, RunHandle, RunRequest, SubmitError, Submitted};
+pub use request::{Admission, RunHandle, RunRequest, SessionUpdate, SubmitError, Submitted};
 pub use run::SKIPPED_FOR_STEER;
 pub use runtime::{
     AgentDeps, AgentOptions, AgentRuntime, RunState, WaitResult, EVENT_CHANNEL_CAPACITY,

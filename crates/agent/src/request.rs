@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use pincer_config::model::messages::QueueMode;
 use pincer_providers::ThinkingLevel;
-use pincer_sessions::SessionKey;
+use pincer_sessions::{SessionEntry, SessionKey};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
@@ -42,6 +42,32 @@ pub struct RunRequest {
     /// Extra receiver for this run's events (channels' block streaming, CLI embedders).
     /// Gets every event of the run, in order, ending with `End`.
     pub observer: Option<mpsc::Sender<RunEvent>>,
+    /// Applied to the session row in the commit that stores the run's user message, so it is
+    /// durable before the model or any tool of the run reads the session (a channel turn's
+    /// delivery origin: the `message` tool sends into "the current conversation"). Not applied
+    /// when the message is steered into or folded with another run.
+    pub session_update: Option<SessionUpdate>,
+}
+
+/// A change to a session row made by the run that starts for a request (see
+/// [`RunRequest::session_update`]).
+#[derive(Clone)]
+pub struct SessionUpdate(Arc<dyn Fn(&mut SessionEntry) + Send + Sync>);
+
+impl SessionUpdate {
+    pub fn new(f: impl Fn(&mut SessionEntry) + Send + Sync + 'static) -> Self {
+        SessionUpdate(Arc::new(f))
+    }
+
+    pub fn apply(&self, entry: &mut SessionEntry) {
+        (self.0)(entry);
+    }
+}
+
+impl std::fmt::Debug for SessionUpdate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionUpdate(..)")
+    }
 }
 
 impl RunRequest {
@@ -67,6 +93,7 @@ impl RunRequest {
             sender_is_owner: true,
             metadata: None,
             observer: None,
+            session_update: None,
         }
     }
 }

@@ -386,6 +386,7 @@ impl Run {
             false,
         );
         let run_id = self.req.run_id.clone();
+        let session_update = self.req.session_update.clone();
         let store = &self.inner.store;
         let (user_entry, user_written) = Written::entry(user);
         let (ensured, appended, status) = tokio::join!(
@@ -405,6 +406,9 @@ impl Run {
                 e.started_at = Some(i64::try_from(started_at).unwrap_or(0));
                 e.ended_at = None;
                 e.last_run_id = Some(run_id);
+                if let Some(update) = &session_update {
+                    update.apply(e);
+                }
                 Ok(())
             }),
         );

@@ -109,6 +109,42 @@ async fn simple_turn_streams_records_and_reports() {
     );
 }
 
+/// A request's session update (a channel turn's origin) is in the session row once the user
+/// message is durable, before the model is called: the run's observer holds the run at its
+/// next event while the row is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_update_is_committed_with_the_user_message() {
+    let h = harness(Opts::default()).await;
+    h.fake.push(Reply::new().text("ok"));
+    let mut req = chat("run-su", "main", "hello");
+    req.session_update = Some(SessionUpdate::new(|e| {
+        e.extra.insert("probe".into(), json!("from the request"));
+    }));
+    let (tx, mut observed) = tokio::sync::mpsc::channel(1);
+    req.observer = Some(tx);
+    let mut submitted = h.rt.submit(req).await.unwrap();
+    loop {
+        let ev = tokio::time::timeout(DEADLINE, observed.recv())
+            .await
+            .expect("event in time")
+            .expect("run events");
+        match &ev.kind {
+            RunEventKind::Message(m) if m.message["role"] == "user" => break,
+            RunEventKind::Model { .. } | RunEventKind::End(_) => {
+                panic!("the model was called before the user message was announced: {ev:?}")
+            }
+            _ => {}
+        }
+    }
+    assert!(h.fake.model_requests().is_empty());
+    let entry = h.entry("main").await;
+    assert_eq!(entry.extra.get("probe"), Some(&json!("from the request")));
+    assert_eq!(entry.status.as_deref(), Some("running"));
+    while observed.recv().await.is_some() {}
+    let outcome = submitted.handle.outcome().await;
+    assert_eq!(outcome.status, RunStatus::Ok);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tool_call_turn_runs_the_tool_and_feeds_the_result_back() {
     let mut h = harness(Opts::default()).await;

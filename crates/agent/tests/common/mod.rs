@@ -143,6 +143,16 @@ impl Harness {
         }
     }
 
+    /// The session's row.
+    pub async fn entry(&self, session: &str) -> pincer_sessions::SessionEntry {
+        self.store
+            .get_session(&key(session))
+            .await
+            .unwrap()
+            .expect("the session exists")
+            .entry
+    }
+
     /// Every transcript entry of the session's current sessionId.
     pub async fn transcript(&self, session: &str) -> Vec<Value> {
         let page = self

@@ -154,10 +154,10 @@ pub async fn run(
         match events.recv().await {
             Some(ev) => match ev.kind {
                 RunEventKind::Model { .. } if !marked => {
-                    // The user message is durable: the journal can let go.
+                    // The user message is durable (and the origin with it, see
+                    // `RunRequest::session_update`): the journal can let go.
                     marked = true;
                     d.mark_handled();
-                    d.record_origin().await;
                 }
                 RunEventKind::AssistantDelta { item_id, delta } => {
                     if item.as_ref() != Some(&item_id) {
@@ -183,7 +183,9 @@ pub async fn run(
         None => None,
     };
     // A run cut by the gateway's shutdown before it stored the message stays pending: the
-    // next start replays it.
+    // next start replays it. A message that never started a run of its own (a command,
+    // steered into or folded with another run, or a run that failed before storing it)
+    // records its origin here.
     let cut_by_shutdown = outcome.abort_reason == Some(AbortReason::Shutdown);
     if !marked && !cut_by_shutdown {
         d.mark_handled();

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use pincer_agent::{RunRequest, RunSource, SubmitError};
+use pincer_agent::{RunRequest, RunSource, SessionUpdate, SubmitError};
 use pincer_channels::pipeline::{InboundRun, RunSink, SinkError};
 use pincer_channels::{ChatType, Conversation, GroupActivation, Journal};
 use pincer_providers::ThinkingLevel;
@@ -242,6 +242,10 @@ impl RunSink for GatewaySink {
                 }
             }
         }
+        // Where this turn came from is stored with its user message, before the model or a
+        // tool (the `message` tool's "current conversation") reads the session.
+        let recorded = origin.clone();
+        req.session_update = Some(SessionUpdate::new(move |e| apply_origin(e, &recorded)));
         let (tx, rx) = mpsc::channel(OBSERVER_CAPACITY);
         req.observer = Some(tx);
         let submitted = match state.agent.runtime.submit(req).await {
