@@ -12,7 +12,10 @@
 //! or the gateway issues one now (first approval of the role, after a revoke, or when the
 //! existing token does not cover the requested scopes, which rotates it). A device that has a
 //! valid token but authenticated another way (shared secret) gets no `deviceToken` and keeps
-//! the one it stored. See ARCHITECTURE.md "Device tokens" for why.
+//! the one it stored. A device that presents no credential at all (auth mode `none`) gets a
+//! fresh token that replaces the stored one: the reference would echo the token there, and
+//! without it a client that dropped its first token (the official CLI's read-only
+//! `gateway call`) could never obtain one again. See ARCHITECTURE.md "Device tokens" for why.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -291,6 +294,12 @@ fn is_browser_ui(req: &PairingRequest) -> bool {
 }
 
 /// `shouldAllowSilentLocalPairing`.
+/// A paired device that connected with no credential at all (auth mode `none`, no device
+/// token) cannot be holding a token the gateway could echo, so `hello-ok` carries a new one.
+fn reissue_without_credential(req: &PairingRequest) -> bool {
+    req.presented_token.is_none() && req.auth_method == AuthMethod::None
+}
+
 fn silent_local_allowed(req: &PairingRequest, reason: PairingReason, auto_approve: bool) -> bool {
     if req.locality == Locality::Remote {
         return false;
@@ -733,6 +742,7 @@ impl PairingService {
         let role = req.role.as_str().to_string();
         let id = req.device.device_id.clone();
         let requested = role_token_scopes(&role, &req.requested_scopes);
+        let reissue = reissue_without_credential(req);
         if let Some(token) = &req.presented_token {
             let device = self.store.get_device(&id).await.map_err(store_error)?;
             if let Some(t) = device.as_ref().and_then(|d| d.token(&role)) {
@@ -758,7 +768,7 @@ impl PairingService {
                     return Ok(None);
                 }
                 let existing = device.token(&role).cloned();
-                if let Some(t) = &existing {
+                if let Some(t) = existing.as_ref().filter(|_| !reissue) {
                     if t.is_active()
                         && role_scopes_allow(&role, &t.scopes, &device.scopes)
                         && role_scopes_allow(&role, &requested, &t.scopes)
@@ -1419,6 +1429,7 @@ fn approve_in_tx(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use pincer_protocol::device_auth::SignatureVersion;
 
@@ -1560,6 +1571,56 @@ mod tests {
             PairingReason::MetadataUpgrade,
             true
         ));
+    }
+
+    fn issued(decision: PairingDecision) -> Option<String> {
+        match decision {
+            PairingDecision::Approved { device_token, .. } => device_token.map(|t| t.token),
+            PairingDecision::Required { reason, .. } => panic!("pairing required: {reason:?}"),
+        }
+    }
+
+    /// Hash-only storage cannot echo a token, so a device that shows no credential at all gets
+    /// a replacement; one that used the shared secret keeps its stored token; one that
+    /// presents its token has it echoed.
+    #[tokio::test]
+    async fn a_paired_device_without_any_credential_gets_a_replacement_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Store::open_in_state_dir(dir.path(), pincer_store::StoreOptions::default()).unwrap();
+        let service = PairingService::new(store, true);
+        let bus = EventBus::new(std::sync::Arc::new(crate::registry::Registry::default()));
+        let mut req = request(Locality::DirectLocal);
+        req.auth_method = AuthMethod::None;
+
+        // First contact: paired silently, first token.
+        let first = issued(service.authorize(&bus, &req).await.unwrap()).unwrap();
+        // No credential again: the first token is replaced.
+        let second = issued(service.authorize(&bus, &req).await.unwrap()).unwrap();
+        assert_ne!(first, second);
+        let read = ["operator.read".to_string()];
+        assert!(service
+            .verify_device_token("d", Role::Operator, &first, &read)
+            .await
+            .is_err());
+        assert!(service
+            .verify_device_token("d", Role::Operator, &second, &read)
+            .await
+            .is_ok());
+        // Presenting it: echoed, not rotated.
+        req.presented_token = Some(second.clone());
+        assert_eq!(
+            issued(service.authorize(&bus, &req).await.unwrap()).as_deref(),
+            Some(second.as_str())
+        );
+        // The shared secret: nothing handed out, the stored token stays valid.
+        req.presented_token = None;
+        req.auth_method = AuthMethod::Token;
+        assert_eq!(issued(service.authorize(&bus, &req).await.unwrap()), None);
+        assert!(service
+            .verify_device_token("d", Role::Operator, &second, &read)
+            .await
+            .is_ok());
     }
 
     #[test]
