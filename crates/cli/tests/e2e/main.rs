@@ -18,6 +18,7 @@ mod hooks;
 mod http_probes;
 mod lifecycle;
 mod nodes;
+mod official_cli;
 mod openai_http;
 mod proxy;
 mod remote;

@@ -1,0 +1,300 @@
+//! The official OpenClaw CLI (`openclaw`, Node) against the real gateway with its own device
+//! identity: paired silently on loopback, `gateway call status` answered by Pincer, the issued
+//! device token reused after a restart into token auth.
+//!
+//! How the CLI decides (openclaw 2026.9.6): on a loopback URL with a shared secret (`--token`,
+//! `OPENCLAW_GATEWAY_TOKEN` or its config) it sends no device identity at all; without one it
+//! signs with its identity, and without any credential it refuses to open a socket unless its
+//! config says `gateway.auth.mode: "none"` or it holds a stored device token. `gateway call` only
+//! reads the CLI's state: it signs with an identity that already exists and never stores a
+//! token; commands that write state (`cron status`, `system heartbeat last`, …) create the
+//! identity and store the `hello-ok` device token.
+//!
+//! The CLI comes from `PINCER_OPENCLAW_NODE` + `PINCER_OPENCLAW_CLI` (`scripts/test.sh` installs
+//! it under `target/openclaw-cli`); without them the test prints `SKIP:` and passes, unless
+//! `PINCER_OPENCLAW_CLI_REQUIRED=1`.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use pincer_testkit::*;
+use serde_json::{json, Value};
+
+use crate::agent::rpc;
+use crate::bin;
+
+/// Generous: one CLI run is ~2 s of Node start-up on an idle machine.
+const CLI_DEADLINE: Duration = Duration::from_secs(120);
+
+struct OfficialCli {
+    node: PathBuf,
+    cli: PathBuf,
+    /// HOME, OPENCLAW_STATE_DIR and the CLI's config file live here.
+    dir: tempfile::TempDir,
+}
+
+impl OfficialCli {
+    fn find() -> Option<OfficialCli> {
+        let var = |name: &str| {
+            std::env::var_os(name)
+                .map(PathBuf::from)
+                .filter(|p| p.is_file())
+        };
+        let (node, cli) = match (var("PINCER_OPENCLAW_NODE"), var("PINCER_OPENCLAW_CLI")) {
+            (Some(node), Some(cli)) => (node, cli),
+            _ => {
+                assert!(
+                    std::env::var("PINCER_OPENCLAW_CLI_REQUIRED").as_deref() != Ok("1"),
+                    "the official OpenClaw CLI is required: set PINCER_OPENCLAW_NODE and \
+                     PINCER_OPENCLAW_CLI to existing files (scripts/test.sh installs them)"
+                );
+                eprintln!(
+                    "SKIP: the official OpenClaw CLI is not installed (set PINCER_OPENCLAW_NODE \
+                     and PINCER_OPENCLAW_CLI, or run scripts/test.sh)"
+                );
+                return None;
+            }
+        };
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        std::fs::create_dir_all(dir.path().join("state")).unwrap();
+        Some(OfficialCli { node, cli, dir })
+    }
+
+    /// The CLI's own config file (`gateway.auth.mode` decides whether it may connect without a
+    /// shared secret).
+    fn set_auth_mode(&self, mode: &str) {
+        let config = json!({"gateway": {"auth": {"mode": mode}}});
+        std::fs::write(self.config_path(), config.to_string()).unwrap();
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("openclaw.json")
+    }
+
+    /// Run `openclaw <args>` against `127.0.0.1:<port>` with a clean environment (no gateway
+    /// credentials inherited from the test's environment).
+    async fn run(&self, port: u16, args: &[&str]) -> CliRun {
+        let mut cmd = Command::new(&self.node);
+        cmd.arg(&self.cli)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path().join("home"))
+            .env("OPENCLAW_STATE_DIR", self.dir.path().join("state"))
+            .env("OPENCLAW_CONFIG_PATH", self.config_path())
+            .env("OPENCLAW_GATEWAY_PORT", port.to_string())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let shown = format!("openclaw {}", args.join(" "));
+        let output = tokio::task::spawn_blocking(move || run_with_deadline(cmd))
+            .await
+            .unwrap();
+        CliRun { shown, output }
+    }
+
+    /// The CLI's device id (`openclaw node identity`: the one identity its commands sign with).
+    async fn device_id(&self) -> String {
+        let run = self.run(0, &["node", "identity", "--json"]).await;
+        run.json()["deviceId"].as_str().unwrap().to_string()
+    }
+}
+
+fn run_with_deadline(mut cmd: Command) -> Output {
+    let mut child = cmd.spawn().expect("spawn node");
+    let deadline = Instant::now() + CLI_DEADLINE;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+struct CliRun {
+    shown: String,
+    output: Output,
+}
+
+impl CliRun {
+    fn describe(&self) -> String {
+        format!(
+            "{}: {}\nstdout:\n{}\nstderr:\n{}",
+            self.shown,
+            self.output.status,
+            String::from_utf8_lossy(&self.output.stdout),
+            String::from_utf8_lossy(&self.output.stderr)
+        )
+    }
+
+    /// The JSON the command printed; panics unless it exited 0.
+    fn json(&self) -> Value {
+        assert!(self.output.status.success(), "{}", self.describe());
+        serde_json::from_slice(&self.output.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", self.describe()))
+    }
+}
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// `status` fields that do not change between two calls a moment apart.
+const STABLE_STATUS_KEYS: &[&str] = &[
+    "runtimeVersion",
+    "heartbeat",
+    "sessions",
+    "channelSummary",
+    "tasks",
+    "queuedSystemEvents",
+];
+
+/// `status` as a device-less `operator.read` client sees it (the scope the CLI asks for:
+/// admin-only fields such as `stateDir` are left out for both).
+async fn status_as_reader(url: &str, token: Option<&str>) -> Value {
+    let mut params = golden_connect_params(token);
+    params["scopes"] = json!(["operator.read"]);
+    let (mut ws, _, res) = handshake(url, params).await;
+    assert_eq!(res["ok"], true, "{res}");
+    let (res, _) = rpc(&mut ws, "status", "status", json!({})).await;
+    assert_eq!(res["ok"], true, "{res}");
+    res["payload"].clone()
+}
+
+fn assert_status_from_pincer(cli: &Value, direct: &Value) {
+    assert_eq!(
+        key_set(cli),
+        key_set(direct),
+        "cli: {cli}\ndirect: {direct}"
+    );
+    for key in STABLE_STATUS_KEYS {
+        assert_eq!(cli[key], direct[key], "status.{key}");
+    }
+}
+
+fn paired_entry<'a>(list: &'a Value, device_id: &str) -> &'a Value {
+    list["paired"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["deviceId"] == device_id)
+        .unwrap_or_else(|| panic!("{device_id} is not paired: {list}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_cli_pairs_silently_on_loopback_and_reuses_its_device_token() {
+    let Some(cli) = OfficialCli::find() else {
+        return;
+    };
+    // A loopback gateway without a shared secret; the CLI's config says the same, so it
+    // connects with nothing but its device identity.
+    let mut gw = GatewayProcess::spawn(bin(), SpawnOptions::default().arg("--auth").arg("none"));
+    cli.set_auth_mode("none");
+    let (mut watcher, _, res) = handshake(&gw.url, golden_connect_params(None)).await;
+    assert_eq!(res["ok"], true, "{res}");
+
+    // The CLI creates its identity the first time a state-writing command runs; pointed at a
+    // closed port, this one reaches no gateway.
+    let offline = cli.run(closed_port(), &["cron", "status", "--json"]).await;
+    assert!(!offline.output.status.success(), "{}", offline.describe());
+    let device_id = cli.device_id().await;
+    assert_eq!(device_id.len(), 64, "{device_id}");
+    let (list, _) = rpc(&mut watcher, "l0", "device.pair.list", json!({})).await;
+    assert_eq!(list["payload"]["paired"], json!([]), "{list}");
+
+    // 1. `gateway call status`: the device's first contact. Paired silently, answered by Pincer.
+    let status = cli
+        .run(gw.port, &["gateway", "call", "status", "--json"])
+        .await
+        .json();
+    assert_status_from_pincer(&status, &status_as_reader(&gw.url, None).await);
+    let expected_path = gw.state_path().join("state").join("pincer.sqlite");
+    assert_eq!(
+        status["sessions"]["byAgent"][0]["path"],
+        json!(expected_path.to_str().unwrap()),
+        "{status}"
+    );
+    // The watcher's events up to this answer: announced as approved, never requested.
+    let (list, events) = rpc(&mut watcher, "l1", "device.pair.list", json!({})).await;
+    assert!(
+        events.iter().any(|e| e["event"] == "device.pair.resolved"
+            && e["payload"]["deviceId"] == device_id.as_str()
+            && e["payload"]["decision"] == "approved"),
+        "no device.pair.resolved approved for {device_id}: {events:?}"
+    );
+    assert!(
+        !events.iter().any(|e| e["event"] == "device.pair.requested"),
+        "silent pairing must not ask anyone: {events:?}"
+    );
+    let list = &list["payload"];
+    assert_eq!(list["pending"], json!([]), "{list}");
+    let device = paired_entry(list, &device_id);
+    assert_eq!(device["approvedVia"], "silent", "{device}");
+    assert_eq!(device["clientId"], "cli", "{device}");
+    assert_eq!(device["remoteIp"], "127.0.0.1", "{device}");
+    assert_eq!(device["roles"], json!(["operator"]), "{device}");
+    assert!(
+        device["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["role"] == "operator"),
+        "an operator token was issued: {device}"
+    );
+
+    // 2. A state-writing command signs again without a credential: it gets (and stores) the
+    //    device token that `gateway call` could not keep.
+    let heartbeat = cli
+        .run(gw.port, &["system", "heartbeat", "last", "--json"])
+        .await;
+    let (direct, _) = rpc(&mut watcher, "h2", "last-heartbeat", json!({})).await;
+    assert_eq!(
+        heartbeat.json(),
+        direct["payload"],
+        "{}",
+        heartbeat.describe()
+    );
+    drop(watcher);
+
+    // 3. The gateway restarts with a shared token the CLI does not know; its config now asks
+    //    for token auth, so the stored device token is its only credential.
+    gw.sigterm();
+    assert!(gw.wait_exit(Duration::from_secs(10)).is_some());
+    let state = std::mem::replace(&mut gw.state_dir, tempfile::tempdir().unwrap());
+    drop(gw);
+    let secret = "a-secret-the-official-cli-never-sees";
+    let gw = GatewayProcess::spawn_in(
+        bin(),
+        state,
+        SpawnOptions::default().arg("--token").arg(secret),
+    );
+    cli.set_auth_mode("token");
+    let status = cli
+        .run(gw.port, &["gateway", "call", "status", "--json"])
+        .await
+        .json();
+    assert_status_from_pincer(&status, &status_as_reader(&gw.url, Some(secret)).await);
+    let (mut op, _, res) = handshake(&gw.url, golden_connect_params(Some(secret))).await;
+    assert_eq!(res["ok"], true, "{res}");
+    let (list, _) = rpc(&mut op, "l3", "device.pair.list", json!({})).await;
+    let list = &list["payload"];
+    assert_eq!(list["pending"], json!([]), "{list}");
+    let token = paired_entry(list, &device_id)["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["role"] == "operator")
+        .cloned()
+        .unwrap();
+    assert!(
+        token["lastUsedAtMs"].is_u64(),
+        "the CLI authenticated with its device token: {token}"
+    );
+}
