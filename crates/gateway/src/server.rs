@@ -126,6 +126,13 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway, StartError>
         Some(config.state_dir.join("logs").join("pincer.log")),
     );
     let lock = StateLock::acquire(&config.state_dir)?;
+    // The database opens (on a first start: is built) on the store's writer thread while the
+    // rest of the start-up runs; everything that uses it waits for it (and connections are
+    // accepted only once it is open, below).
+    let store = pincer_store::Store::open_in_background(
+        pincer_store::db_path(&config.state_dir),
+        pincer_store::StoreOptions::default(),
+    )?;
     let identity = GatewayIdentity::load_or_create(&config.state_dir, util::now_ms())?;
     // Config first: an invalid file refuses the start with its file:line — path: reason.
     let live = LiveConfig::load(
@@ -149,14 +156,6 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway, StartError>
             live.path().display()
         );
     }
-    let store_dir = config.state_dir.clone();
-    let store = tokio::task::spawn_blocking(move || {
-        pincer_store::Store::open_in_state_dir(&store_dir, pincer_store::StoreOptions::default())
-    })
-    .await
-    .map_err(|e| StartError::Settings(format!("store open task failed: {e}")))??;
-    let agents = live.get().config.agent_ids();
-    let summary = sessions_hub::compute_summary(&store, &agents).await?;
     let tls = if security.tls.enabled {
         let tls_settings = security.tls.clone();
         let dir = config.state_dir.clone();
@@ -194,7 +193,8 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway, StartError>
         ),
         config: Arc::new(live),
         store,
-        sessions: summary,
+        // Read below, once the store is open and before the first connection is served.
+        sessions: sessions_hub::SessionsSummary::default(),
         auth_overrides: config.auth.clone(),
     });
     state.start_config_watcher();
@@ -214,6 +214,15 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway, StartError>
         }
     })?;
     let addr = listener.local_addr().unwrap_or(bind_addr);
+    // Bound: clients' connections complete and wait in the listen backlog. They are accepted
+    // once the store is open and the session summary read, so the first hello snapshot and
+    // `health` already show the stored sessions; a database that cannot be opened still
+    // refuses the start.
+    state.store.ready().await?;
+    let agents = state.config.get().config.agent_ids();
+    let summary = sessions_hub::compute_summary(&state.store, &agents).await?;
+    state.sessions.set_summary(summary);
+    state.refresh_health(None);
     tokio::spawn(accept_loop(Arc::clone(&state), listener));
     spawn_timers(&state);
     crate::channels::ChannelsHub::start(&state);

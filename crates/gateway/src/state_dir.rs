@@ -48,8 +48,13 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), StateDirError> {
         })
 }
 
-/// Write `contents` to `path` with mode 0600, atomically (temp file + rename).
+/// Write `contents` to `path` with mode 0600, atomically (temp file + rename), durably
+/// (fsynced before the rename).
 pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), StateDirError> {
+    write_private(path, contents, true)
+}
+
+fn write_private(path: &Path, contents: &[u8], durable: bool) -> Result<(), StateDirError> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     {
         let mut f = OpenOptions::new()
@@ -60,7 +65,9 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), StateDirEr
             .open(&tmp)
             .map_err(io_err(&tmp))?;
         f.write_all(contents).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
+        if durable {
+            f.sync_all().map_err(io_err(&tmp))?;
+        }
     }
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600)).map_err(io_err(&tmp))?;
     fs::rename(&tmp, path).map_err(io_err(path))
@@ -158,7 +165,9 @@ pub fn gateway_json_path(state_dir: &Path) -> PathBuf {
 pub fn write_gateway_json(state_dir: &Path, info: &GatewayInfo) -> Result<(), StateDirError> {
     let path = gateway_json_path(state_dir);
     let json = serde_json::to_vec_pretty(info).unwrap_or_default();
-    write_private_file(&path, &json)
+    // Atomic but not fsynced: it describes this run only (removed on a clean exit) and is
+    // stale after a crash anyway, so an fsync on every start would buy nothing.
+    write_private(&path, &json, false)
 }
 
 pub fn read_gateway_json(state_dir: &Path) -> Option<GatewayInfo> {
