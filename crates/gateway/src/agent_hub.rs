@@ -76,10 +76,8 @@ impl AgentHub {
                  (set ANTHROPIC_API_KEY, OPENAI_API_KEY or OPENROUTER_API_KEY, or models.providers in the config)"
             );
         }
-        let client = ProviderClient::new().unwrap_or_else(|e| {
-            tracing::error!(error = %e, "TLS set-up for model providers failed; using a default HTTP client");
-            ProviderClient::from_reqwest(Default::default())
-        });
+        // Built at the first model call: reading the trust store at start cost time and memory.
+        let client = ProviderClient::lazy();
         let (tx, rx) = mpsc::channel(pincer_agent::EVENT_CHANNEL_CAPACITY);
         let runtime = AgentRuntime::new(AgentDeps {
             store,

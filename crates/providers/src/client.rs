@@ -24,7 +24,7 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -85,40 +85,60 @@ pub enum ClientBuildError {
     Http(#[from] reqwest::Error),
 }
 
+fn platform_client() -> Result<reqwest::Client, ClientBuildError> {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_platform_verifier()?
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .user_agent(concat!("pincer/", env!("CARGO_PKG_VERSION")))
+        .build()?)
+}
+
 /// Calls models. Cheap to clone; share one per process so connections are pooled.
 #[derive(Debug, Clone)]
 pub struct ProviderClient {
-    http: reqwest::Client,
+    http: Arc<OnceLock<reqwest::Client>>,
 }
 
 impl ProviderClient {
     /// A client with rustls (ring) and the platform's certificate verifier.
     pub fn new() -> Result<Self, ClientBuildError> {
-        use rustls_platform_verifier::BuilderVerifierExt;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_platform_verifier()?
-            .with_no_client_auth();
-        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .user_agent(concat!("pincer/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Self { http })
+        Ok(Self::from_reqwest(platform_client()?))
+    }
+
+    /// [`ProviderClient::new`] built on first use: the platform verifier reads and parses the
+    /// system's trust store (some 150 certificate files) when it is made, which a gateway
+    /// that has not called a model yet should not pay for at start, in time or memory. A
+    /// TLS set-up failure then is logged and a default HTTP client used instead.
+    pub fn lazy() -> Self {
+        Self {
+            http: Arc::new(OnceLock::new()),
+        }
     }
 
     /// Wraps an existing reqwest client (custom proxies, tests).
     pub fn from_reqwest(http: reqwest::Client) -> Self {
-        Self { http }
+        Self {
+            http: Arc::new(OnceLock::from(http)),
+        }
     }
 
     /// The underlying HTTP client (shares the connection pool; e.g. for model listing).
     pub fn http(&self) -> &reqwest::Client {
-        &self.http
+        self.http.get_or_init(|| {
+            platform_client().unwrap_or_else(|e| {
+                tracing::error!(error = %e, "TLS set-up for model providers failed; using a default HTTP client");
+                reqwest::Client::default()
+            })
+        })
     }
 
     /// Streams one call to one model (retries included, no fallback).
@@ -129,7 +149,7 @@ impl ProviderClient {
         options: &CallOptions,
     ) -> EventStream {
         single_model_stream(
-            self.http.clone(),
+            self.http().clone(),
             model.clone(),
             request,
             options.clone(),
@@ -158,7 +178,7 @@ impl ProviderClient {
         options: &CallOptions,
     ) -> EventStream {
         let state = ChainState {
-            http: self.http.clone(),
+            http: self.http().clone(),
             chain: chain.to_vec().into(),
             request,
             options: options.clone(),
