@@ -36,6 +36,7 @@ const RULES: &[(&str, ReloadAction)] = &[
     // Access policy: hot in the reference (clients reconnect with the current authority).
     ("gateway.auth.trustedProxy", ReloadAction::Hot),
     ("gateway.trustedProxies", ReloadAction::Hot),
+    ("gateway.allowRealIpFallback", ReloadAction::Hot),
     ("gateway.tailscale", ReloadAction::Restart),
     ("gateway.tls", ReloadAction::Restart),
     ("gateway.controlUi", ReloadAction::Hot),
@@ -334,6 +335,7 @@ mod tests {
             ("gateway.controlUi.basePath", ReloadAction::Restart),
             ("gateway.nodes.pairing.autoApproveLocal", ReloadAction::Hot),
             ("gateway.trustedProxies", ReloadAction::Hot),
+            ("gateway.allowRealIpFallback", ReloadAction::Hot),
             ("gateway.auth.trustedProxy.allowUsers", ReloadAction::Hot),
             ("gateway.auth.rateLimit.maxAttempts", ReloadAction::Hot),
             ("gateway.tls.enabled", ReloadAction::Restart),

@@ -133,6 +133,16 @@ impl GatewayState {
             .set_auto_approve_local(settings.auto_approve_local);
         self.pairing
             .set_auto_approve_cidrs(settings.auto_approve_cidrs.clone());
+        if self
+            .security
+            .set_allow_real_ip_fallback(settings.allow_real_ip_fallback)
+        {
+            tracing::info!(
+                target: "config",
+                allow = settings.allow_real_ip_fallback,
+                "config.changed: gateway.allowRealIpFallback updated"
+            );
+        }
         let proxies_changed = self
             .security
             .set_trusted_proxies(settings.trusted_proxies.clone());

@@ -2,12 +2,14 @@
 //! auto-approval) and what the upgrade path derives from a request's headers.
 //!
 //! [`SecuritySettings::resolve`] reads them from the config file (`gateway.tls`,
-//! `gateway.auth.rateLimit`, `gateway.trustedProxies`, `gateway.nodes.pairing.*`) under the
+//! `gateway.auth.rateLimit`, `gateway.trustedProxies`, `gateway.allowRealIpFallback`,
+//! `gateway.nodes.pairing.*`) under the
 //! `pincer gateway run` flags ([`SecurityOverrides`], which win). The same function runs at
 //! start and on every config reload; [`crate::reload`] applies what is hot.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::http::HeaderMap;
 use parking_lot::RwLock;
@@ -35,6 +37,8 @@ pub struct SecuritySettings {
     pub rate_limit: RateLimitSettings,
     /// `gateway.trustedProxies`.
     pub trusted_proxies: Vec<IpRange>,
+    /// `gateway.allowRealIpFallback` (default false).
+    pub allow_real_ip_fallback: bool,
     /// `gateway.nodes.pairing.autoApproveLocal` (default true).
     pub auto_approve_local: bool,
     /// `gateway.nodes.pairing.autoApproveCidrs` (default none).
@@ -47,6 +51,7 @@ impl Default for SecuritySettings {
             tls: TlsSettings::default(),
             rate_limit: RateLimitSettings::default(),
             trusted_proxies: Vec::new(),
+            allow_real_ip_fallback: false,
             auto_approve_local: true,
             auto_approve_cidrs: Vec::new(),
         }
@@ -147,6 +152,7 @@ impl SecuritySettings {
             tls,
             rate_limit,
             trusted_proxies,
+            allow_real_ip_fallback: gw.allow_real_ip_fallback.unwrap_or(false),
             auto_approve_local: flags
                 .auto_approve_local
                 .or(pairing.auto_approve_local)
@@ -166,6 +172,9 @@ pub struct SecurityState {
     /// The flags the gateway was started with (re-applied over every reloaded config).
     pub overrides: SecurityOverrides,
     trusted_proxies: RwLock<Vec<IpRange>>,
+    /// `gateway.allowRealIpFallback`: a trusted proxy's `X-Real-IP` names the client when it
+    /// sends no `X-Forwarded-For`.
+    allow_real_ip_fallback: AtomicBool,
     /// SHA-256 fingerprint of the TLS certificate (lower-case hex) when TLS is on.
     pub tls_fingerprint: Option<String>,
     /// The TLS server config when the port speaks TLS.
@@ -189,6 +198,7 @@ impl SecurityState {
         SecurityState {
             overrides,
             trusted_proxies: RwLock::new(trusted_proxies),
+            allow_real_ip_fallback: AtomicBool::new(false),
             tls_fingerprint: tls.map(|t| t.fingerprint.clone()),
             tls_config: tls.map(|t| t.config.clone()),
         }
@@ -204,6 +214,17 @@ impl SecurityState {
         true
     }
 
+    /// With `gateway.allowRealIpFallback` as configured at start.
+    pub fn with_real_ip_fallback(self, allow: bool) -> SecurityState {
+        self.set_allow_real_ip_fallback(allow);
+        self
+    }
+
+    /// Sets `gateway.allowRealIpFallback`; returns whether it changed.
+    pub fn set_allow_real_ip_fallback(&self, allow: bool) -> bool {
+        self.allow_real_ip_fallback.swap(allow, Ordering::Relaxed) != allow
+    }
+
     pub fn trusted_proxies(&self) -> Vec<IpRange> {
         self.trusted_proxies.read().clone()
     }
@@ -215,7 +236,8 @@ impl SecurityState {
     /// What the headers of an upgrade request say, given who sent it. Forwarding headers
     /// from an untrusted peer are never believed (and the connection is never "local");
     /// from a trusted proxy, `X-Forwarded-For` names the client for rate limiting and
-    /// pairing records.
+    /// pairing records; only with `gateway.allowRealIpFallback`, when `X-Forwarded-For` names
+    /// no client, does `X-Real-IP`.
     pub fn peer_facts(&self, auth: &GatewayAuth, peer: IpAddr, headers: &HeaderMap) -> PeerFacts {
         let forwarded = FORWARDING_HEADERS.iter().any(|h| headers.contains_key(*h));
         let trusted = forwarded && self.is_trusted_proxy(peer);
@@ -227,6 +249,10 @@ impl SecurityState {
                     .and_then(|v| v.split(',').next())
                     .and_then(|v| v.trim().parse::<IpAddr>().ok())
                     .or_else(|| {
+                        // As the reference: only when X-Forwarded-For names no client.
+                        if !self.allow_real_ip_fallback.load(Ordering::Relaxed) {
+                            return None;
+                        }
                         headers
                             .get("x-real-ip")
                             .and_then(|v| v.to_str().ok())
@@ -305,17 +331,18 @@ mod tests {
         assert_eq!(s.rate_limit.max_attempts, 3);
     }
 
+    fn trusting(proxy: IpAddr) -> SecurityState {
+        let only_proxy = IpRange {
+            addr: proxy,
+            prefix: 32,
+        };
+        SecurityState::new(SecurityOverrides::default(), vec![only_proxy], None)
+    }
+
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
-        let proxy: IpAddr = "10.9.0.1".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        let sec = SecurityState::new(
-            SecurityOverrides::default(),
-            vec![IpRange {
-                addr: proxy,
-                prefix: 32,
-            }],
-            None,
-        );
+        let proxy: IpAddr = "10.9.0.1".parse().unwrap();
+        let sec = trusting(proxy);
         let mut h = HeaderMap::new();
         h.insert(
             "x-forwarded-for",
@@ -331,5 +358,47 @@ mod tests {
         assert!(f.proxy_identity.is_none());
         let f = sec.peer_facts(&GatewayAuth::None, stranger, &HeaderMap::new());
         assert!(!f.forwarded);
+    }
+
+    #[test]
+    fn real_ip_is_believed_only_when_the_fallback_is_on() {
+        let proxy: IpAddr = "10.9.0.1".parse().unwrap();
+        let sec = trusting(proxy);
+        let mut real_ip_only = HeaderMap::new();
+        real_ip_only.insert("x-real-ip", HeaderValue::from_static("203.0.113.7"));
+        // Off by default: the header still disqualifies locality, but names nobody.
+        let f = sec.peer_facts(&GatewayAuth::None, proxy, &real_ip_only);
+        assert!(f.forwarded);
+        assert_eq!(f.forwarded_for, None);
+
+        assert!(sec.set_allow_real_ip_fallback(true));
+        assert!(!sec.set_allow_real_ip_fallback(true));
+        let f = sec.peer_facts(&GatewayAuth::None, proxy, &real_ip_only);
+        assert_eq!(f.forwarded_for, "203.0.113.7".parse().ok());
+        // X-Forwarded-For wins when it names a client.
+        let mut both = real_ip_only.clone();
+        both.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.2"));
+        let f = sec.peer_facts(&GatewayAuth::None, proxy, &both);
+        assert_eq!(f.forwarded_for, "198.51.100.2".parse().ok());
+        // Never from a peer that is not a trusted proxy.
+        let stranger: IpAddr = "192.0.2.9".parse().unwrap();
+        let f = sec.peer_facts(&GatewayAuth::None, stranger, &real_ip_only);
+        assert_eq!(f.forwarded_for, None);
+
+        assert!(sec.set_allow_real_ip_fallback(false));
+        let f = sec.peer_facts(&GatewayAuth::None, proxy, &real_ip_only);
+        assert_eq!(f.forwarded_for, None);
+    }
+
+    #[test]
+    fn allow_real_ip_fallback_comes_from_the_config_file() {
+        let off = resolve("{}", &SecurityOverrides::default()).unwrap();
+        assert!(!off.allow_real_ip_fallback);
+        let on = resolve(
+            "{ gateway: { allowRealIpFallback: true } }",
+            &SecurityOverrides::default(),
+        )
+        .unwrap();
+        assert!(on.allow_real_ip_fallback);
     }
 }

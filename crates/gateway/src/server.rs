@@ -190,7 +190,8 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway, StartError>
             config.security.clone(),
             security.trusted_proxies.clone(),
             tls.as_ref(),
-        ),
+        )
+        .with_real_ip_fallback(security.allow_real_ip_fallback),
         config: Arc::new(live),
         store,
         // Read below, once the store is open and before the first connection is served.

@@ -2,7 +2,8 @@
 //! `gateway.tls` (the configured certificate is served), `gateway.auth.rateLimit`
 //! (lockout, hot reload), `gateway.auth.mode: "trusted-proxy"` + `gateway.auth.trustedProxy` +
 //! `gateway.trustedProxies` (the header is believed only from the proxy; a policy edit closes
-//! the sessions it admitted), `gateway.nodes.pairing.autoApproveLocal|autoApproveCidrs`, bad
+//! the sessions it admitted), `gateway.allowRealIpFallback` (a trusted proxy's `X-Real-IP`
+//! names the client only when it is on), `gateway.nodes.pairing.autoApproveLocal|autoApproveCidrs`, bad
 //! values refused with file, line, key and reason, and `hello-ok.auth.recoveryScope`.
 //!
 //! Non-loopback peers: a veth end created by `remote::NetNs` gives this host a 10.x address;
@@ -460,4 +461,70 @@ async fn device_auto_approval_follows_the_config_file() {
     )
     .await;
     assert_eq!(res["error"]["code"], "NOT_PAIRED", "{res}");
+}
+
+/// The pending pairing request of `device_id` (a device behind a proxy is never local).
+async fn pending_remote_ip(url: &str, token: &str, device_id: &str) -> Value {
+    let (mut op, _, res) = handshake(url, golden_connect_params(Some(token))).await;
+    assert_eq!(res["ok"], true, "{res}");
+    send_json(
+        &mut op,
+        &json!({"type": "req", "id": "l", "method": "device.pair.list", "params": {}}),
+    )
+    .await;
+    let (list, _) = recv_res(&mut op, "l", T).await;
+    let pending = list["payload"]["pending"].as_array().unwrap();
+    let request = pending
+        .iter()
+        .find(|p| p["deviceId"] == device_id)
+        .unwrap_or_else(|| panic!("no pending request for {device_id}: {list}"));
+    request["remoteIp"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_real_ip_from_a_trusted_proxy_counts_only_with_allow_real_ip_fallback() {
+    // This test is the proxy: it connects from loopback, which is listed as trusted, and
+    // names the client only in X-Real-IP (no X-Forwarded-For).
+    let gw = spawn_with_config("{ gateway: { trustedProxies: ['127.0.0.1'] } }");
+    let token = gw.token();
+    let through_proxy = |seed: u8| {
+        let (url, token) = (gw.url.clone(), token.clone());
+        async move {
+            let kp = DeviceKeypair::from_seed(&[seed; 32]);
+            let res = crate::proxy::connect_with_headers(
+                &url,
+                &[("x-real-ip", "203.0.113.7")],
+                Some(&kp),
+                golden_connect_params(Some(&token)),
+            )
+            .await;
+            // A forwarded connection is never local, so it is not paired silently.
+            assert_eq!(res["error"]["details"]["code"], "PAIRING_REQUIRED", "{res}");
+            kp.device_id()
+        }
+    };
+
+    // Default (false): the header is ignored; the client is the proxy itself.
+    let device = through_proxy(51).await;
+    assert_eq!(
+        pending_remote_ip(&gw.url, &token, &device).await,
+        "127.0.0.1"
+    );
+
+    // Enabled (hot): the proxy's X-Real-IP names the client.
+    write_config(
+        gw.state_path(),
+        "{ gateway: { trustedProxies: ['127.0.0.1'], allowRealIpFallback: true } }",
+    );
+    assert!(
+        gw.wait_for_log_line("gateway.allowRealIpFallback updated", T)
+            .is_some(),
+        "{}",
+        gw.all_logs()
+    );
+    let device = through_proxy(52).await;
+    assert_eq!(
+        pending_remote_ip(&gw.url, &token, &device).await,
+        "203.0.113.7"
+    );
 }

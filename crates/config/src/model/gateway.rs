@@ -34,6 +34,11 @@ pub struct GatewayConfig {
     pub nodes: NodesConfig,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trusted_proxies: Option<Vec<String>>,
+    /// Take the client address from a trusted proxy's `X-Real-IP` when it sends no
+    /// `X-Forwarded-For` (default false: a proxy that passes a client's own `X-Real-IP` on
+    /// would let it pick its address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_real_ip_fallback: Option<bool>,
     #[serde(default)]
     pub remote: RemoteConfig,
 }
