@@ -11,7 +11,8 @@ use serde_json::Value;
 use crate::bin;
 
 /// A network namespace with a veth pair: the host end has `host_ip`, the namespace `ns_ip`.
-/// Deleted on drop.
+/// Deleted on drop. Creating one changes the host's interfaces, which makes Chromium abort its
+/// loads: a test that uses it must be in nextest's `host-network` group (.config/nextest.toml).
 pub(crate) struct NetNs {
     name: String,
     veth: String,
