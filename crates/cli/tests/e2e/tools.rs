@@ -405,7 +405,10 @@ async fn session_tools_send_list_history_and_status() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_spawn_runs_a_subagent_and_announces_its_result() {
-    let gw = gateway(json!({})).await;
+    // Followup queueing: the announced result is a parent turn of its own whether the child
+    // ends before or after the parent's turn (under the default `steer` a child that ends
+    // first is folded into the running turn at its next boundary).
+    let gw = gateway(json!({"messages": {"queue": {"mode": "followup"}}})).await;
     gw.fake.push(
         Reply::new().tool_call(
             "call_spawn",
