@@ -75,7 +75,8 @@ fn seed(store: &Store, rt: &tokio::runtime::Runtime) -> Vec<String> {
     words
 }
 
-fn bench_memory_search(c: &mut Criterion) {
+/// A runtime and an empty store in a tempdir (kept alive by the returned guard).
+fn fresh_store() -> (tokio::runtime::Runtime, tempfile::TempDir, Store) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -83,6 +84,11 @@ fn bench_memory_search(c: &mut Criterion) {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("bench.sqlite"), StoreOptions::default()).unwrap();
+    (rt, dir, store)
+}
+
+fn bench_memory_search(c: &mut Criterion) {
+    let (rt, _dir, store) = fresh_store();
     let words = seed(&store, &rt);
     let mut rng = Rng(42);
     let queries: Vec<String> = (0..64)
@@ -261,13 +267,7 @@ fn markdown_chunk(rng: &mut Rng, i: u32) -> (String, String) {
 }
 
 fn bench_markdown_search(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("bench.sqlite"), StoreOptions::default()).unwrap();
+    let (rt, _dir, store) = fresh_store();
     let mut rng = Rng(0xdead_beef_1234_5678);
     rt.block_on(async {
         for f in 0..500u32 {
