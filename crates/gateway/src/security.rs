@@ -236,28 +236,23 @@ impl SecurityState {
     /// What the headers of an upgrade request say, given who sent it. Forwarding headers
     /// from an untrusted peer are never believed (and the connection is never "local");
     /// from a trusted proxy, `X-Forwarded-For` names the client for rate limiting and
-    /// pairing records; only with `gateway.allowRealIpFallback`, when `X-Forwarded-For` names
+    /// pairing records (its rightmost untrusted hop, [`forwarded_client_ip`]); only with `gateway.allowRealIpFallback`, when `X-Forwarded-For` names
     /// no client, does `X-Real-IP`.
     pub fn peer_facts(&self, auth: &GatewayAuth, peer: IpAddr, headers: &HeaderMap) -> PeerFacts {
         let forwarded = FORWARDING_HEADERS.iter().any(|h| headers.contains_key(*h));
         let trusted = forwarded && self.is_trusted_proxy(peer);
         let forwarded_for = trusted
             .then(|| {
-                headers
-                    .get("x-forwarded-for")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.split(',').next())
-                    .and_then(|v| v.trim().parse::<IpAddr>().ok())
-                    .or_else(|| {
-                        // As the reference: only when X-Forwarded-For names no client.
-                        if !self.allow_real_ip_fallback.load(Ordering::Relaxed) {
-                            return None;
-                        }
-                        headers
-                            .get("x-real-ip")
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.trim().parse().ok())
-                    })
+                forwarded_client_ip(headers, &self.trusted_proxies.read()).or_else(|| {
+                    // As the reference: only when X-Forwarded-For names no client.
+                    if !self.allow_real_ip_fallback.load(Ordering::Relaxed) {
+                        return None;
+                    }
+                    headers
+                        .get("x-real-ip")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(parse_ip_literal)
+                })
             })
             .flatten();
         let proxy_identity = match auth {
@@ -275,6 +270,50 @@ impl SecurityState {
             proxy_identity,
         }
     }
+}
+
+/// The client a chain of proxies reports in `X-Forwarded-For`. Every proxy appends the
+/// address it received the request from, so only the right end of the list was written by
+/// proxies we trust; anything to the left of the first untrusted hop is the client's own text
+/// and may be forged. So, as the reference does, walk from the right, skip loopback and
+/// trusted-proxy hops (and entries that are not IP addresses) and take the first other
+/// address. `None` when every hop is trusted (or loopback) or the header names no one.
+/// Several `X-Forwarded-For` lines count as one list, in order.
+pub fn forwarded_client_ip(headers: &HeaderMap, trusted_proxies: &[IpRange]) -> Option<IpAddr> {
+    if trusted_proxies.is_empty() {
+        return None;
+    }
+    let lines: Vec<_> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+        .collect();
+    lines
+        .iter()
+        .rev()
+        .flat_map(|line| line.rsplit(','))
+        .filter_map(parse_ip_literal)
+        .find(|hop| !hop.is_loopback() && !trusted_proxies.iter().any(|r| r.contains(*hop)))
+}
+
+/// One address as proxies write it: surrounding blanks, `[v6]` or `[v6]:port`, `v4:port`;
+/// IPv4-mapped IPv6 becomes IPv4 (so `::ffff:127.0.0.1` is loopback). `None` for anything
+/// else (host names, `unknown`, obfuscated identifiers, garbage).
+pub fn parse_ip_literal(raw: &str) -> Option<IpAddr> {
+    let text = raw.trim();
+    let text = match text.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or(text, |(inner, _)| inner),
+        None => text,
+    };
+    let ip = text.parse::<IpAddr>().ok().or_else(|| {
+        let (host, port) = text.split_once(':')?;
+        port.parse::<u16>().ok()?;
+        host.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
+    })?;
+    Some(match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    })
 }
 
 #[cfg(test)]
@@ -358,6 +397,121 @@ mod tests {
         assert!(f.proxy_identity.is_none());
         let f = sec.peer_facts(&GatewayAuth::None, stranger, &HeaderMap::new());
         assert!(!f.forwarded);
+    }
+
+    fn xff(values: &[&'static str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-for", HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    fn ip(text: &str) -> Option<IpAddr> {
+        Some(text.parse().unwrap())
+    }
+
+    #[test]
+    fn a_forged_leftmost_entry_never_names_the_client() {
+        let proxies = IpRange::parse_all(&["10.9.0.1"]).unwrap();
+        // The client sent "X-Forwarded-For: 1.2.3.4"; the proxy appended the real address.
+        let h = xff(&["1.2.3.4, 203.0.113.5"]);
+        assert_eq!(forwarded_client_ip(&h, &proxies), ip("203.0.113.5"));
+        // Through the upgrade path too, with the proxy's own hop on the right.
+        let sec = trusting("10.9.0.1".parse().unwrap());
+        let h = xff(&["1.2.3.4, 127.0.0.1, 203.0.113.5, 10.9.0.1"]);
+        let f = sec.peer_facts(&GatewayAuth::None, "10.9.0.1".parse().unwrap(), &h);
+        assert_eq!(f.forwarded_for, ip("203.0.113.5"));
+        // A second header line is the later part of the same list.
+        let h = xff(&["1.2.3.4", "198.51.100.7"]);
+        assert_eq!(forwarded_client_ip(&h, &proxies), ip("198.51.100.7"));
+    }
+
+    #[test]
+    fn a_chain_of_trusted_proxies_is_walked_from_the_right() {
+        let proxies = IpRange::parse_all(&["10.0.0.0/8", "2001:db8::/32"]).unwrap();
+        let h = xff(&["198.51.100.1, 203.0.113.5, 10.1.2.3, 2001:db8::9, 10.0.0.2"]);
+        assert_eq!(forwarded_client_ip(&h, &proxies), ip("203.0.113.5"));
+        // Loopback hops are skipped like trusted ones, IPv4-mapped forms included.
+        let h = xff(&["203.0.113.5, ::1, ::ffff:127.0.0.1, 127.0.0.9"]);
+        assert_eq!(forwarded_client_ip(&h, &proxies), ip("203.0.113.5"));
+        // A client inside a trusted range is still a proxy hop, not a client.
+        let h = xff(&["10.5.5.5"]);
+        assert_eq!(forwarded_client_ip(&h, &proxies), None);
+    }
+
+    #[test]
+    fn an_all_trusted_list_names_no_one() {
+        let proxies = IpRange::parse_all(&["10.0.0.0/8"]).unwrap();
+        assert_eq!(
+            forwarded_client_ip(&xff(&["10.0.0.1, 127.0.0.1, 10.0.0.2"]), &proxies),
+            None
+        );
+        assert_eq!(forwarded_client_ip(&xff(&[""]), &proxies), None);
+        assert_eq!(forwarded_client_ip(&HeaderMap::new(), &proxies), None);
+        // No trusted proxies configured: the header is never believed.
+        assert_eq!(forwarded_client_ip(&xff(&["203.0.113.5"]), &[]), None);
+        // Through the upgrade path the client is then unknown (callers use the peer), and
+        // the X-Real-IP fallback applies only when it is on.
+        let proxy: IpAddr = "10.9.0.1".parse().unwrap();
+        let sec = trusting(proxy);
+        let mut h = xff(&["10.9.0.1, 127.0.0.1"]);
+        h.insert("x-real-ip", HeaderValue::from_static("203.0.113.7:4000"));
+        assert_eq!(
+            sec.peer_facts(&GatewayAuth::None, proxy, &h).forwarded_for,
+            None
+        );
+        sec.set_allow_real_ip_fallback(true);
+        assert_eq!(
+            sec.peer_facts(&GatewayAuth::None, proxy, &h).forwarded_for,
+            ip("203.0.113.7")
+        );
+    }
+
+    #[test]
+    fn malformed_entries_are_skipped_not_trusted() {
+        let proxies = IpRange::parse_all(&["10.0.0.0/8"]).unwrap();
+        // Garbage, host names and `unknown` to the right are skipped; the walk goes on.
+        let h = xff(&["203.0.113.5, unknown, , not-an-ip, evil.example, 10.0.0.1,,"]);
+        assert_eq!(forwarded_client_ip(&h, &proxies), ip("203.0.113.5"));
+        // Nothing but garbage names no one.
+        assert_eq!(
+            forwarded_client_ip(&xff(&["unknown, _hidden, 999.1.1.1, 1.2.3"]), &proxies),
+            None
+        );
+        // Ports and brackets as proxies write them.
+        let h = xff(&["[2001:db8::5]:8443"]);
+        assert_eq!(forwarded_client_ip(&h, &proxies), ip("2001:db8::5"));
+        let h = xff(&["203.0.113.5:51234, 10.0.0.1:80"]);
+        assert_eq!(forwarded_client_ip(&h, &proxies), ip("203.0.113.5"));
+        // Bytes that are not text do not hide the hops around them.
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"203.0.113.5, \xff\xfe").unwrap(),
+        );
+        assert_eq!(forwarded_client_ip(&h, &proxies), ip("203.0.113.5"));
+    }
+
+    #[test]
+    fn ip_literals_parse_as_proxies_write_them() {
+        assert_eq!(parse_ip_literal(" 203.0.113.5 "), ip("203.0.113.5"));
+        assert_eq!(parse_ip_literal("203.0.113.5:80"), ip("203.0.113.5"));
+        assert_eq!(parse_ip_literal("[::1]"), ip("::1"));
+        assert_eq!(parse_ip_literal("[2001:db8::1]:443"), ip("2001:db8::1"));
+        assert_eq!(parse_ip_literal("2001:db8::1"), ip("2001:db8::1"));
+        assert_eq!(parse_ip_literal("::ffff:198.51.100.2"), ip("198.51.100.2"));
+        for bad in [
+            "",
+            "unknown",
+            "1.2.3",
+            "01.2.3.4",
+            "1.2.3.4:port",
+            "[::1",
+            "host:80",
+        ] {
+            assert_eq!(parse_ip_literal(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -528,3 +528,37 @@ async fn x_real_ip_from_a_trusted_proxy_counts_only_with_allow_real_ip_fallback(
         "203.0.113.7"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_forwarded_for_names_the_rightmost_untrusted_hop_not_the_forgeable_leftmost() {
+    // This test is the outer proxy (loopback, trusted) in front of an inner one in 10/8.
+    let gw = spawn_with_config("{ gateway: { trustedProxies: ['127.0.0.1', '10.0.0.0/8'] } }");
+    let token = gw.token();
+    let through_proxies = |seed: u8, chain: &'static str| {
+        let (url, token) = (gw.url.clone(), token.clone());
+        async move {
+            let kp = DeviceKeypair::from_seed(&[seed; 32]);
+            let res = crate::proxy::connect_with_headers(
+                &url,
+                &[("x-forwarded-for", chain)],
+                Some(&kp),
+                golden_connect_params(Some(&token)),
+            )
+            .await;
+            assert_eq!(res["error"]["details"]["code"], "PAIRING_REQUIRED", "{res}");
+            kp.device_id()
+        }
+    };
+    // The client forged the first entry; the proxies appended the real address and their own.
+    let device = through_proxies(53, "198.51.100.66, 203.0.113.8, 10.1.1.1").await;
+    assert_eq!(
+        pending_remote_ip(&gw.url, &token, &device).await,
+        "203.0.113.8"
+    );
+    // Every hop trusted: no client named, so the address is the peer's own.
+    let device = through_proxies(54, "10.2.2.2, 127.0.0.1").await;
+    assert_eq!(
+        pending_remote_ip(&gw.url, &token, &device).await,
+        "127.0.0.1"
+    );
+}
