@@ -101,7 +101,7 @@ pub(crate) async fn compact_context(
     let request = CompletionRequest {
         system_prompt: Some(SUMMARY_SYSTEM.into()),
         messages: vec![Message::user(prompt)],
-        tools: Vec::new(),
+        tools: Default::default(),
         max_tokens: Some(u32::try_from((window / 8).clamp(512, 8_192)).unwrap_or(4_096)),
         thinking: ThinkingLevel::Off,
         temperature: None,

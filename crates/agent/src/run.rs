@@ -552,7 +552,7 @@ impl Run {
             let request = Arc::new(CompletionRequest {
                 system_prompt: system_prompt.clone(),
                 messages: self.context.messages(),
-                tools: specs.to_vec(),
+                tools: offered.specs.clone(),
                 max_tokens: None,
                 thinking,
                 temperature: None,
@@ -1190,7 +1190,7 @@ fn tool_title(name: &str, meta: Option<&str>) -> String {
 /// their token estimate (computed once per config version, agent and model).
 pub(crate) struct OfferedTools {
     pub policy: Arc<pincer_tools::policy::EffectiveTools>,
-    pub specs: Vec<pincer_providers::ToolSpec>,
+    pub specs: Arc<[pincer_providers::ToolSpec]>,
     pub tokens: u64,
 }
 
@@ -1219,7 +1219,7 @@ impl Inner {
             Some((&head.provider, &head.model)),
             facts,
         );
-        let specs: Vec<pincer_providers::ToolSpec> = self
+        let specs: Arc<[pincer_providers::ToolSpec]> = self
             .tools
             .specs()
             .into_iter()

@@ -343,7 +343,9 @@ impl ThinkingLevelExt for ThinkingLevel {
 pub struct CompletionRequest {
     pub system_prompt: Option<String>,
     pub messages: Vec<Message>,
-    pub tools: Vec<ToolSpec>,
+    /// Shared, not copied: a run offers the same tools on every model call, and their
+    /// schemas are tens of KB.
+    pub tools: std::sync::Arc<[ToolSpec]>,
     /// Output token limit; `None` uses the model's `maxTokens`.
     pub max_tokens: Option<u32>,
     pub thinking: ThinkingLevel,

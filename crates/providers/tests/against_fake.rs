@@ -42,7 +42,8 @@ fn request() -> CompletionRequest {
             name: "read".into(),
             description: "Read a file".into(),
             parameters: json!({"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}),
-        }],
+        }]
+            .into(),
         max_tokens: Some(512),
         thinking: ThinkingLevel::Off,
         temperature: None,

@@ -401,7 +401,8 @@ mod tests {
                 name: "a".into(),
                 description: "A".into(),
                 parameters: json!({"type": "object"}),
-            }],
+            }]
+            .into(),
             max_tokens: None,
             thinking: ThinkingLevel::High,
             temperature: Some(0.5),

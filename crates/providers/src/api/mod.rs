@@ -424,7 +424,7 @@ mod tests {
         ];
         let request = CompletionRequest {
             messages: vec![crate::model::Message::user("hi")],
-            tools,
+            tools: tools.into(),
             temperature: Some(0.5),
             ..Default::default()
         };

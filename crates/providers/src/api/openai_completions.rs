@@ -313,7 +313,8 @@ mod tests {
                 name: "read".into(),
                 description: "Read a file".into(),
                 parameters: json!({"type": "object"}),
-            }],
+            }]
+            .into(),
             max_tokens: Some(1000),
             thinking: ThinkingLevel::High,
             temperature: None,

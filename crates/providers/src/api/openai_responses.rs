@@ -323,7 +323,8 @@ mod tests {
                 name: "ls".into(),
                 description: "list".into(),
                 parameters: json!({"type": "object"}),
-            }],
+            }]
+            .into(),
             ..Default::default()
         };
         let b = super::super::body_value(&model, &request);
