@@ -203,6 +203,21 @@ impl GatewayProcess {
         }
     }
 
+    /// The log file (`<state>/logs/pincer.log`) once it contains every one of `needles`, or
+    /// as it is after `timeout` (its lines are written by the gateway's log thread, after the
+    /// effect a test observed over the socket).
+    pub fn wait_for_log_file(&self, needles: &[&str], timeout: Duration) -> String {
+        let path = self.state_dir.path().join("logs/pincer.log");
+        let deadline = Instant::now() + timeout;
+        loop {
+            let file = std::fs::read_to_string(&path).unwrap_or_default();
+            if needles.iter().all(|n| file.contains(n)) || Instant::now() > deadline {
+                return file;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Panic if the gateway exited or any of its threads panicked.
     pub fn assert_alive_without_panic(&mut self) {
         let logs = self.all_logs();

@@ -275,7 +275,14 @@ async fn hot_reload_applies_rejects_and_reports_restart_paths() {
         agents["payload"]["agents"].as_array().map(Vec::len),
         Some(1)
     );
-    let logs = std::fs::read_to_string(gw.state_path().join("logs/pincer.log")).unwrap();
+    let logs = gw.wait_for_log_file(
+        &[
+            "config.changed",
+            "restart required for: gateway.port",
+            "config reload skipped",
+        ],
+        Duration::from_secs(10),
+    );
     assert!(logs.contains("config.changed"), "{logs}");
     assert!(
         logs.contains("restart required for: gateway.port"),

@@ -194,7 +194,10 @@ fn tls_from_the_config_file_serves_the_configured_certificate() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let logs = std::fs::read_to_string(gw.state_path().join("logs/pincer.log")).unwrap();
+    let logs = gw.wait_for_log_file(
+        &["restart required for: gateway.tls"],
+        Duration::from_secs(10),
+    );
     assert!(logs.contains("restart required for: gateway.tls"), "{logs}");
 }
 
@@ -281,7 +284,7 @@ async fn failed_auth_rate_limit_from_the_config_file_locks_out_and_reloads_hot()
     assert!(hello["payload"]["auth"]
         .get("recoveryMigrationAllowed")
         .is_none());
-    let logs = std::fs::read_to_string(gw.state_path().join("logs/pincer.log")).unwrap();
+    let logs = gw.wait_for_log_file(&["failed-auth rate limit updated"], Duration::from_secs(10));
     assert_eq!(
         logs.matches("failed-auth rate limit updated").count(),
         1,
