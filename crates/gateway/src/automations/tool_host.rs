@@ -46,7 +46,7 @@ impl GatewayAutomationsHost {
 fn host_error(e: ErrorShape) -> HostError {
     match e.code {
         pincer_protocol::errors::ErrorCode::Unavailable => HostError::Unavailable(e.message),
-        _ if e.message.starts_with("unknown cron job id") => HostError::NotFound(e.message),
+        _ if api::is_not_found(&e) => HostError::NotFound(e.message),
         _ => HostError::Rejected(e.message),
     }
 }

@@ -159,17 +159,40 @@ pub(crate) mod api {
 
     use crate::state::GatewayState;
 
-    /// Default page size of `cron.list`.
+    /// Page size of `cron.list` without `limit` when nothing matches (otherwise every match,
+    /// up to [`LIST_MAX_LIMIT`]).
     pub const LIST_DEFAULT_LIMIT: usize = 50;
+    /// Largest `cron.list` page.
+    pub const LIST_MAX_LIMIT: usize = 200;
+    /// `details.code` of an answer about a job that does not exist: the official CLI tells a
+    /// missing job from other failures by it (and `cron.get`'s message), then looks the
+    /// argument up by name or names the miss.
+    pub const JOB_NOT_FOUND: &str = "CRON_JOB_NOT_FOUND";
+
+    /// The error for a job id (or unparsable id) that names no job.
+    pub fn not_found(id: &str) -> ErrorShape {
+        ErrorShape::invalid_request(format!("cron job not found: {id}"))
+            .with_details(json!({"code": JOB_NOT_FOUND, "jobId": id}))
+    }
+
+    /// Whether `e` is [`not_found`]'s.
+    pub fn is_not_found(e: &ErrorShape) -> bool {
+        e.details
+            .as_ref()
+            .and_then(|d| d.get("code"))
+            .and_then(Value::as_str)
+            == Some(JOB_NOT_FOUND)
+    }
     /// Default page size of `cron.runs`.
     pub const RUNS_DEFAULT_LIMIT: usize = 50;
 
     pub fn error(e: AutomationError) -> ErrorShape {
         match e {
             AutomationError::Invalid(m) => ErrorShape::invalid_request(m),
-            e @ (AutomationError::NotFound(_)
-            | AutomationError::AlreadyRunning(_)
-            | AutomationError::SystemOwned(_)) => ErrorShape::invalid_request(e.to_string()),
+            AutomationError::NotFound(id) => not_found(&id),
+            e @ (AutomationError::AlreadyRunning(_) | AutomationError::SystemOwned(_)) => {
+                ErrorShape::invalid_request(e.to_string())
+            }
             AutomationError::Conflict {
                 id,
                 expected,
@@ -201,8 +224,7 @@ pub(crate) mod api {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .ok_or_else(|| ErrorShape::invalid_request("id or jobId is required"))?;
-        raw.parse::<JobId>()
-            .map_err(|_| ErrorShape::invalid_request(format!("unknown cron job id: {raw}")))
+        raw.parse::<JobId>().map_err(|_| not_found(raw))
     }
 
     fn default_agent(state: &GatewayState) -> String {
@@ -258,13 +280,20 @@ pub(crate) mod api {
         Value::Object(out)
     }
 
+    /// `cron.list`: one page of the filtered, sorted inventory, with the page metadata the
+    /// official CLI checks before it believes a page (`snapshotRevision`, `total`, `offset`,
+    /// `limit`, `hasMore`, `nextOffset`). A client reads every page of one revision and starts
+    /// over when the revision changes between pages.
     pub async fn list(state: &GatewayState, p: &Value) -> Result<Value, ErrorShape> {
         let s = scheduler(state).await?;
-        let enabled_filter = p.get("enabled").and_then(Value::as_str);
-        let include_disabled = p.get("includeDisabled").and_then(Value::as_bool) == Some(true)
-            || matches!(enabled_filter, Some("all" | "disabled"));
+        // `enabled` wins over `includeDisabled` (as the reference).
+        let enabled_filter = match p.get("enabled").and_then(Value::as_str) {
+            Some(f @ ("all" | "enabled" | "disabled")) => f,
+            _ if p.get("includeDisabled").and_then(Value::as_bool) == Some(true) => "all",
+            _ => "enabled",
+        };
         let filter = ListFilter {
-            include_disabled,
+            include_disabled: enabled_filter != "enabled",
             agent_id: p
                 .get("agentId")
                 .and_then(Value::as_str)
@@ -277,28 +306,36 @@ pub(crate) mod api {
         let session = p.get("sessionKey").and_then(Value::as_str);
         let mut wire: Vec<Value> = jobs
             .iter()
-            .filter(|j| enabled_filter != Some("disabled") || !j.def.enabled)
+            .filter(|j| enabled_filter != "disabled" || !j.def.enabled)
             .filter(|j| kind.is_none_or(|k| k == "all" || j.def.schedule.kind() == k))
             .filter(|j| session.is_none_or(|k| j.def.session_key.as_deref() == Some(k)))
             .map(|j| j.to_wire(&default_agent))
             .filter(|j| query.is_none_or(|q| q.is_empty() || matches_query(j, q)))
             .collect();
-        if p.get("sortBy").and_then(Value::as_str) == Some("nextRunAtMs") {
-            wire.sort_by_key(|j| j["nextRunAtMs"].as_i64().unwrap_or(i64::MAX));
-        }
-        if p.get("sortDir").and_then(Value::as_str) == Some("desc") {
-            wire.reverse();
-        }
+        sort_jobs(
+            &mut wire,
+            p.get("sortBy").and_then(Value::as_str).unwrap_or_default(),
+            p.get("sortDir").and_then(Value::as_str) == Some("desc"),
+        );
+        let snapshot_revision = snapshot_revision(&wire);
         let total = wire.len();
         let offset = p
             .get("offset")
             .and_then(Value::as_u64)
-            .map_or(0, |o| usize::try_from(o).unwrap_or(usize::MAX));
+            .map_or(0, |o| usize::try_from(o).unwrap_or(usize::MAX))
+            .min(total);
+        let default_limit = if total == 0 {
+            LIST_DEFAULT_LIMIT
+        } else {
+            total
+        };
         let limit = p
             .get("limit")
             .and_then(Value::as_u64)
-            .map_or(LIST_DEFAULT_LIMIT, |l| usize::try_from(l).unwrap_or(200))
-            .clamp(1, 200);
+            .map_or(default_limit, |l| {
+                usize::try_from(l).unwrap_or(LIST_MAX_LIMIT)
+            })
+            .clamp(1, LIST_MAX_LIMIT);
         let compact_view = p.get("compact").and_then(Value::as_bool) == Some(true);
         let page: Vec<Value> = wire
             .into_iter()
@@ -306,10 +343,11 @@ pub(crate) mod api {
             .take(limit)
             .map(|j| if compact_view { compact(&j) } else { j })
             .collect();
-        let end = offset.saturating_add(page.len());
+        let end = offset + page.len();
         let has_more = end < total;
         Ok(json!({
             "jobs": page,
+            "snapshotRevision": snapshot_revision,
             "total": total,
             "offset": offset,
             "limit": limit,
@@ -318,13 +356,50 @@ pub(crate) mod api {
         }))
     }
 
+    /// The reference's inventory order: `sortBy` `nextRunAtMs` (the default; jobs without a
+    /// next run last, whichever the direction), `name` (case-insensitive) or `updatedAtMs`,
+    /// then the id, so that pages of one revision never overlap or skip a job.
+    fn sort_jobs(jobs: &mut [Value], sort_by: &str, descending: bool) {
+        use std::cmp::Ordering;
+        jobs.sort_by(|a, b| {
+            let by_key = match sort_by {
+                "name" => {
+                    let name = |j: &Value| j["name"].as_str().unwrap_or_default().to_lowercase();
+                    name(a).cmp(&name(b))
+                }
+                "updatedAtMs" => a["updatedAtMs"].as_i64().cmp(&b["updatedAtMs"].as_i64()),
+                _ => match (a["nextRunAtMs"].as_i64(), b["nextRunAtMs"].as_i64()) {
+                    (Some(x), Some(y)) => x.cmp(&y),
+                    (Some(_), None) => return Ordering::Less,
+                    (None, Some(_)) => return Ordering::Greater,
+                    (None, None) => Ordering::Equal,
+                },
+            };
+            let by_key = if descending { by_key.reverse() } else { by_key };
+            by_key.then_with(|| a["id"].as_str().cmp(&b["id"].as_str()))
+        });
+    }
+
+    /// `sha256:<base64url>` of the whole filtered, sorted inventory: the same as long as
+    /// no job in it changes (definition or state).
+    fn snapshot_revision(jobs: &[Value]) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        for job in jobs {
+            hasher.update(job.to_string().as_bytes());
+            hasher.update(b"\n");
+        }
+        format!(
+            "sha256:{}",
+            pincer_protocol::device_auth::encode_base64url(&hasher.finalize())
+        )
+    }
+
     pub async fn get(state: &GatewayState, id: JobId) -> Result<Value, ErrorShape> {
         let s = scheduler(state).await?;
         match s.get(id).await.map_err(error)? {
             Some(job) => Ok(job.to_wire(&default_agent(state))),
-            None => Err(ErrorShape::invalid_request(format!(
-                "unknown cron job id: {id}"
-            ))),
+            None => Err(not_found(&id.to_string())),
         }
     }
 
@@ -349,6 +424,15 @@ pub(crate) mod api {
                 "heartbeatsEnabled".into(),
                 json!(state.automations.heartbeat.enabled()),
             );
+            // Where the jobs are kept (the official CLI names it when the scheduler is off),
+            // and that conditional triggers are not offered (`cron.add` refuses them).
+            let db = pincer_store::db_path(&state.state_dir)
+                .display()
+                .to_string();
+            m.insert("storage".into(), json!("sqlite"));
+            m.insert("storePath".into(), json!(db));
+            m.insert("sqlitePath".into(), json!(db));
+            m.insert("triggersEnabled".into(), json!(false));
         }
         Ok(v)
     }
@@ -411,9 +495,7 @@ pub(crate) mod api {
         let s = scheduler(state).await?;
         let removed = s.remove(id, Origin::User).await.map_err(error)?;
         if !removed {
-            return Err(ErrorShape::invalid_request(format!(
-                "unknown cron job id: {id}"
-            )));
+            return Err(not_found(&id.to_string()));
         }
         Ok(json!({"ok": true, "removed": true, "jobId": id.to_string()}))
     }
@@ -549,9 +631,7 @@ pub(crate) mod api {
     pub async fn scratch_get(state: &GatewayState, id: JobId) -> Result<Value, ErrorShape> {
         let s = scheduler(state).await?;
         if s.get(id).await.map_err(error)?.is_none() {
-            return Err(ErrorShape::invalid_request(format!(
-                "unknown cron job id: {id}"
-            )));
+            return Err(not_found(&id.to_string()));
         }
         let scratch = s.scratch(id).await.map_err(error)?;
         Ok(json!({
@@ -582,9 +662,7 @@ pub(crate) mod api {
             }
         };
         if s.get(id).await.map_err(error)?.is_none() {
-            return Err(ErrorShape::invalid_request(format!(
-                "unknown cron job id: {id}"
-            )));
+            return Err(not_found(&id.to_string()));
         }
         let expected = p.get("expectedRevision").and_then(Value::as_i64);
         let now = crate::util::now_ms() as i64;
@@ -608,6 +686,75 @@ pub(crate) mod api {
                 Ok(json!({"ok": false, "reason": "revision-conflict", "currentRevision": current}))
             }
             Err(e) => Err(error(e)),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #![allow(clippy::unwrap_used, clippy::expect_used)]
+        use super::*;
+
+        fn job(id: &str, name: &str, next: Option<i64>, updated: i64) -> Value {
+            json!({"id": id, "name": name, "nextRunAtMs": next, "updatedAtMs": updated})
+        }
+
+        fn ids(jobs: &[Value]) -> Vec<&str> {
+            jobs.iter().map(|j| j["id"].as_str().unwrap()).collect()
+        }
+
+        fn inventory() -> Vec<Value> {
+            vec![
+                job("d", "delta", None, 4),
+                job("c", "Charlie", Some(20), 1),
+                job("b", "bravo", Some(10), 3),
+                job("a", "alpha", Some(20), 2),
+            ]
+        }
+
+        #[test]
+        fn the_inventory_sorts_by_next_run_with_unscheduled_jobs_last_then_by_id() {
+            let mut jobs = inventory();
+            sort_jobs(&mut jobs, "", false);
+            assert_eq!(ids(&jobs), ["b", "a", "c", "d"]);
+            sort_jobs(&mut jobs, "nextRunAtMs", true);
+            assert_eq!(ids(&jobs), ["a", "c", "b", "d"]);
+            sort_jobs(&mut jobs, "name", false);
+            assert_eq!(ids(&jobs), ["a", "b", "c", "d"]);
+            sort_jobs(&mut jobs, "updatedAtMs", true);
+            assert_eq!(ids(&jobs), ["d", "b", "a", "c"]);
+        }
+
+        #[test]
+        fn the_snapshot_revision_follows_the_inventory() {
+            let jobs = inventory();
+            let rev = snapshot_revision(&jobs);
+            assert!(rev.starts_with("sha256:") && rev.len() > 40, "{rev}");
+            assert_eq!(snapshot_revision(&inventory()), rev);
+            let mut changed = inventory();
+            changed[1]["nextRunAtMs"] = json!(21);
+            assert_ne!(snapshot_revision(&changed), rev);
+            assert_ne!(snapshot_revision(&jobs[1..]), rev);
+            let mut reordered = inventory();
+            reordered.swap(0, 1);
+            assert_ne!(snapshot_revision(&reordered), rev);
+            assert_ne!(snapshot_revision(&[]), rev);
+        }
+
+        #[test]
+        fn a_missing_job_is_named_the_way_the_official_cli_recognises() {
+            let e = job_id(&json!({"id": "morning ping"})).unwrap_err();
+            assert!(is_not_found(&e), "{e:?}");
+            assert!(e.message.starts_with("cron job not found: morning ping"));
+            assert_eq!(
+                e.details,
+                Some(json!({"code": "CRON_JOB_NOT_FOUND", "jobId": "morning ping"}))
+            );
+            let e = error(AutomationError::NotFound("x".into()));
+            assert!(is_not_found(&e) && e.message == "cron job not found: x");
+            assert!(!is_not_found(&error(AutomationError::Invalid(
+                "bad".into()
+            ))));
+            assert!(!is_not_found(&job_id(&json!({})).unwrap_err()));
         }
     }
 }
