@@ -138,6 +138,12 @@ impl CliRun {
         serde_json::from_slice(&self.output.stdout)
             .unwrap_or_else(|e| panic!("{e}: {}", self.describe()))
     }
+
+    /// What the command printed; panics unless it exited 0.
+    fn stdout(&self) -> String {
+        assert!(self.output.status.success(), "{}", self.describe());
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
 }
 
 /// A port nothing listens on.
@@ -296,5 +302,176 @@ async fn the_official_cli_pairs_silently_on_loopback_and_reuses_its_device_token
     assert!(
         token["lastUsedAtMs"].is_u64(),
         "the CLI authenticated with its device token: {token}"
+    );
+}
+
+/// `cron list --json` as the CLI prints it, without the `status` it adds to every job (its
+/// own summary of `enabled` + `state`).
+fn without_cli_status(mut listed: Value) -> Value {
+    for job in listed["jobs"].as_array_mut().unwrap() {
+        job.as_object_mut().unwrap().remove("status");
+    }
+    listed
+}
+
+/// The payload of Pincer's own `cron.list` (asserting it answered).
+async fn cron_list(op: &mut RawWs, id: &str, params: Value) -> Value {
+    let (res, _) = rpc(op, id, "cron.list", params).await;
+    assert_eq!(res["ok"], true, "{res}");
+    res["payload"].clone()
+}
+
+fn job_ids(page: &Value) -> Vec<&str> {
+    page["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_cli_adds_lists_and_removes_automations() {
+    let Some(cli) = OfficialCli::find() else {
+        return;
+    };
+    let gw = GatewayProcess::spawn(bin(), SpawnOptions::default().arg("--auth").arg("none"));
+    cli.set_auth_mode("none");
+    let (mut op, _, res) = handshake(&gw.url, golden_connect_params(None)).await;
+    assert_eq!(res["ok"], true, "{res}");
+
+    // `cron add` (one enabled agent turn, one disabled system event) answers with the job.
+    let every = cli
+        .run(
+            gw.port,
+            &[
+                "cron",
+                "add",
+                "--name",
+                "build check",
+                "--every",
+                "1h",
+                "--message",
+                "Check the build.",
+                "--json",
+            ],
+        )
+        .await
+        .json();
+    assert_eq!(every["name"], "build check", "{every}");
+    assert_eq!(every["schedule"]["everyMs"], 3_600_000, "{every}");
+    let every_id = every["id"].as_str().unwrap().to_string();
+    let daily = cli
+        .run(
+            gw.port,
+            &[
+                "cron",
+                "add",
+                "--name",
+                "morning ping",
+                "--cron",
+                "0 8 * * *",
+                "--system-event",
+                "ping",
+                "--session",
+                "main",
+                "--disabled",
+                "--json",
+            ],
+        )
+        .await
+        .json();
+    assert_eq!(daily["enabled"], false, "{daily}");
+    let daily_id = daily["id"].as_str().unwrap().to_string();
+    let (got, _) = rpc(&mut op, "g", "cron.get", json!({"id": every_id})).await;
+    assert_eq!(got["payload"], every, "cron add printed the stored job");
+
+    // `cron list --json`: every page of one revision, exactly what Pincer's cron.list says
+    // (the CLI asks for pages of 200; all fit in the first).
+    let listed = cli.run(gw.port, &["cron", "list", "--json"]).await.json();
+    assert!(listed["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|j| j["status"] == "idle"));
+    let page_of_200 = json!({"includeDisabled": false, "limit": 200, "offset": 0});
+    let direct = cron_list(&mut op, "l1", page_of_200).await;
+    assert_eq!(without_cli_status(listed), direct);
+    assert!(job_ids(&direct).contains(&every_id.as_str()), "{direct}");
+    assert!(!job_ids(&direct).contains(&daily_id.as_str()), "{direct}");
+    let all = cli
+        .run(gw.port, &["cron", "list", "--all", "--json"])
+        .await
+        .json();
+    let all_of_200 = json!({"includeDisabled": true, "limit": 200, "offset": 0});
+    let direct_all = cron_list(&mut op, "l2", all_of_200).await;
+    assert_eq!(without_cli_status(all), direct_all);
+    assert!(job_ids(&direct_all).contains(&daily_id.as_str()));
+    // Pages of one revision share its snapshotRevision and chain by nextOffset.
+    let total = direct_all["total"].as_u64().unwrap();
+    assert!(total >= 2, "{direct_all}");
+    let first = cron_list(&mut op, "p1", json!({"includeDisabled": true, "limit": 1})).await;
+    let second_page = json!({"includeDisabled": true, "limit": 1, "offset": 1});
+    let second = cron_list(&mut op, "p2", second_page).await;
+    let (first, second) = (&first, &second);
+    assert_eq!(first["snapshotRevision"], direct_all["snapshotRevision"]);
+    assert_eq!(second["snapshotRevision"], first["snapshotRevision"]);
+    assert_eq!(
+        (first["hasMore"].clone(), first["nextOffset"].clone()),
+        (json!(true), json!(1))
+    );
+    assert_eq!(
+        [job_ids(first), job_ids(second)].concat(),
+        job_ids(&direct_all)[..2].to_vec()
+    );
+
+    // The table names both jobs of the default view, not the disabled one.
+    let table = cli.run(gw.port, &["cron", "list"]).await.stdout();
+    assert!(
+        table.contains(&every_id) && table.contains("build check"),
+        "{table}"
+    );
+    assert!(!table.contains(&daily_id), "{table}");
+
+    // `cron status` and `cron runs` print Pincer's answers.
+    let status = cli.run(gw.port, &["cron", "status", "--json"]).await.json();
+    let (direct_status, _) = rpc(&mut op, "s", "cron.status", json!({})).await;
+    assert_eq!(key_set(&status), key_set(&direct_status["payload"]));
+    for key in ["enabled", "jobs", "enabledJobs", "storePath", "sqlitePath"] {
+        assert_eq!(
+            status[key], direct_status["payload"][key],
+            "cron.status {key}"
+        );
+    }
+    assert_eq!(status["jobs"], total);
+    let runs = cli
+        .run(gw.port, &["cron", "runs", &every_id, "--limit", "5"])
+        .await
+        .json();
+    let (direct_runs, _) = rpc(
+        &mut op,
+        "r",
+        "cron.runs",
+        json!({"id": every_id, "limit": 5}),
+    )
+    .await;
+    assert_eq!(runs, direct_runs["payload"]);
+
+    // `cron rm`: gone from cron.list; a second rm names the miss.
+    let removed = cli
+        .run(gw.port, &["cron", "rm", &every_id, "--json"])
+        .await
+        .json();
+    assert_eq!(removed["removed"], true, "{removed}");
+    let after = cron_list(&mut op, "l3", json!({"includeDisabled": true})).await;
+    assert!(!job_ids(&after).contains(&every_id.as_str()), "{after}");
+    assert_eq!(after["total"], total - 1);
+    let again = cli.run(gw.port, &["cron", "rm", &every_id]).await;
+    assert!(!again.output.status.success(), "{}", again.describe());
+    let stderr = String::from_utf8_lossy(&again.output.stderr);
+    assert!(
+        stderr.contains("not found") && stderr.contains(&every_id),
+        "{}",
+        again.describe()
     );
 }
