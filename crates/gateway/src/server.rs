@@ -133,6 +133,10 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway, StartError>
         pincer_store::db_path(&config.state_dir),
         pincer_store::StoreOptions::default(),
     )?;
+    // The scheduler's settings (`automations::start`, below) ask for the host's time zone, for
+    // which jiff first indexes the zoneinfo directory: the largest CPU item of a start. Done on
+    // a blocking thread meanwhile, it is cached by then.
+    tokio::task::spawn_blocking(|| drop(jiff::tz::TimeZone::system()));
     let identity = GatewayIdentity::load_or_create(&config.state_dir, util::now_ms())?;
     // Config first: an invalid file refuses the start with its file:line — path: reason.
     let live = LiveConfig::load(
