@@ -586,11 +586,20 @@ fn accessors() {
 // ---- property: build → parse round trip ----
 
 fn ident() -> impl Strategy<Value = String> {
-    // Realistic id alphabet; excludes the structural words on their own.
+    // Realistic id alphabet; excludes the structural words on their own (and `dm`, which
+    // `canonicalize` reads as the legacy `direct` marker in any segment).
     "[a-z0-9][a-z0-9_.@+=-]{0,15}".prop_filter("not a marker", |s| {
         !matches!(
             s.as_str(),
-            "thread" | "topic" | "direct" | "group" | "channel" | "slash" | "run" | "subagent"
+            "thread"
+                | "topic"
+                | "direct"
+                | "dm"
+                | "group"
+                | "channel"
+                | "slash"
+                | "run"
+                | "subagent"
         )
     })
 }
