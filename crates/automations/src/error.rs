@@ -6,7 +6,7 @@ pub enum AutomationError {
     /// Bad input (a job definition, a patch, a request): the message names the field.
     #[error("{0}")]
     Invalid(String),
-    #[error("unknown cron job id: {0}")]
+    #[error("cron job not found: {0}")]
     NotFound(String),
     #[error("cron job {id} is at configRevision {actual}, not the expected {expected}")]
     Conflict {

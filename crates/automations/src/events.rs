@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::job::CronJob;
+use crate::run_delivery::{CompletionStatus, DeliveryStatus, RunDelivery, SuppressionReason};
 use crate::runner::RunTrigger;
 
 /// What happened to a job.
@@ -46,6 +47,17 @@ pub struct CronEvent {
     pub duration_ms: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trigger: Option<RunTrigger>,
+    /// Finished events: the run's verdict and what became of its result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion_status: Option<CompletionStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_status: Option<DeliveryStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_suppression_reason: Option<SuppressionReason>,
 }
 
 impl CronEvent {
@@ -62,7 +74,21 @@ impl CronEvent {
             error: None,
             duration_ms: None,
             trigger: None,
+            completion_status: None,
+            delivered: None,
+            delivery_status: None,
+            delivery_error: None,
+            delivery_suppression_reason: None,
         }
+    }
+
+    pub(crate) fn with_delivery(mut self, d: &RunDelivery) -> CronEvent {
+        self.completion_status = Some(d.completion);
+        self.delivered = d.delivered();
+        self.delivery_status = Some(d.status);
+        self.delivery_error.clone_from(&d.error);
+        self.delivery_suppression_reason = d.suppression_reason;
+        self
     }
 
     pub(crate) fn with_job(mut self, job: &CronJob) -> CronEvent {

@@ -30,6 +30,7 @@ pub mod heartbeat;
 pub mod hooks;
 pub mod job;
 pub mod openai;
+pub mod run_delivery;
 pub mod runner;
 pub mod schedule;
 pub mod scheduler;
@@ -40,6 +41,9 @@ pub use events::{CronAction, CronEvent};
 pub use job::{
     CronJob, Delivery, DeliveryMode, JobContext, JobDefinition, JobId, JobState, NewJob, Origin,
     Payload, RunStatus, SessionTarget, WakeMode,
+};
+pub use run_delivery::{
+    CompletionStatus, DeliveryAttempt, DeliveryPlan, DeliveryStatus, RunDelivery, SuppressionReason,
 };
 pub use runner::{JobRunner, RunOutcome, RunRequest, RunTrigger};
 pub use schedule::{CompiledSchedule, Schedule, ScheduleError};

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::job::{CronJob, RunStatus};
+use crate::run_delivery::DeliveryAttempt;
 
 /// Why a run started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -56,6 +57,8 @@ pub struct RunOutcome {
     /// A short result text for run history (never model output that must stay private).
     pub summary: Option<String>,
     pub error: Option<String>,
+    /// What became of the result (`None`: no delivery was attempted).
+    pub delivery: Option<DeliveryAttempt>,
 }
 
 impl RunOutcome {
@@ -64,6 +67,7 @@ impl RunOutcome {
             status: RunStatus::Ok,
             summary: summary.into(),
             error: None,
+            delivery: None,
         }
     }
 
@@ -72,6 +76,7 @@ impl RunOutcome {
             status: RunStatus::Error,
             summary: None,
             error: Some(message.into()),
+            delivery: None,
         }
     }
 
@@ -80,7 +85,14 @@ impl RunOutcome {
             status: RunStatus::Skipped,
             summary: Some(reason.into()),
             error: None,
+            delivery: None,
         }
+    }
+
+    /// Records what the runner did with the result.
+    pub fn with_delivery(mut self, attempt: DeliveryAttempt) -> RunOutcome {
+        self.delivery = Some(attempt);
+        self
     }
 }
 

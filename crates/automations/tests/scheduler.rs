@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use pincer_automations::heartbeat::resolve_heartbeats;
 use pincer_automations::{
-    AutomationError, Clock, CronAction, CronEvent, CronJob, JobContext, JobId, JobRunner, NewJob,
-    Origin, RunMode, RunOutcome, RunRequest, RunStatus, RunTrigger, Scheduler, SchedulerConfig,
-    StartReport, TestClock,
+    AutomationError, Clock, CronAction, CronEvent, CronJob, DeliveryAttempt, JobContext, JobId,
+    JobRunner, NewJob, Origin, RunMode, RunOutcome, RunRequest, RunStatus, RunTrigger, Scheduler,
+    SchedulerConfig, StartReport, TestClock,
 };
 use pincer_store::{CronRunQuery, CronRunStatus, Durability, Store, StoreOptions};
 use serde_json::{json, Value};
@@ -292,6 +292,11 @@ async fn every_job_runs_on_time_records_history_and_emits_events() {
     assert_eq!(entry["ts"], ms("2026-05-01T10:30:00Z"));
     assert_eq!(entry["durationMs"], 0);
     assert_eq!(entry["summary"], "tick done");
+    // A system event asks for no delivery: the CLI's `cron run --wait` reads it as succeeded.
+    assert_eq!(entry["deliveryStatus"], "not-requested");
+    assert_eq!(entry["completionStatus"], "succeeded");
+    assert!(entry.get("delivered").is_none(), "{entry}");
+    assert!(entry.get("deliveryError").is_none(), "{entry}");
     // Scratch round trip with compare-and-swap.
     assert_eq!(
         h.sched
@@ -309,7 +314,15 @@ async fn every_job_runs_on_time_records_history_and_emits_events() {
         h.sched.scratch(job.def.id).await.unwrap().unwrap().content,
         "- inbox"
     );
-    let actions: Vec<CronAction> = h.drain_events().iter().map(|e| e.action).collect();
+    let events = h.drain_events();
+    let finished = events
+        .iter()
+        .find(|e| e.action == CronAction::Finished)
+        .expect("a finished event");
+    let wire = serde_json::to_value(finished).unwrap();
+    assert_eq!(wire["deliveryStatus"], "not-requested", "{wire}");
+    assert_eq!(wire["completionStatus"], "succeeded", "{wire}");
+    let actions: Vec<CronAction> = events.iter().map(|e| e.action).collect();
     assert_eq!(&actions[..2], &[CronAction::Added, CronAction::Scheduled]);
     assert_eq!(
         actions
@@ -657,6 +670,11 @@ async fn a_restart_mid_run_marks_the_run_interrupted_and_never_runs_it_twice() {
         .await
         .unwrap();
     assert_eq!(runs.total, 2);
+    for r in &runs.runs {
+        assert_eq!(r.delivery.status.as_deref(), Some("unknown"));
+        assert_eq!(r.delivery.completion_status.as_deref(), Some("failed"));
+        assert!(r.delivery.error.as_deref().unwrap().contains("interrupted"));
+    }
     // A second restart does not count it again.
     let h = h.restart("2026-05-01T10:16:00Z", config("UTC")).await;
     assert!(h.report.interrupted.is_empty());
@@ -748,7 +766,14 @@ async fn add_update_and_remove_rearm_the_timer() {
         .sched
         .update(job.def.id, serde_json::Map::new(), None, Origin::User)
         .await;
-    assert!(matches!(missing, Err(AutomationError::NotFound(_))));
+    let Err(err @ AutomationError::NotFound(_)) = missing else {
+        panic!("expected NotFound, got {missing:?}");
+    };
+    // The same text as the wire error, so logs and answers agree.
+    assert_eq!(
+        err.to_string(),
+        format!("cron job not found: {}", job.def.id)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -956,6 +981,71 @@ async fn manual_runs_errors_backoff_and_timeouts() {
         runs.runs[0].finished_at_ms,
         Some(ms("2026-05-01T10:05:05Z"))
     );
+    // An agent turn announces by default; the run ended before anyone could tell.
+    let entry = pincer_automations::scheduler::run_entry_wire(&runs.runs[0]);
+    assert_eq!(entry["deliveryStatus"], "unknown", "{entry}");
+    assert_eq!(entry["completionStatus"], "failed", "{entry}");
+    assert!(entry["deliveryError"]
+        .as_str()
+        .unwrap()
+        .contains("timed out"));
+
+    // What the runner reports about delivery is recorded with the receipt.
+    for (name, outcome, delivery, completion, delivered, error) in [
+        (
+            "lost",
+            RunOutcome::ok(Some("hi".into()))
+                .with_delivery(DeliveryAttempt::Failed("no route to telegram".into())),
+            "not-delivered",
+            "failed",
+            Some(false),
+            Some("no route to telegram"),
+        ),
+        (
+            "quiet",
+            RunOutcome::ok(None).with_delivery(DeliveryAttempt::Suppressed(
+                pincer_automations::SuppressionReason::Silent,
+            )),
+            "not-delivered",
+            "succeeded",
+            Some(false),
+            None,
+        ),
+        (
+            "sent",
+            RunOutcome::ok(Some("hi".into())).with_delivery(DeliveryAttempt::Delivered),
+            "delivered",
+            "succeeded",
+            Some(true),
+            None,
+        ),
+    ] {
+        let job = h
+            .add(agent_turn(
+                name,
+                json!({"kind": "every", "everyMs": 3_600_000}),
+            ))
+            .await;
+        h.runner.fail(name, outcome);
+        h.sched.run_now(job.def.id, RunMode::Force).await.unwrap();
+        h.settle().await;
+        let runs = h
+            .sched
+            .runs(CronRunQuery {
+                job_id: Some(job.def.id.to_string()),
+                delivery_statuses: vec![delivery.to_string()],
+                limit: 5,
+                ..CronRunQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(runs.total, 1, "{name}");
+        let entry = pincer_automations::scheduler::run_entry_wire(&runs.runs[0]);
+        assert_eq!(entry["deliveryStatus"], delivery, "{name}: {entry}");
+        assert_eq!(entry["completionStatus"], completion, "{name}: {entry}");
+        assert_eq!(entry.get("delivered").and_then(Value::as_bool), delivered);
+        assert_eq!(entry.get("deliveryError").and_then(Value::as_str), error);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

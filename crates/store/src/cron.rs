@@ -96,6 +96,22 @@ pub struct CronRunReceipt {
     pub finished_at_ms: Option<i64>,
     pub summary: Option<String>,
     pub error: Option<String>,
+    pub delivery: CronRunDelivery,
+}
+
+/// What became of a run's result (the reference's run-log delivery fields). All `None` while
+/// running and for runs recorded before delivery was tracked. The values are owned by
+/// pincer-automations; the schema's CHECKs keep them to the reference's vocabularies.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CronRunDelivery {
+    /// `delivered`, `not-delivered`, `not-requested` or `unknown`.
+    pub status: Option<String>,
+    pub error: Option<String>,
+    /// Why nothing was delivered on purpose: `empty`, `silent`, `heartbeat`,
+    /// `channel_transform`.
+    pub suppression_reason: Option<String>,
+    /// `succeeded`, `failed` or `unknown`.
+    pub completion_status: Option<String>,
 }
 
 /// How a finished run ended.
@@ -105,6 +121,7 @@ pub struct CronRunFinish {
     pub finished_at_ms: i64,
     pub summary: Option<String>,
     pub error: Option<String>,
+    pub delivery: CronRunDelivery,
 }
 
 /// Sort order of run history.
@@ -125,6 +142,9 @@ pub struct CronRunQuery {
     pub agent_id: Option<String>,
     /// Only these statuses (all when empty).
     pub statuses: Vec<CronRunStatus>,
+    /// Only these delivery statuses (all when empty); a run without one counts as
+    /// `not-requested`, as in the reference.
+    pub delivery_statuses: Vec<String>,
     /// Page size (clamped to 1..=200).
     pub limit: usize,
     pub offset: usize,
@@ -172,7 +192,8 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<CronJobRow> {
 }
 
 const RECEIPT_COLUMNS: &str = "receipt_id, job_id, agent_id, config_revision, run_trigger, \
-     scheduled_for_ms, status, owner_pid, started_at_ms, finished_at_ms, summary, error_text";
+     scheduled_for_ms, status, owner_pid, started_at_ms, finished_at_ms, summary, error_text, \
+     delivery_status, delivery_error, delivery_suppression_reason, completion_status";
 
 fn receipt_from_row(r: &Row<'_>) -> rusqlite::Result<CronRunReceipt> {
     let status: String = r.get(6)?;
@@ -190,6 +211,12 @@ fn receipt_from_row(r: &Row<'_>) -> rusqlite::Result<CronRunReceipt> {
         finished_at_ms: r.get(9)?,
         summary: r.get(10)?,
         error: r.get(11)?,
+        delivery: CronRunDelivery {
+            status: r.get(12)?,
+            error: r.get(13)?,
+            suppression_reason: r.get(14)?,
+            completion_status: r.get(15)?,
+        },
     })
 }
 
@@ -280,6 +307,17 @@ fn query_runs(conn: &Connection, q: &CronRunQuery) -> Result<CronRunPage> {
             marks.push(format!("?{}", args.len()));
         }
         clauses.push(format!("status IN ({})", marks.join(", ")));
+    }
+    if !q.delivery_statuses.is_empty() {
+        let mut marks = Vec::new();
+        for s in &q.delivery_statuses {
+            args.push(s.clone().into());
+            marks.push(format!("?{}", args.len()));
+        }
+        clauses.push(format!(
+            "coalesce(delivery_status, 'not-requested') IN ({})",
+            marks.join(", ")
+        ));
     }
     let filter = if clauses.is_empty() {
         String::new()
@@ -436,7 +474,7 @@ impl CronTx<'_> {
             .conn
             .prepare_cached(&format!(
                 "INSERT INTO cron_run_receipts ({RECEIPT_COLUMNS}) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
             ))?
             .execute(params![
                 r.receipt_id,
@@ -451,6 +489,10 @@ impl CronTx<'_> {
                 r.finished_at_ms,
                 r.summary,
                 r.error,
+                r.delivery.status,
+                r.delivery.error,
+                r.delivery.suppression_reason,
+                r.delivery.completion_status,
             ]);
         match result {
             Ok(_) => Ok(()),
@@ -477,7 +519,9 @@ impl CronTx<'_> {
             .conn
             .prepare_cached(
                 "UPDATE cron_run_receipts SET status = ?2, finished_at_ms = ?3, summary = ?4, \
-                 error_text = ?5 WHERE receipt_id = ?1 AND status = 'running'",
+                 error_text = ?5, delivery_status = ?6, delivery_error = ?7, \
+                 delivery_suppression_reason = ?8, completion_status = ?9 \
+                 WHERE receipt_id = ?1 AND status = 'running'",
             )?
             .execute(params![
                 receipt_id,
@@ -485,6 +529,10 @@ impl CronTx<'_> {
                 finish.finished_at_ms,
                 finish.summary,
                 finish.error,
+                finish.delivery.status,
+                finish.delivery.error,
+                finish.delivery.suppression_reason,
+                finish.delivery.completion_status,
             ])?;
         Ok(n > 0)
     }

@@ -99,8 +99,8 @@ pub use channels::{
     ChannelAllowEntry, ChannelPairingRequest, ChannelsTx, NewPairingRequest, PairingRequestOutcome,
 };
 pub use cron::{
-    CronIndexRow, CronJobRow, CronRunFinish, CronRunPage, CronRunQuery, CronRunReceipt,
-    CronRunStatus, CronScratch, CronTx, SortDir, MAX_SCRATCH_BYTES,
+    CronIndexRow, CronJobRow, CronRunDelivery, CronRunFinish, CronRunPage, CronRunQuery,
+    CronRunReceipt, CronRunStatus, CronScratch, CronTx, SortDir, MAX_SCRATCH_BYTES,
 };
 pub use db::{latest_version, migrations, Durability, Migration};
 pub use devices::{DeviceTokenRecord, DevicesTx, PairedDevice, PendingPairing};

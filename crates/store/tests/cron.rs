@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use pincer_store::{
-    CronJobRow, CronRunFinish, CronRunQuery, CronRunReceipt, CronRunStatus, SortDir, Store,
-    StoreError, StoreOptions, MAX_SCRATCH_BYTES,
+    CronJobRow, CronRunDelivery, CronRunFinish, CronRunQuery, CronRunReceipt, CronRunStatus,
+    SortDir, Store, StoreError, StoreOptions, MAX_SCRATCH_BYTES,
 };
 
 fn job(id: &str, next: Option<i64>) -> CronJobRow {
@@ -37,6 +37,7 @@ fn receipt(id: &str, job: &str, started: i64) -> CronRunReceipt {
         finished_at_ms: None,
         summary: None,
         error: None,
+        delivery: CronRunDelivery::default(),
     }
 }
 
@@ -46,6 +47,7 @@ fn done(status: CronRunStatus, at: i64) -> CronRunFinish {
         finished_at_ms: at,
         summary: Some("s".into()),
         error: None,
+        delivery: CronRunDelivery::default(),
     }
 }
 
@@ -112,7 +114,14 @@ async fn jobs_receipts_history_and_scratch() {
     assert!(index.contains(&("b".into(), false, None)));
     store
         .cron_write(|tx| {
-            assert!(tx.finish_receipt("r1", &done(CronRunStatus::Ok, 150))?);
+            let mut delivered = done(CronRunStatus::Ok, 150);
+            delivered.delivery = CronRunDelivery {
+                status: Some("delivered".into()),
+                error: None,
+                suppression_reason: None,
+                completion_status: Some("succeeded".into()),
+            };
+            assert!(tx.finish_receipt("r1", &delivered)?);
             assert!(
                 !tx.finish_receipt("r1", &done(CronRunStatus::Error, 160))?,
                 "finishes once"
@@ -158,6 +167,42 @@ async fn jobs_receipts_history_and_scratch() {
     assert_eq!(asc.runs.len(), 1);
     assert_eq!(asc.runs[0].finished_at_ms, Some(150));
     assert_eq!(asc.runs[0].summary.as_deref(), Some("s"));
+    assert_eq!(asc.runs[0].delivery.status.as_deref(), Some("delivered"));
+    assert_eq!(
+        asc.runs[0].delivery.completion_status.as_deref(),
+        Some("succeeded")
+    );
+    // Delivery-status filter: a run recorded without one counts as not-requested.
+    let by_delivery = |statuses: &[&str]| {
+        let q = CronRunQuery {
+            delivery_statuses: statuses.iter().map(|s| s.to_string()).collect(),
+            limit: 50,
+            ..CronRunQuery::default()
+        };
+        let store = store.clone();
+        async move {
+            let page = store.cron_runs(q).await.unwrap();
+            let mut ids: Vec<String> = page.runs.into_iter().map(|r| r.receipt_id).collect();
+            ids.sort();
+            ids
+        }
+    };
+    assert_eq!(by_delivery(&["delivered"]).await, ["r1"]);
+    assert_eq!(
+        by_delivery(&["not-requested"]).await,
+        ["r2", "r3", "r4", "rb"]
+    );
+    assert!(by_delivery(&["not-delivered", "unknown"]).await.is_empty());
+    // The schema keeps the vocabulary closed.
+    let bogus = store
+        .cron_write(|tx| {
+            tx.insert_receipt(&receipt("rx", "x", 900))?;
+            let mut f = done(CronRunStatus::Ok, 901);
+            f.delivery.status = Some("sent".into());
+            tx.finish_receipt("rx", &f)
+        })
+        .await;
+    assert!(bogus.is_err());
     let running = store.cron_write(|tx| tx.running_receipts()).await.unwrap();
     assert_eq!(running.len(), 1);
     assert_eq!(running[0].receipt_id, "rb");

@@ -48,6 +48,7 @@ use crate::job::{
     apply_patch, config_revision, validate_definition, CronJob, JobContext, JobDefinition, JobId,
     JobState, NewJob, Origin, Payload,
 };
+use crate::run_delivery::{DeliveryPlan, DeliveryStatus, RunDelivery};
 use crate::runner::{JobRunner, RunOutcome, RunRequest, RunTrigger};
 use crate::schedule::Schedule;
 
@@ -629,6 +630,9 @@ struct RunMeta {
     run_id: String,
     trigger: RunTrigger,
     started_at_ms: i64,
+    /// The job's delivery settings at claim time (an edit during the run does not change
+    /// what the run was asked to do).
+    delivery_plan: DeliveryPlan,
 }
 
 struct Actor {
@@ -823,6 +827,7 @@ impl Actor {
         self.index.upsert(id, job.def.enabled, next_run_at_ms);
         self.index.set_running(id, true);
         let deadline = now.saturating_add(self.timeout_for(&job));
+        let delivery_plan = DeliveryPlan::of(&job.def);
         let mut ev = CronEvent::new(id.to_string(), CronAction::Started);
         ev.run_id = Some(run_id.clone());
         ev.run_at_ms = Some(now);
@@ -856,6 +861,7 @@ impl Actor {
                 run_id,
                 trigger,
                 started_at_ms: now,
+                delivery_plan,
             },
         );
     }
@@ -880,12 +886,19 @@ impl Actor {
         };
         StatCells::bump(&self.shared.stats.runs_finished);
         let now = self.clock.now_ms();
+        let delivery = RunDelivery::resolve(
+            &meta.delivery_plan,
+            outcome.status,
+            outcome.delivery.as_ref(),
+            outcome.error.as_deref(),
+        );
         let input = FinishInput {
             job_id: meta.job_id.to_string(),
             run_id: meta.run_id.clone(),
             trigger: meta.trigger,
             started_at_ms: meta.started_at_ms,
             outcome: outcome.clone(),
+            delivery: delivery.clone(),
         };
         let ctx = self.ctx.clone();
         let result = self
@@ -893,7 +906,8 @@ impl Actor {
             .cron_write(move |tx| persist::finish(tx, &input, now, &ctx))
             .await;
         self.index.set_running(meta.job_id, false);
-        let mut ev = CronEvent::new(meta.job_id.to_string(), CronAction::Finished);
+        let mut ev =
+            CronEvent::new(meta.job_id.to_string(), CronAction::Finished).with_delivery(&delivery);
         ev.run_id = Some(meta.run_id);
         ev.run_at_ms = Some(meta.started_at_ms);
         ev.status = Some(outcome.status.as_str().to_string());
@@ -1320,7 +1334,9 @@ fn store_to_invalid(e: pincer_store::StoreError) -> AutomationError {
 }
 
 /// A `cron.runs` entry: `{ts, jobId, action:"finished", status, summary?, error?, runId,
-/// durationMs?, runAtMs, trigger}` (`status: "running"` while in progress).
+/// durationMs?, runAtMs, trigger, completionStatus?, delivered?, deliveryStatus?,
+/// deliveryError?, deliverySuppressionReason?}` (`status: "running"` while in progress; the
+/// delivery fields are absent until the run finished, and on runs recorded before they were).
 pub fn run_entry_wire(r: &pincer_store::CronRunReceipt) -> Value {
     let mut v = serde_json::json!({
         "ts": r.finished_at_ms.unwrap_or(r.started_at_ms),
@@ -1343,6 +1359,31 @@ pub fn run_entry_wire(r: &pincer_store::CronRunReceipt) -> Value {
         }
         if let Some(a) = &r.agent_id {
             m.insert("agentId".into(), Value::from(a.as_str()));
+        }
+        let d = &r.delivery;
+        if let Some(c) = &d.completion_status {
+            m.insert("completionStatus".into(), Value::from(c.as_str()));
+        }
+        if let Some(status) = &d.status {
+            match DeliveryStatus::parse(status) {
+                Some(DeliveryStatus::Delivered) => {
+                    m.insert("delivered".into(), Value::Bool(true));
+                }
+                Some(DeliveryStatus::NotDelivered) => {
+                    m.insert("delivered".into(), Value::Bool(false));
+                }
+                _ => {}
+            }
+            m.insert("deliveryStatus".into(), Value::from(status.as_str()));
+        }
+        if let Some(e) = &d.error {
+            m.insert("deliveryError".into(), Value::from(e.as_str()));
+        }
+        if let Some(reason) = &d.suppression_reason {
+            m.insert(
+                "deliverySuppressionReason".into(),
+                Value::from(reason.as_str()),
+            );
         }
     }
     v

@@ -7,6 +7,7 @@ use pincer_store::{CronJobRow, CronRunFinish, CronRunReceipt, CronRunStatus, Cro
 use crate::job::{
     CronJob, JobContext, JobDefinition, JobState, Payload, RunStatus, SessionTarget, WakeMode,
 };
+use crate::run_delivery::RunDelivery;
 use crate::runner::{RunOutcome, RunTrigger};
 use crate::schedule::Schedule;
 
@@ -181,6 +182,7 @@ pub(crate) fn claim(
         finished_at_ms: None,
         summary: None,
         error: None,
+        delivery: pincer_store::CronRunDelivery::default(),
     })?;
     job.state.running_at_ms = Some(now_ms);
     job.state.running_run_id = Some(input.run_id.clone());
@@ -210,6 +212,7 @@ pub(crate) struct FinishInput {
     pub trigger: RunTrigger,
     pub started_at_ms: i64,
     pub outcome: RunOutcome,
+    pub delivery: RunDelivery,
 }
 
 /// Records a finished run: terminal receipt, job state (last run, error streak with
@@ -232,6 +235,7 @@ pub(crate) fn finish(
             finished_at_ms: now_ms,
             summary: input.outcome.summary.clone(),
             error: input.outcome.error.clone(),
+            delivery: input.delivery.to_store(),
         },
     )?;
     let Some(row) = tx.job(&input.job_id)? else {
@@ -326,6 +330,7 @@ pub(crate) fn recover_interrupted(
                 finished_at_ms: now_ms,
                 summary: None,
                 error: Some(MESSAGE.into()),
+                delivery: RunDelivery::interrupted(MESSAGE).to_store(),
             },
         )?;
         if let Some(row) = tx.job(&receipt.job_id)? {

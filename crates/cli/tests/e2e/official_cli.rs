@@ -474,4 +474,80 @@ async fn the_official_cli_adds_lists_and_removes_automations() {
         "{}",
         again.describe()
     );
+
+    // `cron run <id> --wait` polls cron.runs until the run finished and exits 0 only when
+    // its completionStatus is "succeeded": a system event asks for no delivery.
+    let note = cli
+        .run(
+            gw.port,
+            &[
+                "cron",
+                "add",
+                "--name",
+                "wake note",
+                "--every",
+                "1h",
+                "--system-event",
+                "note this",
+                "--session",
+                "main",
+                "--json",
+            ],
+        )
+        .await
+        .json();
+    let note_id = note["id"].as_str().unwrap().to_string();
+    let waited = cli
+        .run(gw.port, &["cron", "run", &note_id, "--wait", "--json"])
+        .await;
+    let done = waited.json();
+    assert_eq!(done["completed"], true, "{}", waited.describe());
+    assert_eq!(done["status"], "ok", "{}", waited.describe());
+    assert_eq!(
+        done["completionStatus"],
+        "succeeded",
+        "{}",
+        waited.describe()
+    );
+    assert_eq!(done["run"]["deliveryStatus"], "not-requested", "{done}");
+    assert_eq!(done["run"]["jobId"], note_id.as_str(), "{done}");
+    let run_id = done["runId"].as_str().unwrap();
+    assert_eq!(done["run"]["runId"], run_id, "{done}");
+    // The entry the CLI waited for is the one cron.runs serves.
+    let (entry, _) = rpc(
+        &mut op,
+        "w",
+        "cron.runs",
+        json!({"id": note_id, "runId": run_id, "limit": 1}),
+    )
+    .await;
+    let entry = &entry["payload"]["entries"][0];
+    assert_eq!(entry["completionStatus"], "succeeded", "{entry}");
+    assert_eq!(entry["deliveryStatus"], "not-requested", "{entry}");
+    // The history filters by delivery status, as the CLI's `--delivery-status` asks.
+    let delivered_only = cli
+        .run(
+            gw.port,
+            &["cron", "runs", &note_id, "--delivery-status", "delivered"],
+        )
+        .await
+        .json();
+    assert_eq!(delivered_only["total"], 0, "{delivered_only}");
+    let not_requested = cli
+        .run(
+            gw.port,
+            &[
+                "cron",
+                "runs",
+                &note_id,
+                "--delivery-status",
+                "not-requested",
+            ],
+        )
+        .await
+        .json();
+    assert_eq!(
+        not_requested["entries"][0]["runId"], run_id,
+        "{not_requested}"
+    );
 }

@@ -19,7 +19,8 @@ use std::time::Duration;
 use pincer_agent::{AbortReason, Disposition, QueueMode, RunSource, RunStatus};
 use pincer_automations::heartbeat::WakeRequestMode;
 use pincer_automations::{
-    CronJob, DeliveryMode, JobRunner, Payload, RunOutcome, RunRequest, SessionTarget, WakeMode,
+    CronJob, DeliveryAttempt, DeliveryMode, JobRunner, Payload, RunOutcome, RunRequest,
+    SessionTarget, SuppressionReason, WakeMode,
 };
 use pincer_providers::ThinkingLevel;
 use pincer_sessions::SessionKey;
@@ -239,12 +240,16 @@ async fn agent_turn(state: &Arc<GatewayState>, request: &RunRequest) -> RunOutco
         .as_ref()
         .map_or(DeliveryMode::Announce, |d| d.mode);
     if silent {
-        let why = if outcome.disposition == Disposition::Silent {
-            "silent reply (NO_REPLY): nothing delivered"
+        let (why, reason) = if outcome.disposition == Disposition::Silent {
+            (
+                "silent reply (NO_REPLY): nothing delivered",
+                SuppressionReason::Silent,
+            )
         } else {
-            "empty reply: nothing delivered"
+            ("empty reply: nothing delivered", SuppressionReason::Empty)
         };
-        return RunOutcome::ok(Some(why.to_string()));
+        return RunOutcome::ok(Some(why.to_string()))
+            .with_delivery(DeliveryAttempt::Suppressed(reason));
     }
     let delivered: Result<Vec<Delivered>, String> = match mode {
         DeliveryMode::None => Ok(Vec::new()),
@@ -317,11 +322,12 @@ async fn agent_turn(state: &Arc<GatewayState>, request: &RunRequest) -> RunOutco
     };
     match delivered {
         Ok(list) => {
-            let mut summary = preview(&text);
-            if let Some(d) = list.first() {
-                summary = format!("{summary} ({})", d.describe());
-            }
-            RunOutcome::ok(Some(summary))
+            let Some(first) = list.first() else {
+                // `delivery.mode: "none"`: the reply stays in the run's session.
+                return RunOutcome::ok(Some(preview(&text)));
+            };
+            let summary = format!("{} ({})", preview(&text), first.describe());
+            RunOutcome::ok(Some(summary)).with_delivery(DeliveryAttempt::Delivered)
         }
         Err(e) => {
             let best_effort = job
@@ -330,15 +336,15 @@ async fn agent_turn(state: &Arc<GatewayState>, request: &RunRequest) -> RunOutco
                 .as_ref()
                 .and_then(|d| d.best_effort)
                 .unwrap_or(false);
-            if best_effort {
+            let outcome = if best_effort {
                 RunOutcome::ok(Some(format!("{} (delivery failed: {e})", preview(&text))))
             } else {
                 RunOutcome {
-                    status: pincer_automations::RunStatus::Error,
                     summary: Some(preview(&text)),
-                    error: Some(format!("delivery failed: {e}")),
+                    ..RunOutcome::error(format!("delivery failed: {e}"))
                 }
-            }
+            };
+            outcome.with_delivery(DeliveryAttempt::Failed(e))
         }
     }
 }

@@ -568,6 +568,24 @@ pub(crate) mod api {
                 },
             }
         }
+        let mut delivery_statuses: Vec<String> = Vec::new();
+        let listed = p.get("deliveryStatuses").and_then(Value::as_array);
+        for one in listed
+            .into_iter()
+            .flatten()
+            .chain(p.get("deliveryStatus"))
+            .filter_map(Value::as_str)
+        {
+            match pincer_automations::DeliveryStatus::parse(one) {
+                Some(d) => delivery_statuses.push(d.as_str().to_string()),
+                None if one == "all" || one.is_empty() => {}
+                None => {
+                    return Err(ErrorShape::invalid_request(format!(
+                        "unknown delivery status {one:?}"
+                    )))
+                }
+            }
+        }
         let limit = p
             .get("limit")
             .and_then(Value::as_u64)
@@ -585,6 +603,7 @@ pub(crate) mod api {
                 .and_then(Value::as_str)
                 .map(pincer_sessions::normalize_agent_id),
             statuses,
+            delivery_statuses,
             limit,
             offset,
             sort: if p.get("sortDir").and_then(Value::as_str) == Some("asc") {
