@@ -116,6 +116,7 @@ pub(crate) async fn compact_context(
         options.rate_limit_retry = rate;
         options.transient_retry = transient;
     }
+    inner.client.ready().await;
     let (message, error) =
         pincer_providers::collect(inner.client.stream_chain(chain, &request, &options)).await;
     if let Some(e) = error {

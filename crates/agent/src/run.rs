@@ -635,6 +635,7 @@ impl Run {
         options: &CallOptions,
         item_id: &Arc<str>,
     ) -> (AssistantMessage, Option<ProviderError>) {
+        self.inner.client.ready().await;
         let mut stream = self
             .inner
             .client

@@ -131,6 +131,25 @@ impl ProviderClient {
         }
     }
 
+    /// Builds a [`ProviderClient::lazy`] client on a blocking thread if it is not built yet:
+    /// reading the trust store takes milliseconds of file I/O that must not stall an async
+    /// worker. Callers about to stream await this first.
+    pub async fn ready(&self) {
+        if self.http.get().is_some() {
+            return;
+        }
+        let this = self.clone();
+        if tokio::task::spawn_blocking(move || {
+            this.http();
+        })
+        .await
+        .is_err()
+        {
+            // The blocking pool is shutting down; `http()` builds it inline if still needed.
+            tracing::debug!("provider client set-up did not run on the blocking pool");
+        }
+    }
+
     /// The underlying HTTP client (shares the connection pool; e.g. for model listing).
     pub fn http(&self) -> &reqwest::Client {
         self.http.get_or_init(|| {
