@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use pincer_fakes::llm::{DefaultReply, FakeLlm, FakeLlmOptions};
+use pincer_fakes::llm::DefaultReply;
 use pincer_fakes::telegram::{FakeTelegram, FakeUser};
 use serde_json::json;
 
@@ -59,23 +59,13 @@ fn replies(tg: &FakeTelegram) -> Vec<(String, tokio::time::Instant)> {
 }
 
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
-    let llm = FakeLlm::bind(
-        SocketAddr::from(([127, 0, 0, 1], args.fake_port)),
-        FakeLlmOptions {
-            zero_latency: true,
-            default_reply: Some(DefaultReply::Echo {
-                chunk_delay: Duration::ZERO,
-            }),
-            models: vec!["mock-model".into()],
+    let llm = super::fake_provider(
+        args.fake_port,
+        DefaultReply::Echo {
+            chunk_delay: Duration::ZERO,
         },
     )
-    .await
-    .with_context(|| {
-        format!(
-            "cannot start the fake provider on 127.0.0.1:{}",
-            args.fake_port
-        )
-    })?;
+    .await?;
     let tg = FakeTelegram::bind(
         SocketAddr::from(([127, 0, 0, 1], args.telegram_port)),
         BENCH_TOKEN,

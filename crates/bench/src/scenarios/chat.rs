@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use futures_util::{SinkExt, StreamExt};
-use pincer_fakes::llm::{DefaultReply, FakeLlm, FakeLlmOptions, Reply};
+use pincer_fakes::llm::{DefaultReply, Reply};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -123,32 +123,15 @@ async fn raw_turn(
     }
 }
 
-fn words(n: usize) -> String {
-    (0..n)
-        .map(|i| format!("w{i}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
-    let fake = FakeLlm::bind(
-        std::net::SocketAddr::from(([127, 0, 0, 1], args.fake_port)),
-        FakeLlmOptions {
-            zero_latency: true,
-            default_reply: Some(DefaultReply::Fixed {
-                text: words(args.turn_words),
-                chunk_delay: Duration::ZERO,
-            }),
-            models: vec!["mock-model".into()],
+    let fake = super::fake_provider(
+        args.fake_port,
+        DefaultReply::Fixed {
+            text: super::words(args.turn_words),
+            chunk_delay: Duration::ZERO,
         },
     )
-    .await
-    .with_context(|| {
-        format!(
-            "cannot start the fake provider on 127.0.0.1:{}",
-            args.fake_port
-        )
-    })?;
+    .await?;
     let prefix = format!("pb{:08x}", rand::random::<u32>());
 
     // ---- 1. overhead per turn ----
@@ -248,7 +231,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
     let mut stream_json = Value::Null;
     let mut stream_human = String::new();
     if !args.no_stream && args.sessions > 0 {
-        let text = words(args.deltas);
+        let text = super::words(args.deltas);
         for _ in 0..args.sessions {
             fake.push(Reply::new().text(&text));
         }

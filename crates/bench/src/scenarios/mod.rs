@@ -45,3 +45,30 @@ pub struct Report {
 pub fn cpu_delta(a: Option<ProcSnap>, b: Option<ProcSnap>) -> Option<f64> {
     Some(b?.cpu_s - a?.cpu_s)
 }
+
+/// Starts the zero-latency fake OpenAI-compatible provider (`mock-model`) the model-facing
+/// scenarios point the gateway at, on 127.0.0.1:`port`.
+pub async fn fake_provider(
+    port: u16,
+    reply: pincer_fakes::llm::DefaultReply,
+) -> anyhow::Result<pincer_fakes::llm::FakeLlm> {
+    use anyhow::Context;
+    pincer_fakes::llm::FakeLlm::bind(
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        pincer_fakes::llm::FakeLlmOptions {
+            zero_latency: true,
+            default_reply: Some(reply),
+            models: vec!["mock-model".into()],
+        },
+    )
+    .await
+    .with_context(|| format!("cannot start the fake provider on 127.0.0.1:{port}"))
+}
+
+/// `n` distinct words (`w0 w1 …`): a fixed reply of a known size.
+pub fn words(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("w{i}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use pincer_fakes::llm::{DefaultReply, FakeLlm, FakeLlmOptions};
+use pincer_fakes::llm::DefaultReply;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -78,32 +78,15 @@ async fn read_response(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Result<(u16, 
     }
 }
 
-fn words(n: usize) -> String {
-    (0..n)
-        .map(|i| format!("w{i}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
-    let fake = FakeLlm::bind(
-        std::net::SocketAddr::from(([127, 0, 0, 1], args.fake_port)),
-        FakeLlmOptions {
-            zero_latency: true,
-            default_reply: Some(DefaultReply::Fixed {
-                text: words(args.words),
-                chunk_delay: Duration::ZERO,
-            }),
-            models: vec!["mock-model".into()],
+    let fake = super::fake_provider(
+        args.fake_port,
+        DefaultReply::Fixed {
+            text: super::words(args.words),
+            chunk_delay: Duration::ZERO,
         },
     )
-    .await
-    .with_context(|| {
-        format!(
-            "cannot start the fake provider on 127.0.0.1:{}",
-            args.fake_port
-        )
-    })?;
+    .await?;
     let authority = ctx
         .opts
         .url
